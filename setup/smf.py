@@ -1,0 +1,541 @@
+#!/usr/bin/env python3
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""The machinery behind ``setup/run`` and ``setup/test``.
+
+Standard library only: this file must be able to explain, in plain words, why
+it cannot go on (no Odoo, wrong Odoo, no PostgreSQL) before anything else is
+imported.  Odoo itself always runs in a child process (``$PYTHON -m odoo``).
+
+Databases it creates (all on the PostgreSQL server Odoo is configured for):
+
+* ``smf_tpl_<hash>[_demo]``: cached templates holding the Odoo modules our
+  addons depend on (never our addons).  The hash covers the Odoo version and
+  the dependency list, so a change of either builds a new template.
+* ``smf_test_<pid>_<n>``: throwaway copies of a template for one test run.
+* ``$SMF_DB`` (default ``smf_demo``): the demo database of ``setup/run``.
+"""
+
+import argparse
+import ast
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ADDONS = ("sms_microfunnel", "sms_microfunnel_twilio")
+ODOO_SERIES = "19.0"
+PYTHON = os.environ.get("PYTHON", "python3")
+EXIT_PREREQUISITE = 2
+
+# A WARNING/ERROR/CRITICAL log line, in Odoo's log format.
+LOG_PROBLEM = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \d+ (WARNING|ERROR|CRITICAL) (\S+) ([\w.]+): (.*)$"
+)
+# Log lines that are not about our code and that Odoo prints on any healthy
+# run of this kind; each one is explained.
+ALLOWED_LOG_PROBLEMS = (
+    # a throwaway database is (re)created in a fresh process: nothing to reset
+    re.compile(r"odoo\.modules\.loading: Transient module states were reset"),
+)
+
+
+class PrerequisiteError(Exception):
+    """Something the project needs is missing; the message says what to do."""
+
+
+def say(message):
+    print(message, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Prerequisites
+# ---------------------------------------------------------------------------
+
+
+def odoo_command(*args):
+    return [PYTHON, "-m", "odoo", *args]
+
+
+def db_options():
+    """Odoo's database options from the environment (libpq's PG* variables)."""
+    options = []
+    for env_name, option in (
+        ("PGHOST", "--db_host"),
+        ("PGPORT", "--db_port"),
+        ("PGUSER", "--db_user"),
+        ("PGPASSWORD", "--db_password"),
+    ):
+        if os.environ.get(env_name):
+            options.append(f"{option}={os.environ[env_name]}")
+    return options
+
+
+def addons_path():
+    extra = os.environ.get("SMF_ADDONS_PATH", "")
+    return ",".join(p for p in (str(REPO), *extra.split(",")) if p)
+
+
+def check_python():
+    if not shutil.which(PYTHON) and not Path(PYTHON).is_file():
+        raise PrerequisiteError(
+            f"Python interpreter '{PYTHON}' not found. Set PYTHON to the Python in "
+            "which Odoo 19.0 is installed, e.g. PYTHON=/opt/odoo/venv/bin/python."
+        )
+    probe = subprocess.run(
+        [PYTHON, "-c", "import odoo.release as r; print(r.series)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode:
+        raise PrerequisiteError(
+            f"Odoo {ODOO_SERIES} is not importable from '{PYTHON}' "
+            f"({probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else 'no output'}).\n"
+            f"Install Odoo {ODOO_SERIES} Community into that Python (see README.md, "
+            "'Prerequisites'), or point PYTHON at the interpreter that has it."
+        )
+    series = probe.stdout.strip()
+    if series != ODOO_SERIES:
+        raise PrerequisiteError(
+            f"'{PYTHON}' imports Odoo {series}, but these addons need Odoo "
+            f"{ODOO_SERIES}. Point PYTHON at an interpreter with Odoo {ODOO_SERIES}."
+        )
+    return series
+
+
+def check_postgresql():
+    """Connect the way Odoo will (psycopg2 in $PYTHON, libpq environment)."""
+    script = (
+        "import sys, psycopg2\n"
+        "kw = dict(dbname='postgres')\n"
+        "for k, v in zip(('host', 'port', 'user', 'password'), sys.argv[1:]):\n"
+        "    if v: kw[k] = v\n"
+        "conn = psycopg2.connect(connect_timeout=5, **kw)\n"
+        "cur = conn.cursor()\n"
+        "cur.execute('show server_version_num')\n"
+        "print(cur.fetchone()[0])\n"
+    )
+    args = [os.environ.get(n, "") for n in ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD")]
+    probe = subprocess.run(
+        [PYTHON, "-c", script, *args], capture_output=True, text=True, check=False
+    )
+    if probe.returncode:
+        detail = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else ""
+        raise PrerequisiteError(
+            "PostgreSQL is not reachable with the settings Odoo will use "
+            f"(PGHOST={os.environ.get('PGHOST', '<local socket>')}, "
+            f"PGPORT={os.environ.get('PGPORT', '5432')}, "
+            f"PGUSER={os.environ.get('PGUSER', '<current user>')}): {detail}\n"
+            "Start PostgreSQL (13 or newer) and make sure this role exists and may "
+            "create databases (Odoo refuses the 'postgres' role), e.g.: "
+            "sudo -u postgres createuser --superuser $USER"
+        )
+    version = int(probe.stdout.strip())
+    if version < 130000:
+        raise PrerequisiteError(
+            f"PostgreSQL {version // 10000} is too old: Odoo {ODOO_SERIES} needs 13 or newer."
+        )
+    return version
+
+
+def install_requirements(*files):
+    """Install the project's Python requirements into $PYTHON (quiet when met)."""
+    args = []
+    for name in files:
+        args += ["-r", str(REPO / name)]
+    result = subprocess.run(
+        [PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
+        check=False,
+    )
+    if result.returncode:
+        raise PrerequisiteError(
+            f"Could not install {', '.join(files)} into '{PYTHON}' (pip exit "
+            f"{result.returncode}). Install them by hand: {PYTHON} -m pip install "
+            + " ".join(args)
+        )
+
+
+def check_prerequisites(requirements=("requirements.txt",)):
+    series = check_python()
+    pg = check_postgresql()
+    install_requirements(*requirements)
+    say(
+        f"ok: Odoo {series} from {PYTHON}; PostgreSQL {pg // 10000}; "
+        f"requirements installed ({', '.join(requirements)})"
+    )
+
+
+# ---------------------------------------------------------------------------
+# Databases
+# ---------------------------------------------------------------------------
+
+
+def manifest(addon):
+    return ast.literal_eval((REPO / addon / "__manifest__.py").read_text())
+
+
+def odoo_dependencies():
+    """The Odoo modules our addons depend on (our own addons excluded)."""
+    deps = set()
+    for addon in ADDONS:
+        deps.update(manifest(addon).get("depends", []))
+    return sorted(deps - set(ADDONS))
+
+
+def psql_query(sql, dbname="postgres"):
+    """Run one query through psycopg2 in $PYTHON; returns rows as lists of str."""
+    script = (
+        "import sys, psycopg2\n"
+        "kw = dict(dbname=sys.argv[1])\n"
+        "for k, v in zip(('host', 'port', 'user', 'password'), sys.argv[3:]):\n"
+        "    if v: kw[k] = v\n"
+        "conn = psycopg2.connect(**kw)\n"
+        "conn.autocommit = True\n"
+        "cur = conn.cursor()\n"
+        "cur.execute(sys.argv[2])\n"
+        "for row in (cur.fetchall() if cur.description else []):\n"
+        "    print('\\t'.join(str(c) for c in row))\n"
+    )
+    args = [os.environ.get(n, "") for n in ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD")]
+    out = subprocess.run(
+        [PYTHON, "-c", script, dbname, sql, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def database_exists(name):
+    return bool(psql_query(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"))
+
+
+def installed_modules(dbname, names):
+    quoted = ",".join(f"'{n}'" for n in names)
+    rows = psql_query(
+        f"SELECT name FROM ir_module_module WHERE state = 'installed' AND name IN ({quoted})",
+        dbname,
+    )
+    return {row[0] for row in rows}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_odoo(args, log_path=None, check=True):
+    """Run Odoo to completion; returns (returncode, log text)."""
+    cmd = odoo_command(
+        f"--addons-path={addons_path()}",
+        *db_options(),
+        "--http-interface=127.0.0.1",
+        *args,
+    )
+    with tempfile.TemporaryFile("w+") as tmp:
+        proc = subprocess.run(cmd, stdout=tmp, stderr=subprocess.STDOUT, check=False, cwd=REPO)
+        tmp.seek(0)
+        log = tmp.read()
+    if log_path:
+        Path(log_path).write_text(log)
+    if check and proc.returncode:
+        tail = "\n".join(log.splitlines()[-30:])
+        raise RuntimeError(f"Odoo failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
+    return proc.returncode, log
+
+
+def log_problems(log):
+    """WARNING/ERROR/CRITICAL lines of an Odoo log, minus the explained ones."""
+    problems = []
+    for line in log.splitlines():
+        match = LOG_PROBLEM.match(line)
+        if match and not any(p.search(line) for p in ALLOWED_LOG_PROBLEMS):
+            problems.append(line)
+    return problems
+
+
+def template_name(demo):
+    key = "\n".join([odoo_version_key(), *odoo_dependencies(), f"demo={demo}"])
+    digest = hashlib.sha1(key.encode()).hexdigest()[:10]
+    return f"smf_tpl_{digest}{'_demo' if demo else ''}"
+
+
+def odoo_version_key():
+    return subprocess.run(
+        [PYTHON, "-c", "import odoo.release as r; print(r.version)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+@contextlib.contextmanager
+def file_lock(name):
+    path = Path(tempfile.gettempdir()) / f"{name}.lock"
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_template(demo=True):
+    """Create (once) the template database with our Odoo dependencies installed."""
+    name = template_name(demo)
+    with file_lock(name):
+        if database_exists(name):
+            return name
+        building = f"{name}_building"
+        if database_exists(building):
+            run_odoo(["db", "drop", building], check=False)
+        say(f"Building template database {name} (Odoo modules: {', '.join(odoo_dependencies())})…")
+        started = time.monotonic()
+        args = [
+            "-d",
+            building,
+            "-i",
+            ",".join(odoo_dependencies()),
+            "--stop-after-init",
+            f"--http-port={free_port()}",
+            "--log-level=warn",
+        ]
+        if demo:
+            args.append("--with-demo")
+        run_odoo(args)
+        run_odoo_db("rename", building, name)
+        say(f"Template {name} built in {time.monotonic() - started:.0f} s")
+    return name
+
+
+def run_odoo_db(command, *names):
+    """``odoo db <command>``: filestore-aware copy, rename and drop."""
+    cmd = [*odoo_command("db", f"--addons-path={addons_path()}", *db_options()), command, *names]
+    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+
+
+def duplicate_template(target, demo=True):
+    source = ensure_template(demo)
+    if database_exists(target):
+        run_odoo_db("drop", target)
+    run_odoo_db("duplicate", source, target)
+    return target
+
+
+# ---------------------------------------------------------------------------
+# setup/run
+# ---------------------------------------------------------------------------
+
+
+def wait_http(url, proc, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def cmd_run(args):
+    check_prerequisites()
+    dbname = os.environ.get("SMF_DB", "smf_demo")
+    port = int(os.environ.get("SMF_HTTP_PORT", "8069"))
+    if not database_exists(dbname):
+        say(f"Creating demo database {dbname} from the template…")
+        duplicate_template(dbname, demo=True)
+    missing = set(ADDONS) - installed_modules(dbname, ADDONS)
+    if missing:
+        say(f"Installing {', '.join(sorted(missing))} with demo data in {dbname}…")
+        run_odoo(
+            ["-d", dbname, "-i", ",".join(ADDONS), "--stop-after-init",
+             f"--http-port={free_port()}", "--log-level=warn"]
+        )
+    else:
+        say(f"Reusing demo database {dbname} (both addons installed).")
+    cmd = odoo_command(
+        f"--addons-path={addons_path()}",
+        *db_options(),
+        "-d",
+        dbname,
+        f"--db-filter=^{re.escape(dbname)}$",
+        "--http-interface=127.0.0.1",
+        f"--http-port={port}",
+        *args.odoo_args,
+    )
+    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True)
+
+    def stop(signum=None, frame=None):
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        if wait_http(f"{url}/web/login", proc):
+            say(
+                f"\nsms_microfunnel demo is ready: {url}/odoo  (login: admin, password: admin, "
+                f"database: {dbname})\nPress Ctrl-C to stop.\n"
+            )
+        rc = proc.wait()
+    except KeyboardInterrupt:
+        stop()
+        say("Stopped.")
+        return 0
+    finally:
+        stop()
+    return rc
+
+
+# ---------------------------------------------------------------------------
+# setup/test
+# ---------------------------------------------------------------------------
+
+
+class Tally:
+    def __init__(self):
+        self.passed = self.failed = self.skipped = 0
+        self.stages = []
+
+    def add(self, stage, passed, failed, skipped=0):
+        self.passed += passed
+        self.failed += failed
+        self.skipped += skipped
+        self.stages.append((stage, passed, failed, skipped))
+
+
+def parse_odoo_test_log(log):
+    """(passed, failed, skipped, problems) from an Odoo ``--test-enable`` log."""
+    runs = [m.groups() for m in re.finditer(
+        r"odoo\.tests\.result: (\d+) failed, (\d+) error\(s\) of (\d+) tests", log)]
+    if not runs:
+        return 0, 1, 0, ["no test result line in the Odoo log: the run did not finish"]
+    failed, errors, total = (int(x) for x in runs[-1])
+    skipped = len(re.findall(r" INFO \S+ odoo\.addons\.\S+: skipped ", log))
+    problems = [p for p in log_problems(log) if "odoo.tests.result" not in p]
+    bad = failed + errors
+    return max(total - bad - skipped, 0), bad, skipped, problems
+
+
+def run_pytest(paths, junit, extra_env=None):
+    env = dict(os.environ, **(extra_env or {}))
+    cmd = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *paths]
+    rc = subprocess.run(cmd, cwd=REPO, env=env, check=False).returncode
+    passed = failed = skipped = 0
+    if Path(junit).exists():
+        text = Path(junit).read_text()
+        suite = re.search(r"<testsuite [^>]*>", text)
+        if suite:
+            attrs = dict(re.findall(r'(\w+)="([^"]*)"', suite.group(0)))
+            total = int(attrs.get("tests", 0))
+            failed = int(attrs.get("failures", 0)) + int(attrs.get("errors", 0))
+            skipped = int(attrs.get("skipped", 0))
+            passed = total - failed - skipped
+    if rc not in (0, 5) and not failed:
+        failed = 1  # pytest itself failed (collection, usage): count it
+    return passed, failed, skipped
+
+
+def cmd_test(args):
+    check_prerequisites(("requirements.txt", "requirements-test.txt"))
+    tally = Tally()
+    workdir = Path(tempfile.mkdtemp(prefix="smf-test-"))
+    say(f"Logs and reports go to {workdir}")
+
+    if not args.no_lint:
+        say("\n== Lint (pre-commit: ruff, pylint-odoo, OCA checks)")
+        rc = subprocess.run([str(REPO / "setup" / "lint")], cwd=REPO, check=False).returncode
+        tally.add("lint", int(rc == 0), int(rc != 0))
+
+    templates = {"SMF_TEMPLATE_DEMO": ensure_template(True), "SMF_TEMPLATE_NODEMO": ensure_template(False)}
+
+    say("\n== Odoo tests (Odoo's runner: TransactionCase, HttpCase, Chromium tours)")
+    dbname = f"smf_test_{os.getpid()}_odoo"
+    duplicate_template(dbname, demo=True)
+    log_path = workdir / "odoo-tests.log"
+    try:
+        started = time.monotonic()
+        _rc, log = run_odoo(
+            [
+                "-d", dbname, "-i", ",".join(ADDONS), "--test-enable",
+                "--test-tags", ",".join(f"/{a}" for a in ADDONS),
+                "--stop-after-init", f"--http-port={free_port()}", "--log-level=info",
+                "--workers=0", "--max-cron-threads=0",
+            ],
+            log_path=log_path,
+            check=False,
+        )
+        passed, failed, skipped, problems = parse_odoo_test_log(log)
+        for line in re.findall(r"^.*(?:FAIL|ERROR): .*$", log, re.M)[:40]:
+            say(f"  {line}")
+        if problems:
+            say("  Warnings/errors logged during the Odoo tests (each one fails the run):")
+            for line in problems[:40]:
+                say(f"    {line}")
+            failed += 1
+        say(f"  odoo: {passed} passed, {failed} failed, {skipped} skipped "
+            f"in {time.monotonic() - started:.0f} s (log: {log_path})")
+        tally.add("odoo", passed, failed, skipped)
+    finally:
+        if not args.keep_db:
+            run_odoo_db("drop", dbname)
+
+    say("\n== pytest (pure Python and integration tests in tests/)")
+    passed, failed, skipped = run_pytest(
+        args.pytest_args or ["tests"], workdir / "pytest.xml", templates
+    )
+    tally.add("pytest", passed, failed, skipped)
+
+    say("\n== Summary")
+    for stage, passed, failed, skipped in tally.stages:
+        say(f"  {stage:8} {passed} passed, {failed} failed, {skipped} skipped")
+    say(f"{tally.passed} passed, {tally.failed} failed, {tally.skipped} skipped")
+    return 1 if tally.failed else 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="setup/smf.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="demo database + Odoo on 127.0.0.1")
+    run.add_argument("odoo_args", nargs="*", help="extra Odoo options, after --")
+    test = sub.add_parser("test", help="the whole test suite")
+    test.add_argument("--no-lint", action="store_true", help="skip setup/lint")
+    test.add_argument("--keep-db", action="store_true", help="keep the test database")
+    test.add_argument("pytest_args", nargs="*", help="pytest arguments, after --")
+    sub.add_parser("check", help="check prerequisites only")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "check":
+            check_prerequisites()
+            return 0
+        return {"run": cmd_run, "test": cmd_test}[args.command](args)
+    except PrerequisiteError as error:
+        print(f"setup: {error}", file=sys.stderr)
+        return EXIT_PREREQUISITE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
