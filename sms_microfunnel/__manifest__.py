@@ -28,6 +28,9 @@
         "views/res_config_settings_views.xml",
         "views/sms_microfunnel_menus.xml",
     ],
+    "demo": [
+        "demo/sms_microfunnel_demo.xml",
+    ],
     "assets": {
         "web.assets_tests": [
             "sms_microfunnel/static/tests/tours/**/*",
