@@ -41,7 +41,8 @@ EXIT_PREREQUISITE = 2
 
 # A WARNING/ERROR/CRITICAL log line, in Odoo's log format.
 LOG_PROBLEM = re.compile(
-    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \d+ (WARNING|ERROR|CRITICAL) (\S+) ([\w.]+): (.*)$"
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \d+ "
+    r"(WARNING|ERROR|CRITICAL) (\S+) ([\w.]+): (.*)$"
 )
 # Log lines that are not about our code and that Odoo prints on any healthy
 # run of this kind; each one is explained.
@@ -57,6 +58,11 @@ class PrerequisiteError(Exception):
 
 def say(message):
     print(message, flush=True)
+
+
+def last_line(text):
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 # ---------------------------------------------------------------------------
@@ -100,9 +106,9 @@ def check_python():
         check=False,
     )
     if probe.returncode:
+        detail = last_line(probe.stderr) or "no output"
         raise PrerequisiteError(
-            f"Odoo {ODOO_SERIES} is not importable from '{PYTHON}' "
-            f"({probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else 'no output'}).\n"
+            f"Odoo {ODOO_SERIES} is not importable from '{PYTHON}' ({detail}).\n"
             f"Install Odoo {ODOO_SERIES} Community into that Python (see README.md, "
             "'Prerequisites'), or point PYTHON at the interpreter that has it."
         )
@@ -132,7 +138,7 @@ def check_postgresql():
         [PYTHON, "-c", script, *args], capture_output=True, text=True, check=False
     )
     if probe.returncode:
-        detail = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else ""
+        detail = last_line(probe.stderr)
         raise PrerequisiteError(
             "PostgreSQL is not reachable with the settings Odoo will use "
             f"(PGHOST={os.environ.get('PGHOST', '<local socket>')}, "
@@ -145,7 +151,8 @@ def check_postgresql():
     version = int(probe.stdout.strip())
     if version < 130000:
         raise PrerequisiteError(
-            f"PostgreSQL {version // 10000} is too old: Odoo {ODOO_SERIES} needs 13 or newer."
+            f"PostgreSQL {version // 10000} is too old: "
+            f"Odoo {ODOO_SERIES} needs 13 or newer."
         )
     return version
 
@@ -156,7 +163,15 @@ def install_requirements(*files):
     for name in files:
         args += ["-r", str(REPO / name)]
     result = subprocess.run(
-        [PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
+        [
+            PYTHON,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *args,
+        ],
         check=False,
     )
     if result.returncode:
@@ -225,7 +240,8 @@ def database_exists(name):
 def installed_modules(dbname, names):
     quoted = ",".join(f"'{n}'" for n in names)
     rows = psql_query(
-        f"SELECT name FROM ir_module_module WHERE state = 'installed' AND name IN ({quoted})",
+        "SELECT name FROM ir_module_module "
+        f"WHERE state = 'installed' AND name IN ({quoted})",
         dbname,
     )
     return {row[0] for row in rows}
@@ -246,14 +262,18 @@ def run_odoo(args, log_path=None, check=True):
         *args,
     )
     with tempfile.TemporaryFile("w+") as tmp:
-        proc = subprocess.run(cmd, stdout=tmp, stderr=subprocess.STDOUT, check=False, cwd=REPO)
+        proc = subprocess.run(
+            cmd, stdout=tmp, stderr=subprocess.STDOUT, check=False, cwd=REPO
+        )
         tmp.seek(0)
         log = tmp.read()
     if log_path:
         Path(log_path).write_text(log)
     if check and proc.returncode:
         tail = "\n".join(log.splitlines()[-30:])
-        raise RuntimeError(f"Odoo failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
+        raise RuntimeError(
+            f"Odoo failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}"
+        )
     return proc.returncode, log
 
 
@@ -301,8 +321,9 @@ def ensure_template(demo=True):
             return name
         building = f"{name}_building"
         if database_exists(building):
-            run_odoo(["db", "drop", building], check=False)
-        say(f"Building template database {name} (Odoo modules: {', '.join(odoo_dependencies())})…")
+            run_odoo_db("drop", building)
+        modules = ", ".join(odoo_dependencies())
+        say(f"Building template database {name} (Odoo modules: {modules})…")
         started = time.monotonic()
         args = [
             "-d",
@@ -323,7 +344,11 @@ def ensure_template(demo=True):
 
 def run_odoo_db(command, *names):
     """``odoo db <command>``: filestore-aware copy, rename and drop."""
-    cmd = [*odoo_command("db", f"--addons-path={addons_path()}", *db_options()), command, *names]
+    cmd = [
+        *odoo_command("db", f"--addons-path={addons_path()}", *db_options()),
+        command,
+        *names,
+    ]
     subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
 
 
@@ -366,8 +391,15 @@ def cmd_run(args):
     if missing:
         say(f"Installing {', '.join(sorted(missing))} with demo data in {dbname}…")
         run_odoo(
-            ["-d", dbname, "-i", ",".join(ADDONS), "--stop-after-init",
-             f"--http-port={free_port()}", "--log-level=warn"]
+            [
+                "-d",
+                dbname,
+                "-i",
+                ",".join(ADDONS),
+                "--stop-after-init",
+                f"--http-port={free_port()}",
+                "--log-level=warn",
+            ]
         )
     else:
         say(f"Reusing demo database {dbname} (both addons installed).")
@@ -397,8 +429,9 @@ def cmd_run(args):
         url = f"http://127.0.0.1:{port}"
         if wait_http(f"{url}/web/login", proc):
             say(
-                f"\nsms_microfunnel demo is ready: {url}/odoo  (login: admin, password: admin, "
-                f"database: {dbname})\nPress Ctrl-C to stop.\n"
+                f"\nsms_microfunnel demo is ready: {url}/odoo  "
+                f"(login: admin, password: admin, database: {dbname})\n"
+                "Press Ctrl-C to stop.\n"
             )
         rc = proc.wait()
     except KeyboardInterrupt:
@@ -429,8 +462,12 @@ class Tally:
 
 def parse_odoo_test_log(log):
     """(passed, failed, skipped, problems) from an Odoo ``--test-enable`` log."""
-    runs = [m.groups() for m in re.finditer(
-        r"odoo\.tests\.result: (\d+) failed, (\d+) error\(s\) of (\d+) tests", log)]
+    runs = [
+        m.groups()
+        for m in re.finditer(
+            r"odoo\.tests\.result: (\d+) failed, (\d+) error\(s\) of (\d+) tests", log
+        )
+    ]
     if not runs:
         return 0, 1, 0, ["no test result line in the Odoo log: the run did not finish"]
     failed, errors, total = (int(x) for x in runs[-1])
@@ -442,7 +479,16 @@ def parse_odoo_test_log(log):
 
 def run_pytest(paths, junit, extra_env=None):
     env = dict(os.environ, **(extra_env or {}))
-    cmd = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *paths]
+    cmd = [
+        PYTHON,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={junit}",
+        *paths,
+    ]
     rc = subprocess.run(cmd, cwd=REPO, env=env, check=False).returncode
     passed = failed = skipped = 0
     if Path(junit).exists():
@@ -467,10 +513,15 @@ def cmd_test(args):
 
     if not args.no_lint:
         say("\n== Lint (pre-commit: ruff, pylint-odoo, OCA checks)")
-        rc = subprocess.run([str(REPO / "setup" / "lint")], cwd=REPO, check=False).returncode
+        rc = subprocess.run(
+            [str(REPO / "setup" / "lint")], cwd=REPO, check=False
+        ).returncode
         tally.add("lint", int(rc == 0), int(rc != 0))
 
-    templates = {"SMF_TEMPLATE_DEMO": ensure_template(True), "SMF_TEMPLATE_NODEMO": ensure_template(False)}
+    templates = {
+        "SMF_TEMPLATE_DEMO": ensure_template(True),
+        "SMF_TEMPLATE_NODEMO": ensure_template(False),
+    }
 
     say("\n== Odoo tests (Odoo's runner: TransactionCase, HttpCase, Chromium tours)")
     dbname = f"smf_test_{os.getpid()}_odoo"
@@ -480,24 +531,34 @@ def cmd_test(args):
         started = time.monotonic()
         _rc, log = run_odoo(
             [
-                "-d", dbname, "-i", ",".join(ADDONS), "--test-enable",
-                "--test-tags", ",".join(f"/{a}" for a in ADDONS),
-                "--stop-after-init", f"--http-port={free_port()}", "--log-level=info",
-                "--workers=0", "--max-cron-threads=0",
+                "-d",
+                dbname,
+                "-i",
+                ",".join(ADDONS),
+                "--test-enable",
+                "--test-tags",
+                ",".join(f"/{a}" for a in ADDONS),
+                "--stop-after-init",
+                f"--http-port={free_port()}",
+                "--log-level=info",
+                "--workers=0",
+                "--max-cron-threads=0",
             ],
             log_path=log_path,
             check=False,
         )
         passed, failed, skipped, problems = parse_odoo_test_log(log)
-        for line in re.findall(r"^.*(?:FAIL|ERROR): .*$", log, re.M)[:40]:
+        for line in re.findall(r"^.*(?:FAIL|ERROR): .*$", log, re.MULTILINE)[:40]:
             say(f"  {line}")
         if problems:
-            say("  Warnings/errors logged during the Odoo tests (each one fails the run):")
+            say("  Warnings/errors logged during the Odoo tests (each fails the run):")
             for line in problems[:40]:
                 say(f"    {line}")
             failed += 1
-        say(f"  odoo: {passed} passed, {failed} failed, {skipped} skipped "
-            f"in {time.monotonic() - started:.0f} s (log: {log_path})")
+        say(
+            f"  odoo: {passed} passed, {failed} failed, {skipped} skipped "
+            f"in {time.monotonic() - started:.0f} s (log: {log_path})"
+        )
         tally.add("odoo", passed, failed, skipped)
     finally:
         if not args.keep_db:
@@ -517,7 +578,9 @@ def cmd_test(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="setup/smf.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="setup/smf.py", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="demo database + Odoo on 127.0.0.1")
     run.add_argument("odoo_args", nargs="*", help="extra Odoo options, after --")

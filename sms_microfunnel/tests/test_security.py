@@ -20,7 +20,9 @@ class TestSmsFunnelSecurity(TransactionCase):
             login="smf_manager",
             groups="sms_microfunnel.group_sms_funnel_manager",
         )
-        cls.employee = new_test_user(cls.env, login="smf_employee", groups="base.group_user")
+        cls.employee = new_test_user(
+            cls.env, login="smf_employee", groups="base.group_user"
+        )
 
     def _menu_xmlids(self, user):
         menus = self.env["ir.ui.menu"].with_user(user).load_menus(debug=False)
@@ -30,21 +32,31 @@ class TestSmsFunnelSecurity(TransactionCase):
         privilege = self.env.ref("sms_microfunnel.res_groups_privilege_sms_funnel")
         self.assertEqual(self.group_user.privilege_id, privilege)
         self.assertEqual(self.group_manager.privilege_id, privilege)
-        self.assertEqual(privilege.category_id, self.env.ref("base.module_category_marketing"))
+        self.assertEqual(
+            privilege.category_id, self.env.ref("base.module_category_marketing")
+        )
         self.assertIn(self.group_user, self.group_manager.all_implied_ids)
         self.assertIn(self.env.ref("base.group_user"), self.group_user.all_implied_ids)
 
     def test_administrator_is_manager(self):
-        self.assertTrue(self.env.ref("base.user_admin").has_group(
-            "sms_microfunnel.group_sms_funnel_manager"
-        ))
+        self.assertTrue(
+            self.env.ref("base.user_admin").has_group(
+                "sms_microfunnel.group_sms_funnel_manager"
+            )
+        )
 
     def test_every_model_has_access_rules(self):
         """Each model our addons define is covered by at least one access rule."""
-        models = self.env["ir.model"].search([]).filtered(
-            lambda m: set(m.modules.replace(" ", "").split(",")) & set(OUR_MODULES)
-            and not self.env[m.model]._abstract
-            and not self.env[m.model]._transient
+        models = (
+            self.env["ir.model"]
+            .search([])
+            .filtered(
+                lambda m: (
+                    set(m.modules.replace(" ", "").split(",")) & set(OUR_MODULES)
+                    and not self.env[m.model]._abstract
+                    and not self.env[m.model]._transient
+                )
+            )
         )
         for model in models:
             # models our addons only extend are covered by their own module
@@ -68,7 +80,9 @@ class TestSmsFunnelSecurity(TransactionCase):
         blacklist = self.env["phone.blacklist"]
         with self.assertRaises(AccessError):
             blacklist.with_user(self.funnel_user).search([])
-        entry = blacklist.with_user(self.funnel_manager).create({"number": "+33612345678"})
+        entry = blacklist.with_user(self.funnel_manager).create(
+            {"number": "+33612345678"}
+        )
         self.assertEqual(entry.number, "+33612345678")
         with self.assertRaises(AccessError):
             entry.with_user(self.funnel_manager).unlink()
@@ -81,5 +95,9 @@ class TestSmsFunnelSecurity(TransactionCase):
         }
         with self.assertRaises(AccessError):
             self.env["sms.template"].with_user(self.funnel_user).create(template_vals)
-        template = self.env["sms.template"].with_user(self.funnel_manager).create(template_vals)
+        template = (
+            self.env["sms.template"]
+            .with_user(self.funnel_manager)
+            .create(template_vals)
+        )
         self.assertTrue(template.with_user(self.funnel_user).read(["body"]))

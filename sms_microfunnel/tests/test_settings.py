@@ -21,7 +21,9 @@ class TestSmsFunnelSettings(TransactionCase):
     def test_settings_are_per_company(self):
         other = self.env["res.company"].create({"name": "Other SMS Co"})
         self.env.company.sms_funnel_max_segments = 5
-        self.assertEqual(other.sms_funnel_max_segments, 3, "new companies get the default")
+        self.assertEqual(
+            other.sms_funnel_max_segments, 3, "new companies get the default"
+        )
 
     def test_max_segments_must_be_positive(self):
         with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):

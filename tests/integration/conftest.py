@@ -59,7 +59,5 @@ def odoo_module(command, dbname, *modules):
     cmd = smf.odoo_command(
         f"--addons-path={smf.addons_path()}", "module", command, "-d", dbname, *modules
     )
-    proc = subprocess.run(
-        cmd, cwd=REPO, capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
     return proc.returncode, proc.stdout + proc.stderr

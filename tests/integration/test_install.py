@@ -9,8 +9,16 @@ ADDONS = ",".join(smf.ADDONS)
 
 def install(dbname, *extra):
     rc, log = smf.run_odoo(
-        ["-d", dbname, "-i", ADDONS, "--stop-after-init",
-         f"--http-port={smf.free_port()}", "--log-level=info", *extra],
+        [
+            "-d",
+            dbname,
+            "-i",
+            ADDONS,
+            "--stop-after-init",
+            f"--http-port={smf.free_port()}",
+            "--log-level=info",
+            *extra,
+        ],
         check=False,
     )
     return rc, log
@@ -38,19 +46,31 @@ def test_install_upgrade_twice_uninstall(make_db, demo):
     assert_clean(*install(dbname), "install")
     assert smf.installed_modules(dbname, smf.ADDONS) == set(smf.ADDONS)
     assert company_columns(dbname) == {
-        "sms_funnel_sender_label", "sms_funnel_optout_mention", "sms_funnel_max_segments"
+        "sms_funnel_sender_label",
+        "sms_funnel_optout_mention",
+        "sms_funnel_max_segments",
     }
     groups = smf.psql_query(
         "SELECT name FROM ir_model_data WHERE module = 'sms_microfunnel' "
         "AND model = 'res.groups' ORDER BY name",
         dbname,
     )
-    assert [g[0] for g in groups] == ["group_sms_funnel_manager", "group_sms_funnel_user"]
+    assert [g[0] for g in groups] == [
+        "group_sms_funnel_manager",
+        "group_sms_funnel_user",
+    ]
 
     for attempt in (1, 2):
         rc, log = smf.run_odoo(
-            ["-d", dbname, "-u", ADDONS, "--stop-after-init",
-             f"--http-port={smf.free_port()}", "--log-level=info"],
+            [
+                "-d",
+                dbname,
+                "-u",
+                ADDONS,
+                "--stop-after-init",
+                f"--http-port={smf.free_port()}",
+                "--log-level=info",
+            ],
             check=False,
         )
         assert_clean(rc, log, f"upgrade #{attempt}")

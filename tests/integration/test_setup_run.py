@@ -11,8 +11,6 @@ import time
 import urllib.request
 from http.cookiejar import CookieJar
 
-import pytest
-
 from .conftest import REPO, smf
 
 RUN = str(REPO / "setup" / "run")
@@ -47,16 +45,16 @@ def test_wrong_odoo_version_is_reported(tmp_path):
     fake.mkdir()
     (fake / "__init__.py").write_text("")
     (fake / "release.py").write_text("series = '17.0'\nversion = '17.0'\n")
-    result = run_setup(
-        {"PYTHONPATH": str(tmp_path), "PYTHON": sys.executable}
-    )
+    result = run_setup({"PYTHONPATH": str(tmp_path), "PYTHON": sys.executable})
     assert result.returncode == 2
     assert "imports Odoo 17.0" in result.stderr
     assert "need Odoo 19.0" in result.stderr
 
 
 def test_unreachable_postgresql_is_reported(tmp_path, odoo_ready):
-    result = run_setup({"PGHOST": str(tmp_path / "no-socket-here"), "PYTHON": sys.executable})
+    result = run_setup(
+        {"PGHOST": str(tmp_path / "no-socket-here"), "PYTHON": sys.executable}
+    )
     assert result.returncode == 2
     assert "PostgreSQL is not reachable" in result.stderr
 
@@ -71,9 +69,15 @@ class Demo:
 
     def __init__(self, dbname, port):
         self.port = port
-        env = dict(os.environ, SMF_DB=dbname, SMF_HTTP_PORT=str(port), PYTHON=sys.executable)
+        env = dict(
+            os.environ, SMF_DB=dbname, SMF_HTTP_PORT=str(port), PYTHON=sys.executable
+        )
         self.proc = subprocess.Popen(
-            [RUN], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [RUN],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
         )
         self.lines = []
@@ -97,7 +101,9 @@ class Demo:
 
 
 def jsonrpc(opener, url, params):
-    payload = json.dumps({"jsonrpc": "2.0", "method": "call", "params": params}).encode()
+    payload = json.dumps(
+        {"jsonrpc": "2.0", "method": "call", "params": params}
+    ).encode()
     request = urllib.request.Request(url, payload, {"Content-Type": "application/json"})
     with opener.open(request, timeout=30) as response:
         body = json.load(response)
@@ -106,19 +112,23 @@ def jsonrpc(opener, url, params):
 
 
 def demo_state(port, dbname):
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(CookieJar())
+    )
     base = f"http://127.0.0.1:{port}"
     with opener.open(f"{base}/web/login", timeout=30) as response:
         assert response.status == 200
     session = jsonrpc(
-        opener, f"{base}/web/session/authenticate",
+        opener,
+        f"{base}/web/session/authenticate",
         {"db": dbname, "login": "admin", "password": "admin"},
     )
     assert session["uid"]
 
     def call(model, method, *args, **kwargs):
         return jsonrpc(
-            opener, f"{base}/web/dataset/call_kw/{model}/{method}",
+            opener,
+            f"{base}/web/dataset/call_kw/{model}/{method}",
             {"model": model, "method": method, "args": list(args), "kwargs": kwargs},
         )
 
@@ -138,7 +148,9 @@ def test_run_serves_demo_and_is_safe_to_rerun(odoo_ready):
         states = []
         for attempt in (1, 2):
             demo = Demo(dbname, port)
-            assert demo.ready.wait(300), f"run #{attempt} never got ready:\n{demo.output}"
+            assert demo.ready.wait(300), (
+                f"run #{attempt} never got ready:\n{demo.output}"
+            )
             assert f"http://127.0.0.1:{port}/odoo" in demo.output
             assert "login: admin" in demo.output
             states.append(demo_state(port, dbname))
