@@ -448,133 +448,131 @@ def cmd_run(args):
 # ---------------------------------------------------------------------------
 
 
-class Tally:
-    def __init__(self):
-        self.passed = self.failed = self.skipped = 0
-        self.stages = []
+def junit_counts(path):
+    """(passed, failed, skipped) from a pytest JUnit XML report."""
+    text = Path(path).read_text() if Path(path).exists() else ""
+    suite = re.search(r"<testsuite [^>]*>", text)
+    if not suite:
+        return 0, 0, 0
+    attrs = dict(re.findall(r'(\w+)="([^"]*)"', suite.group(0)))
+    total = int(attrs.get("tests", 0))
+    failed = int(attrs.get("failures", 0)) + int(attrs.get("errors", 0))
+    skipped = int(attrs.get("skipped", 0))
+    return total - failed - skipped, failed, skipped
 
-    def add(self, stage, passed, failed, skipped=0):
-        self.passed += passed
-        self.failed += failed
-        self.skipped += skipped
-        self.stages.append((stage, passed, failed, skipped))
 
-
-def parse_odoo_test_log(log):
-    """(passed, failed, skipped, problems) from an Odoo ``--test-enable`` log."""
-    runs = [
-        m.groups()
-        for m in re.finditer(
-            r"odoo\.tests\.result: (\d+) failed, (\d+) error\(s\) of (\d+) tests", log
-        )
+def write_odoo_config(path, dbname):
+    """The Odoo configuration pytest-odoo loads for the test database."""
+    lines = [
+        "[options]",
+        f"addons_path = {addons_path()}",
+        f"db_name = {dbname}",
+        "http_interface = 127.0.0.1",
+        f"http_port = {free_port()}",
+        "workers = 0",
+        "max_cron_threads = 0",
     ]
-    if not runs:
-        return 0, 1, 0, ["no test result line in the Odoo log: the run did not finish"]
-    failed, errors, total = (int(x) for x in runs[-1])
-    skipped = len(re.findall(r" INFO \S+ odoo\.addons\.\S+: skipped ", log))
-    problems = [p for p in log_problems(log) if "odoo.tests.result" not in p]
-    bad = failed + errors
-    return max(total - bad - skipped, 0), bad, skipped, problems
+    for env_name, key in (
+        ("PGHOST", "db_host"),
+        ("PGPORT", "db_port"),
+        ("PGUSER", "db_user"),
+        ("PGPASSWORD", "db_password"),
+    ):
+        if os.environ.get(env_name):
+            lines.append(f"{key} = {os.environ[env_name]}")
+    Path(path).write_text("\n".join(lines) + "\n")
 
 
-def run_pytest(paths, junit, extra_env=None):
-    env = dict(os.environ, **(extra_env or {}))
-    cmd = [
-        PYTHON,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        f"--junitxml={junit}",
-        *paths,
-    ]
-    rc = subprocess.run(cmd, cwd=REPO, env=env, check=False).returncode
-    passed = failed = skipped = 0
-    if Path(junit).exists():
-        text = Path(junit).read_text()
-        suite = re.search(r"<testsuite [^>]*>", text)
-        if suite:
-            attrs = dict(re.findall(r'(\w+)="([^"]*)"', suite.group(0)))
-            total = int(attrs.get("tests", 0))
-            failed = int(attrs.get("failures", 0)) + int(attrs.get("errors", 0))
-            skipped = int(attrs.get("skipped", 0))
-            passed = total - failed - skipped
-    if rc not in (0, 5) and not failed:
-        failed = 1  # pytest itself failed (collection, usage): count it
-    return passed, failed, skipped
+def install_for_tests(dbname, log_path):
+    """Install our addons in a fresh copy of the demo template.
+
+    Returns the problems found (failed install, warnings or errors logged).
+    """
+    duplicate_template(dbname, demo=True)
+    rc, log = run_odoo(
+        [
+            "-d",
+            dbname,
+            "-i",
+            ",".join(ADDONS),
+            "--stop-after-init",
+            f"--http-port={free_port()}",
+            "--log-level=info",
+        ],
+        log_path=log_path,
+        check=False,
+    )
+    problems = log_problems(log)
+    if rc:
+        problems.append(f"install exited with {rc}")
+    return problems
 
 
 def cmd_test(args):
     check_prerequisites(("requirements.txt", "requirements-test.txt"))
-    tally = Tally()
     workdir = Path(tempfile.mkdtemp(prefix="smf-test-"))
     say(f"Logs and reports go to {workdir}")
+    started = time.monotonic()
+    ensure_template(demo=True)
+    ensure_template(demo=False)
 
-    if not args.no_lint:
-        say("\n== Lint (pre-commit: ruff, pylint-odoo, OCA checks)")
-        rc = subprocess.run(
-            [str(REPO / "setup" / "lint")], cwd=REPO, check=False
-        ).returncode
-        tally.add("lint", int(rc == 0), int(rc != 0))
-
-    templates = {
-        "SMF_TEMPLATE_DEMO": ensure_template(True),
-        "SMF_TEMPLATE_NODEMO": ensure_template(False),
-    }
-
-    say("\n== Odoo tests (Odoo's runner: TransactionCase, HttpCase, Chromium tours)")
-    dbname = f"smf_test_{os.getpid()}_odoo"
-    duplicate_template(dbname, demo=True)
-    log_path = workdir / "odoo-tests.log"
-    try:
-        started = time.monotonic()
-        _rc, log = run_odoo(
-            [
-                "-d",
-                dbname,
-                "-i",
-                ",".join(ADDONS),
-                "--test-enable",
-                "--test-tags",
-                ",".join(f"/{a}" for a in ADDONS),
-                "--stop-after-init",
-                f"--http-port={free_port()}",
-                "--log-level=info",
-                "--workers=0",
-                "--max-cron-threads=0",
-            ],
-            log_path=log_path,
-            check=False,
-        )
-        passed, failed, skipped, problems = parse_odoo_test_log(log)
-        for line in re.findall(r"^.*(?:FAIL|ERROR): .*$", log, re.MULTILINE)[:40]:
-            say(f"  {line}")
-        if problems:
-            say("  Warnings/errors logged during the Odoo tests (each fails the run):")
-            for line in problems[:40]:
-                say(f"    {line}")
-            failed += 1
-        say(
-            f"  odoo: {passed} passed, {failed} failed, {skipped} skipped "
-            f"in {time.monotonic() - started:.0f} s (log: {log_path})"
-        )
-        tally.add("odoo", passed, failed, skipped)
-    finally:
-        if not args.keep_db:
-            run_odoo_db("drop", dbname)
-
-    say("\n== pytest (pure Python and integration tests in tests/)")
-    passed, failed, skipped = run_pytest(
-        args.pytest_args or ["tests"], workdir / "pytest.xml", templates
+    dbname = f"smf_test_{os.getpid()}"
+    say(f"\n== Installing {', '.join(ADDONS)} in {dbname}")
+    install_problems = install_for_tests(dbname, workdir / "install.log")
+    for line in install_problems:
+        say(f"  {line}")
+    config = workdir / "odoo.conf"
+    write_odoo_config(config, dbname)
+    junit = workdir / "pytest.xml"
+    selection = args.pytest_args or [*ADDONS, "tests"]
+    cmd = [
+        PYTHON,
+        "-m",
+        "pytest",
+        # our plugins: pytest-odoo (registry, transactions, HTTP server for the
+        # tours) and the check that turns Odoo warnings into failures
+        "-o",
+        "addopts=-p no:cacheprovider",
+        "-p",
+        "odoo",
+        "-p",
+        "smf_pytest_plugin",
+        f"--odoo-config={config}",
+        f"--odoo-database={dbname}",
+        "--odoo-log-level=warn",
+        "--odoo-http",
+        f"--junitxml={junit}",
+        "-ra",
+        *selection,
+    ]
+    if args.no_lint:
+        cmd.insert(cmd.index("-ra"), "--deselect=tests/test_lint.py::test_lint")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            p for p in (str(REPO / "setup"), os.environ.get("PYTHONPATH")) if p
+        ),
     )
-    tally.add("pytest", passed, failed, skipped)
-
-    say("\n== Summary")
-    for stage, passed, failed, skipped in tally.stages:
-        say(f"  {stage:8} {passed} passed, {failed} failed, {skipped} skipped")
-    say(f"{tally.passed} passed, {tally.failed} failed, {tally.skipped} skipped")
-    return 1 if tally.failed else 0
+    say(f"\n== pytest: {' '.join(selection)}")
+    try:
+        rc = subprocess.run(cmd, cwd=REPO, env=env, check=False).returncode
+    finally:
+        if not args.keep_db and database_exists(dbname):
+            run_odoo_db("drop", dbname)
+    passed, failed, skipped = junit_counts(junit)
+    if rc not in (0, 5) and not failed:
+        failed += 1  # pytest itself broke (collection, usage): never report green
+    if install_problems:
+        failed += 1
+        say("install of the addons logged problems (counted as one failure)")
+    else:
+        passed += 1
+    say(
+        f"\nsetup/test finished in {time.monotonic() - started:.0f} s "
+        f"(the install check counts as one test; logs in {workdir})"
+    )
+    say(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return 1 if failed else 0
 
 
 def main(argv=None):
@@ -585,7 +583,7 @@ def main(argv=None):
     run = sub.add_parser("run", help="demo database + Odoo on 127.0.0.1")
     run.add_argument("odoo_args", nargs="*", help="extra Odoo options, after --")
     test = sub.add_parser("test", help="the whole test suite")
-    test.add_argument("--no-lint", action="store_true", help="skip setup/lint")
+    test.add_argument("--no-lint", action="store_true", help="skip the lint test")
     test.add_argument("--keep-db", action="store_true", help="keep the test database")
     test.add_argument("pytest_args", nargs="*", help="pytest arguments, after --")
     sub.add_parser("check", help="check prerequisites only")

@@ -1,6 +1,9 @@
 """The log and report parsing that decides whether ./setup/test is green."""
 
 import importlib.util
+import os
+import subprocess
+import sys
 import textwrap
 
 from conftest import REPO
@@ -30,28 +33,55 @@ def test_log_problems_catches_warnings_and_errors():
     assert "Failed to initialize" in problems[2]
 
 
-def test_parse_odoo_test_log_counts():
-    log = textwrap.dedent(f"""\
-        {HEAD} INFO db odoo.addons.smf.tests.test_ui: skipped test_x : no chrome
-        {HEAD} ERROR db odoo.addons.smf.tests.test_a: FAIL: TestA.test_b
-        {HEAD} INFO db odoo.tests.result: 1 failed, 1 error(s) of 12 tests when loading
-    """)
-    passed, failed, skipped, problems = smf.parse_odoo_test_log(log)
-    assert (passed, failed, skipped) == (9, 2, 1)
-    assert len(problems) == 1 and "FAIL" in problems[0]
-
-
-def test_parse_odoo_test_log_without_result_is_a_failure():
-    passed, failed, _skipped, problems = smf.parse_odoo_test_log(
-        "crashed before the tests"
-    )
-    assert (passed, failed) == (0, 1)
-    assert problems
-
-
 def test_templates_differ_by_demo_and_cover_dependencies():
     deps = smf.odoo_dependencies()
     assert "sms_twilio" in deps and "crm" in deps
     assert not set(deps) & set(smf.ADDONS)
     assert smf.template_name(True) != smf.template_name(False)
     assert smf.template_name(True).endswith("_demo")
+
+
+def test_junit_counts(tmp_path):
+    report = tmp_path / "r.xml"
+    report.write_text(
+        '<?xml version="1.0"?><testsuites><testsuite name="pytest" errors="1" '
+        'failures="2" skipped="3" tests="10" time="1.0"></testsuite></testsuites>'
+    )
+    assert smf.junit_counts(report) == (4, 3, 3)
+    assert smf.junit_counts(tmp_path / "missing.xml") == (0, 0, 0)
+
+
+def test_warning_plugin_fails_a_test_that_makes_odoo_warn(tmp_path):
+    (tmp_path / "test_sample.py").write_text(
+        "import logging\n"
+        "def test_quiet():\n"
+        "    logging.getLogger('odoo.addons.x').info('fine')\n"
+        "def test_warns():\n"
+        "    logging.getLogger('odoo.addons.x').warning('deprecated thing')\n"
+        "def test_other_library_may_warn():\n"
+        "    logging.getLogger('urllib3').warning('not ours')\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:odoo",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "smf_pytest_plugin",
+            str(tmp_path / "test_sample.py"),
+        ],
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(REPO / "setup")),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout
+    assert "ERROR test_sample.py::test_warns" in result.stdout
+    assert "1 error" in result.stdout
+    assert "deprecated thing" in result.stdout
