@@ -349,7 +349,12 @@ def run_odoo_db(command, *names):
         command,
         *names,
     ]
-    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(
+            f"odoo db {command} {' '.join(names)} failed (exit {proc.returncode}):\n"
+            + proc.stderr[-3000:]
+        )
 
 
 def duplicate_template(target, demo=True):
