@@ -348,6 +348,8 @@ FREE_TEXT_OPT_OUTS = [
     ("Why won't you stop texting me?", "en"),
     ("If you don't stop texting me I'll report you", "en"),
     ("Who is this? STOP", "en"),
+    ("who is this\nstop", "en"),
+    ("who is this 😡 stop", "en"),
     ("What time is the webinar? Stop", "en"),
     ("STOP 36180", "en"),
     ("cancel my subscription", "en"),
@@ -570,6 +572,11 @@ DECORATION = st.text(
     max_size=8,
 )
 KEYWORD_ROWS = st.sampled_from(TABLE_WORDS + DOC_KEYWORDS)
+FREE_TEXT_WORDS = sorted(
+    {w for body, _lang in FREE_TEXT_OPT_OUTS for w in body.split()}
+    | {w for body in AMBIGUOUS for w in body.split()}
+    | {"ß", "İ", "ı", ",", ".", "?", "\n"}
+)
 
 
 @settings(max_examples=500)
@@ -600,9 +607,13 @@ def test_normalize_is_idempotent_and_trimmed(body):
 
 
 @settings(max_examples=300)
-@given(st.text(max_size=200))
-def test_classify_is_stable_under_normalize(body):
-    assert kw.classify(kw.normalize(body)) == kw.classify(body)
+@given(
+    st.text(max_size=200)
+    | st.lists(st.sampled_from(FREE_TEXT_WORDS), max_size=12).map(" ".join)
+)
+def test_classify_is_invariant_under_case(body):
+    assert kw.classify(body.upper()) == kw.classify(body)
+    assert kw.classify(body.lower()) == kw.classify(body)
 
 
 @settings(max_examples=500)
