@@ -25,7 +25,9 @@
     "data": [
         "security/sms_microfunnel_security.xml",
         "security/ir.model.access.csv",
+        "data/ir_cron_data.xml",
         "views/res_config_settings_views.xml",
+        "views/sms_consent_views.xml",
         "views/sms_microfunnel_menus.xml",
     ],
     "demo": [

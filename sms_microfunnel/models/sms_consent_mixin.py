@@ -1,0 +1,90 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from odoo import api, fields, models
+from odoo.fields import Domain
+
+from .sms_consent import CONSENT_STATES
+
+
+class SmsMicrofunnelConsentMixin(models.AbstractModel):
+    """SMS marketing consent of a record's sanitized phone number.
+
+    For any model with ``mail.thread.phone`` (contacts, leads…): the status in
+    the current company, with ``phone.blacklist`` always winning.
+    """
+
+    _name = "sms.microfunnel.consent.mixin"
+    _description = "SMS Consent Status on Records"
+
+    sms_consent_state = fields.Selection(
+        CONSENT_STATES,
+        "SMS Consent",
+        compute="_compute_sms_consent_state",
+        search="_search_sms_consent_state",
+    )
+    sms_consent_event_count = fields.Integer(
+        "Consent Events",
+        compute="_compute_sms_consent_event_count",
+        groups="sms_microfunnel.group_sms_funnel_manager",
+    )
+
+    @api.depends("phone_sanitized", "phone_sanitized_blacklisted")
+    @api.depends_context("company")
+    def _compute_sms_consent_state(self):
+        states = self.env["sms.microfunnel.consent"]._get_states(
+            self.mapped("phone_sanitized")
+        )
+        for record in self:
+            record.sms_consent_state = states.get(record.phone_sanitized, "none")
+
+    def _search_sms_consent_state(self, operator, value):
+        if operator not in ("in", "not in"):
+            return NotImplemented
+        wanted = set(value)
+        Consent = self.env["sms.microfunnel.consent"].sudo()
+        blacklist = self.env["phone.blacklist"].sudo()._search([])
+        listed = Domain("phone_sanitized", "in", blacklist.subselect("number"))
+        # numbers whose stored status is one of the wanted states
+        stored = Consent._search(
+            [
+                ("company_id", "=", self.env.company.id),
+                ("purpose", "=", "marketing"),
+                ("scope", "=", False),
+                ("state", "in", list(wanted - {"none"})),
+            ]
+        )
+        no_phone = Domain("phone_sanitized", "=", False)
+        not_listed = no_phone | ~listed
+        domain = (
+            Domain("phone_sanitized", "in", stored.subselect("number")) & not_listed
+        )
+        if "none" in wanted:
+            known = Consent._search(
+                [("company_id", "=", self.env.company.id), ("scope", "=", False)]
+            )
+            unknown = Domain("phone_sanitized", "not in", known.subselect("number"))
+            domain |= no_phone | (unknown & not_listed)
+        if "withdrawn" in wanted:
+            domain |= listed
+        return ~domain if operator == "not in" else domain
+
+    def _compute_sms_consent_event_count(self):
+        counts = dict(
+            self.env["sms.microfunnel.consent.event"]
+            .sudo()
+            ._read_group(
+                [("number", "in", [n for n in self.mapped("phone_sanitized") if n])],
+                ["number"],
+                ["__count"],
+            )
+        )
+        for record in self:
+            record.sms_consent_event_count = counts.get(record.phone_sanitized, 0)
+
+    def action_view_sms_consent_events(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "sms_microfunnel.action_sms_consent_event"
+        )
+        action["domain"] = [("number", "=", self.phone_sanitized)]
+        action["context"] = {"search_default_group_by_company": 0}
+        return action
