@@ -1,4 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from . import test_consent_core
 from . import test_security
 from . import test_tools
 from . import test_settings
