@@ -95,3 +95,13 @@ def test_whool_builds_a_wheel(tmp_path, addon, requires):
         if line.startswith("Requires-Dist:")
     }
     assert requires <= declared, declared
+
+
+def test_readme_rst_is_built_from_fragments():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "setup" / "gen_readme.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
