@@ -14,3 +14,21 @@ class ResConfigSettings(models.TransientModel):
     sms_funnel_max_segments = fields.Integer(
         related="company_id.sms_funnel_max_segments", readonly=False
     )
+    sms_consent_wording = fields.Text(
+        related="company_id.sms_consent_wording", readonly=False
+    )
+    sms_consent_wording_version = fields.Integer(
+        related="company_id.sms_consent_wording_version"
+    )
+    sms_doi_expiry_hours = fields.Integer(
+        related="company_id.sms_doi_expiry_hours", readonly=False
+    )
+    sms_text_doi_request = fields.Char(
+        related="company_id.sms_text_doi_request", readonly=False
+    )
+    sms_text_doi_confirmed = fields.Char(
+        related="company_id.sms_text_doi_confirmed", readonly=False
+    )
+    sms_text_stop = fields.Char(related="company_id.sms_text_stop", readonly=False)
+    sms_text_start = fields.Char(related="company_id.sms_text_start", readonly=False)
+    sms_text_help = fields.Char(related="company_id.sms_text_help", readonly=False)

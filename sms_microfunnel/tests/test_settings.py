@@ -29,3 +29,20 @@ class TestSmsFunnelSettings(TransactionCase):
         with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
             self.env.company.sms_funnel_max_segments = 0
             self.env.flush_all()
+
+    def test_consent_settings_version_the_wording(self):
+        company = self.env.company
+        version = company.sms_consent_wording_version
+        with Form(self.env["res.config.settings"]) as settings:
+            settings.sms_consent_wording = (
+                "J'accepte de recevoir 2 SMS par mois. STOP au 36111."
+            )
+            settings.sms_doi_expiry_hours = 24
+            settings.sms_text_help = "{company} : aide au {contact}. STOP au 36111."
+        settings.save().execute()
+        self.assertEqual(company.sms_doi_expiry_hours, 24)
+        self.assertEqual(company.sms_consent_wording_version, version + 1)
+        company.phone = "+33 1 23 45 67 89"
+        text = company._sms_service_text("help")
+        self.assertIn("+33 1 23 45 67 89", text)
+        self.assertNotIn("{", text)
