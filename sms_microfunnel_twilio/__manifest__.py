@@ -13,5 +13,7 @@
     "installable": True,
     "depends": ["sms_microfunnel", "sms_twilio"],
     "external_dependencies": {"python": ["requests"]},
-    "data": [],
+    "data": [
+        "views/res_config_settings_views.xml",
+    ],
 }

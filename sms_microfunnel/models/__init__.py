@@ -7,3 +7,5 @@ from . import sms_consent
 from . import sms_consent_mixin
 from . import res_partner
 from . import crm_lead
+from . import sms_retention
+from . import sms_inbound

@@ -32,3 +32,9 @@ class ResConfigSettings(models.TransientModel):
     sms_text_stop = fields.Char(related="company_id.sms_text_stop", readonly=False)
     sms_text_start = fields.Char(related="company_id.sms_text_start", readonly=False)
     sms_text_help = fields.Char(related="company_id.sms_text_help", readonly=False)
+    sms_retention_years = fields.Integer(
+        related="company_id.sms_retention_years", readonly=False
+    )
+    sms_retention_auto_erase = fields.Boolean(
+        related="company_id.sms_retention_auto_erase", readonly=False
+    )

@@ -292,6 +292,11 @@ class SmsMicrofunnelConsent(models.Model):
         request = status.last_event_id
         if not status or (token and request.doi_token != token):
             return Event.browse()
+        deadline = fields.Datetime.add(
+            status.pending_since, hours=company.sms_doi_expiry_hours
+        )
+        if fields.Datetime.now() > deadline:
+            return Event.browse()  # too late: the expiry job records it
         confirmed = Event.env["sms.microfunnel.consent.event"]._record(
             [
                 {

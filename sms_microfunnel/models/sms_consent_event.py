@@ -144,12 +144,12 @@ class SmsMicrofunnelConsentEvent(models.Model):
             )
         return super().write(vals)
 
-    def unlink(self):
+    @api.ondelete(at_uninstall=False)
+    def _unlink_only_for_erasure(self):
         if not self.env.context.get("sms_consent_erasure") or not self.env.su:
             raise UserError(
                 self.env._("Consent events are proofs and cannot be deleted.")
             )
-        return super().unlink()
 
     # -- recording -----------------------------------------------------------
 
@@ -204,10 +204,18 @@ class SmsMicrofunnelConsentEvent(models.Model):
         global_events = events.filtered(lambda e: not e.scope)
         opt_outs = global_events.filtered(lambda e: e.event_type == "opt_out")
         if opt_outs:
+            numbers = list(set(opt_outs.mapped("number")))
             self.env["phone.blacklist"].sudo()._add(
-                list(set(opt_outs.mapped("number"))),
+                numbers,
                 message=self.env._("Opted out of SMS marketing (consent ledger)"),
             )
+            # nothing already queued for these numbers may still go out
+            queued = (
+                self.env["sms.sms"]
+                .sudo()
+                .search([("number", "in", numbers), ("state", "=", "outgoing")])
+            )
+            queued._update_sms_state_and_trackers("canceled", failure_type="sms_optout")
         opt_ins = global_events.filtered(lambda e: e.event_type == "re_opt_in")
         if opt_ins:
             self.env["phone.blacklist"].sudo()._remove(

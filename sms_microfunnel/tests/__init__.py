@@ -4,3 +4,7 @@ from . import test_security
 from . import test_tools
 from . import test_settings
 from . import test_ui
+from . import test_inbound
+from . import test_consent_pages
+from . import test_consent_manual_import
+from . import test_erasure_retention

@@ -172,9 +172,16 @@ class TestConsentCore(TransactionCase):
 
     def test_opt_out_blacklists_and_re_opt_in_unblacklists(self):
         self.record("confirmed")
+        queued = (
+            self.env["sms.sms"]
+            .sudo()
+            .create({"number": NUMBER, "body": "Offre -20 %", "state": "outgoing"})
+        )
         self.record("opt_out", wording=False)
         blacklist = self.env["phone.blacklist"].sudo()
         self.assertTrue(blacklist.search([("number", "=", NUMBER)]))
+        self.assertEqual(queued.state, "canceled", "queued SMS never go out after STOP")
+        self.assertEqual(queued.failure_type, "sms_optout")
         self.record("re_opt_in", method="keyword", source="keyword_sms")
         self.assertFalse(blacklist.search([("number", "=", NUMBER)]))
         self.assertEqual(self.state(), "confirmed")

@@ -1,0 +1,3 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from . import res_company
+from . import res_config_settings

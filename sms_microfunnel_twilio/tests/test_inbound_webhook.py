@@ -1,0 +1,126 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from odoo.tests import HttpCase, tagged
+
+from odoo.addons.sms_microfunnel_twilio.controllers.main import INBOUND_PATH
+from odoo.addons.sms_microfunnel_twilio.tools import twilio_signature
+
+TOKEN = "0123456789abcdef0123456789abcdef"
+OUR_NUMBER = "+33700000001"
+CONTACT = "+33612345678"
+LOGGER = "odoo.addons.sms_microfunnel_twilio.controllers.main"
+
+
+@tagged("post_install", "-at_install")
+class TestTwilioInboundWebhook(HttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.company = cls.env.company
+        cls.company.sudo().write(
+            {
+                "sms_provider": "twilio",
+                "sms_twilio_account_sid": "AC" + "0" * 32,
+                "sms_twilio_auth_token": TOKEN,
+                "country_id": cls.env.ref("base.fr").id,
+            }
+        )
+        cls.env["sms.twilio.number"].sudo().create(
+            {
+                "company_id": cls.company.id,
+                "number": OUR_NUMBER,
+                "country_id": cls.env.ref("base.fr").id,
+            }
+        )
+        cls.partner = cls.env["res.partner"].create(
+            {"name": "Léa Dubois", "phone": CONTACT, "lang": "en_US"}
+        )
+        cls.Inbound = cls.env["sms.microfunnel.inbound"]
+
+    def post(self, body, sid, token=TOKEN, signature=None, **extra):
+        params = {
+            "From": CONTACT,
+            "To": OUR_NUMBER,
+            "Body": body,
+            "MessageSid": sid,
+            "AccountSid": "AC" + "0" * 32,
+            "NumSegments": "1",
+            **extra,
+        }
+        url = self.base_url() + INBOUND_PATH
+        if signature is None:
+            signature = twilio_signature.compute_signature(token, url, params)
+        headers = {"X-Twilio-Signature": signature} if signature else {}
+        return self.url_open(INBOUND_PATH, data=params, headers=headers)
+
+    def blacklisted(self):
+        return bool(
+            self.env["phone.blacklist"].sudo().search([("number", "=", CONTACT)])
+        )
+
+    def test_signed_stop_opts_out_once(self):
+        response = self.post("STOP", "SM" + "1" * 32)
+        self.assertEqual(response.status_code, 200)
+        self.assertIn("<Response>", response.text)
+        self.assertTrue(self.blacklisted())
+        inbound = self.Inbound.search([("provider_message_id", "=", "SM" + "1" * 32)])
+        self.assertEqual(len(inbound), 1)
+        self.assertEqual(inbound.provider, "twilio")
+        self.assertEqual(inbound.company_id, self.company)
+        self.assertTrue(inbound.provider_replied, "Twilio answers a plain STOP itself")
+        # the same MessageSid again: one effect only
+        self.assertEqual(self.post("STOP", "SM" + "1" * 32).status_code, 200)
+        self.assertEqual(
+            self.Inbound.search_count([("provider_message_id", "=", "SM" + "1" * 32)]),
+            1,
+        )
+        events = self.env["sms.microfunnel.consent.event"].search(
+            [("number", "=", CONTACT), ("event_type", "=", "opt_out")]
+        )
+        self.assertEqual(len(events), 1)
+        self.assertFalse(
+            self.env["sms.sms"].sudo().search([("number", "=", CONTACT)]),
+            "no second confirmation after Twilio's own",
+        )
+
+    def test_free_text_opt_out_gets_our_confirmation(self):
+        self.post("Please stop texting me", "SM" + "2" * 32)
+        self.assertTrue(self.blacklisted())
+        sms = self.env["sms.sms"].sudo().search([("number", "=", CONTACT)])
+        self.assertEqual(len(sms), 1, "Twilio does not answer free text: we do")
+
+    def test_forged_or_missing_signature_is_refused_without_writes(self):
+        before = self.Inbound.search_count([])
+        with self.assertLogs(LOGGER, "WARNING"):
+            forged = self.post("STOP", "SM" + "3" * 32, token="not-the-token")
+        self.assertEqual(forged.status_code, 403)
+        with self.assertLogs(LOGGER, "WARNING"):
+            missing = self.post("STOP", "SM" + "4" * 32, signature="")
+        self.assertEqual(missing.status_code, 403)
+        self.assertEqual(self.Inbound.search_count([]), before)
+        self.assertFalse(self.blacklisted())
+
+    def test_unknown_receiving_number_is_refused(self):
+        with self.assertLogs(LOGGER, "WARNING"):
+            response = self.post("STOP", "SM" + "5" * 32, To="+33799999999")
+        self.assertEqual(response.status_code, 403)
+        self.assertFalse(self.blacklisted())
+
+    def test_public_base_url_behind_a_proxy(self):
+        self.env["ir.config_parameter"].sudo().set_param(
+            "sms_microfunnel_twilio.public_base_url", "https://crm.example.com/"
+        )
+        params = {
+            "From": CONTACT,
+            "To": OUR_NUMBER,
+            "Body": "HELP",
+            "MessageSid": "SM" + "6" * 32,
+        }
+        # signed for the public URL Twilio knows, not for the local one
+        signature = twilio_signature.compute_signature(
+            TOKEN, "https://crm.example.com" + INBOUND_PATH, params
+        )
+        response = self.url_open(
+            INBOUND_PATH, data=params, headers={"X-Twilio-Signature": signature}
+        )
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(self.Inbound.search_count([("body", "=", "HELP")]), 1)
