@@ -454,16 +454,22 @@ def cmd_run(args):
 
 
 def junit_counts(path):
-    """(passed, failed, skipped) from a pytest JUnit XML report."""
-    text = Path(path).read_text() if Path(path).exists() else ""
-    suite = re.search(r"<testsuite [^>]*>", text)
-    if not suite:
+    """(passed, failed, skipped) from a pytest JUnit XML report, per test case
+    (a test that fails and also errors at teardown counts once)."""
+    import xml.etree.ElementTree as ET  # noqa: PLC0415 - only needed here
+
+    if not Path(path).exists():
         return 0, 0, 0
-    attrs = dict(re.findall(r'(\w+)="([^"]*)"', suite.group(0)))
-    total = int(attrs.get("tests", 0))
-    failed = int(attrs.get("failures", 0)) + int(attrs.get("errors", 0))
-    skipped = int(attrs.get("skipped", 0))
-    return total - failed - skipped, failed, skipped
+    passed = failed = skipped = 0
+    for case in ET.parse(path).getroot().iter("testcase"):
+        tags = {child.tag for child in case}
+        if tags & {"failure", "error"}:
+            failed += 1
+        elif "skipped" in tags:
+            skipped += 1
+        else:
+            passed += 1
+    return passed, failed, skipped
 
 
 def write_odoo_config(path, dbname):

@@ -44,10 +44,15 @@ def test_templates_differ_by_demo_and_cover_dependencies():
 def test_junit_counts(tmp_path):
     report = tmp_path / "r.xml"
     report.write_text(
-        '<?xml version="1.0"?><testsuites><testsuite name="pytest" errors="1" '
-        'failures="2" skipped="3" tests="10" time="1.0"></testsuite></testsuites>'
+        '<?xml version="1.0"?><testsuites><testsuite name="pytest" errors="2" '
+        'failures="1" skipped="1" tests="4">'
+        '<testcase name="ok"/>'
+        '<testcase name="fails_and_errors_at_teardown"><failure/><error/></testcase>'
+        '<testcase name="errors"><error/></testcase>'
+        '<testcase name="skipped"><skipped/></testcase>'
+        "</testsuite></testsuites>"
     )
-    assert smf.junit_counts(report) == (4, 3, 3)
+    assert smf.junit_counts(report) == (1, 2, 1)
     assert smf.junit_counts(tmp_path / "missing.xml") == (0, 0, 0)
 
 

@@ -9,3 +9,15 @@ from . import res_partner
 from . import crm_lead
 from . import sms_retention
 from . import sms_inbound
+from . import sms_funnel
+from . import sms_funnel_enrollment
+from . import sms_funnel_trace
+from . import sms_tracker
+from . import link_tracker
+from . import ir_actions_server
+from . import sms_policy
+from . import sms_gate
+from . import sms_price
+from . import sms_message_rules
+from . import sms_template
+from . import sms_funnel_gate

@@ -12,7 +12,7 @@ import binascii
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.fields import Domain
-from odoo.tools import consteq
+from odoo.tools import SQL, consteq
 from odoo.tools.misc import hmac as odoo_hmac
 
 from .sms_consent_event import EVENT_STATE, LEGAL_BASES
@@ -167,21 +167,34 @@ class SmsMicrofunnelConsent(models.Model):
         company = company or self.env.company
         numbers = [n for n in set(numbers) if n]
         states = dict.fromkeys(numbers, "none")
-        domain = [
-            ("number", "in", numbers),
-            ("company_id", "=", company.id),
-            ("purpose", "=", purpose),
-            ("scope", "=", scope or False),
-        ]
-        for status in self.sudo().search_fetch(domain, ["number", "state"]):
-            states[status.number] = status.state
-        listed = (
-            self.env["phone.blacklist"]
-            .sudo()
-            .search_fetch([("number", "in", numbers)], ["number"])
+        # Plain SQL: a pre-flight check asks for 100,000 numbers at once; the
+        # ORM would spend seconds on the domain and on caching the records,
+        # and the search method of phone.blacklist.number re-parses every
+        # value (~0.3 ms each: 30 s).  The numbers are E.164 already.
+        self.flush_model(["number", "company_id", "purpose", "scope", "state"])
+        statuses = self.env.execute_query(
+            SQL(
+                """
+                SELECT number, state FROM sms_microfunnel_consent
+                 WHERE company_id = %s AND purpose = %s
+                   AND COALESCE(scope, '') = %s AND number = ANY(%s)
+                """,
+                company.id,
+                purpose,
+                scope or "",
+                numbers,
+            )
         )
-        for entry in listed:
-            states[entry.number] = "withdrawn"
+        states.update(statuses)
+        self.env["phone.blacklist"].flush_model(["number", "active"])
+        listed = self.env.execute_query(
+            SQL(
+                "SELECT number FROM phone_blacklist WHERE active AND number = ANY(%s)",
+                numbers,
+            )
+        )
+        for (number,) in listed:
+            states[number] = "withdrawn"
         for number in self.env["sms.microfunnel.suppression"]._suppressed(numbers):
             states[number] = "withdrawn"
         return states

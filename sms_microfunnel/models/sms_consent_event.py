@@ -216,6 +216,9 @@ class SmsMicrofunnelConsentEvent(models.Model):
                 .search([("number", "in", numbers), ("state", "=", "outgoing")])
             )
             queued._update_sms_state_and_trackers("canceled", failure_type="sms_optout")
+            self.env["sms.microfunnel.enrollment"].sudo().search(
+                [("number", "in", numbers), ("state", "=", "active")]
+            )._exit("opted_out")
         opt_ins = global_events.filtered(lambda e: e.event_type == "re_opt_in")
         if opt_ins:
             self.env["phone.blacklist"].sudo()._remove(

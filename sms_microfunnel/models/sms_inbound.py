@@ -198,7 +198,29 @@ class SmsMicrofunnelInbound(models.Model):
             return inbound.with_env(self.env)
         inbound._act()
         inbound._log_on_records()
+        inbound._notify_funnels()
         return inbound.with_env(self.env)
+
+    def _notify_funnels(self):
+        """A reply counts for the last funnel message sent to this number
+        (branches "replied", "replied YES", exit on STOP, goal "replied YES")."""
+        self.ensure_one()
+        if not self.from_number:
+            return
+        trace = (
+            self.env["sms.microfunnel.trace"]
+            .sudo()
+            .search(
+                [
+                    ("number", "=", self.from_number),
+                    ("company_id", "=", self.company_id.id),
+                    ("state", "in", ("queued", "sent", "delivered")),
+                ],
+                order="queued_at desc, id desc",
+                limit=1,
+            )
+        )
+        trace._set_replied(self.body, self.keyword_action or self.classification)
 
     # -- helpers of the entry point -------------------------------------------
 

@@ -13,7 +13,7 @@ import hmac
 import secrets
 
 from odoo import api, fields, models
-from odoo.tools import config
+from odoo.tools import SQL, config
 
 KEY_PARAM = "sms_microfunnel.suppression_key"
 
@@ -50,9 +50,9 @@ class SmsMicrofunnelSuppression(models.Model):
         return stored.encode()
 
     @api.model
-    def _hash(self, number):
+    def _hash(self, number, key=None):
         return hmac.new(
-            self._key(), (number or "").encode(), hashlib.sha256
+            key or self._key(), (number or "").encode(), hashlib.sha256
         ).hexdigest()
 
     @api.model
@@ -61,11 +61,17 @@ class SmsMicrofunnelSuppression(models.Model):
         numbers = {n for n in numbers if n}
         if not numbers:
             return set()
-        by_hash = {self._hash(n): n for n in numbers}
-        found = self.sudo().search_fetch(
-            [("number_hash", "in", list(by_hash))], ["number_hash"]
+        key = self._key()  # once, not per number (100,000 in a pre-flight)
+        by_hash = {self._hash(n, key): n for n in numbers}
+        self.flush_model(["number_hash"])
+        found = self.env.execute_query(
+            SQL(
+                "SELECT number_hash FROM sms_microfunnel_suppression "
+                "WHERE number_hash = ANY(%s)",
+                list(by_hash),
+            )
         )
-        return {by_hash[s.number_hash] for s in found}
+        return {by_hash[number_hash] for (number_hash,) in found}
 
     @api.model
     def _suppress(self, numbers, reason="erasure", company=None):

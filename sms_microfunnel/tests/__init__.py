@@ -8,3 +8,7 @@ from . import test_inbound
 from . import test_consent_pages
 from . import test_consent_manual_import
 from . import test_erasure_retention
+from . import test_message_rules
+from . import test_js_counter
+from . import test_policy
+from . import test_gate_preflight

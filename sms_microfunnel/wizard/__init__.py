@@ -2,3 +2,5 @@
 from . import sms_consent_record
 from . import sms_consent_import
 from . import sms_contact_erase
+from . import sms_funnel_simulate
+from . import sms_preflight

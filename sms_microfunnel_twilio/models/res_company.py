@@ -1,7 +1,10 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from odoo import api, fields, models
+from odoo.exceptions import UserError, ValidationError
 
 from odoo.addons.sms_microfunnel.tools import sms_keywords
+
+from ..tools.sms_api import SmsApiTwilioMicrofunnel
 
 PUBLIC_BASE_URL_PARAM = "sms_microfunnel_twilio.public_base_url"
 
@@ -12,8 +15,29 @@ class ResCompany(models.Model):
     sms_twilio_messaging_service_sid = fields.Char(
         string="Twilio Messaging Service SID",
         groups="base.group_system",
-        help="When set, inbound messages addressed to this Messaging Service are "
-        "routed to this company.",
+        help="The company's Twilio Messaging Service (MG…): inbound messages "
+        "addressed to it are routed to this company, and with the sender "
+        "'Messaging Service' SMS are sent through it.",
+    )
+    sms_twilio_sender_mode = fields.Selection(
+        [
+            ("number", "Sender numbers"),
+            ("messaging_service", "Messaging Service"),
+        ],
+        string="Twilio Sender",
+        default="number",
+        required=True,
+        help="Sender numbers: each SMS goes out From one of the company's Twilio "
+        "numbers (the one of the destination's country first). Messaging "
+        "Service: each SMS is sent with the Messaging Service SID and Twilio "
+        "picks the sender from the service's pool (sticky sender, geographic "
+        "match, Twilio's own opt-out handling).",
+    )
+    sms_twilio_max_mps = fields.Integer(
+        string="Twilio Messages per Second",
+        default=10,
+        help="The most message creations sent to Twilio in any one second for "
+        "this company (your account's or sender's throughput).",
     )
     sms_twilio_answers_keywords = fields.Boolean(
         string="Twilio Answers Standard Keywords",
@@ -22,6 +46,53 @@ class ResCompany(models.Model):
         "keywords (STOP, START, HELP…). Keep this on unless it is disabled in "
         "your Twilio account, so each contact gets exactly one confirmation.",
     )
+
+    @api.constrains("sms_twilio_max_mps")
+    def _check_sms_twilio_max_mps(self):
+        for company in self:
+            if company.sms_twilio_max_mps < 1:
+                raise ValidationError(
+                    self.env._(
+                        "Twilio messages per second must be at least 1 (%(company)s).",
+                        company=company.name,
+                    )
+                )
+
+    @api.constrains("sms_twilio_messaging_service_sid")
+    def _check_sms_twilio_messaging_service_sid(self):
+        for company in self.sudo():
+            sid = (company.sms_twilio_messaging_service_sid or "").strip()
+            if sid and not (len(sid) == 34 and sid.startswith("MG") and sid.isalnum()):
+                raise ValidationError(
+                    self.env._(
+                        "A Twilio Messaging Service SID is MG followed by 32 letters "
+                        "or digits (%(company)s).",
+                        company=company.name,
+                    )
+                )
+
+    def _get_sms_api_class(self):
+        self.ensure_one()
+        if self.sms_provider == "twilio":
+            return SmsApiTwilioMicrofunnel
+        return super()._get_sms_api_class()
+
+    def _sms_twilio_sending_service_sid(self):
+        """The Messaging Service SID to send with, or None (send From a number)."""
+        self.ensure_one()
+        company = self.sudo()
+        if company.sms_twilio_sender_mode != "messaging_service":
+            return None
+        sid = (company.sms_twilio_messaging_service_sid or "").strip()
+        if not sid:
+            raise UserError(
+                self.env._(
+                    "%(company)s sends through a Twilio Messaging Service but its SID "
+                    "is not set (Settings > SMS Funnels > Twilio).",
+                    company=company.name,
+                )
+            )
+        return sid
 
     @api.model
     def _sms_twilio_inbound_company(self, to_number, messaging_service_sid=None):

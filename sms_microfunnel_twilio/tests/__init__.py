@@ -1,3 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from . import test_inbound_webhook
 from . import test_twilio_signature_odoo
+from . import test_sending
+from . import test_error_mapping
+from . import test_status_callbacks

@@ -1,0 +1,467 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Micro-funnels: a campaign, its tree of steps and A/B variants."""
+
+import secrets
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError, ValidationError
+from odoo.fields import Domain
+from odoo.tools.safe_eval import safe_eval
+
+TARGET_MODELS = [("res.partner", "Contacts"), ("crm.lead", "CRM Leads")]
+
+
+class SmsMicrofunnelCampaign(models.Model):
+    _name = "sms.microfunnel.campaign"
+    _description = "SMS Funnel"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _order = "create_date desc, id desc"
+
+    name = fields.Char(required=True, tracking=True)
+    active = fields.Boolean(default=True)
+    company_id = fields.Many2one(
+        "res.company", required=True, default=lambda self: self.env.company, index=True
+    )
+    user_id = fields.Many2one(
+        "res.users", "Responsible", default=lambda self: self.env.user, tracking=True
+    )
+    state = fields.Selection(
+        [
+            ("draft", "Draft"),
+            ("running", "Running"),
+            ("paused", "Paused"),
+            ("stopped", "Stopped"),
+        ],
+        default="draft",
+        required=True,
+        tracking=True,
+        copy=False,
+    )
+    model_name = fields.Selection(
+        TARGET_MODELS, "Target", required=True, default="res.partner"
+    )
+    domain = fields.Char("Audience", default="[]")
+    utm_campaign_id = fields.Many2one("utm.campaign", "UTM Campaign")
+    goal = fields.Selection(
+        [
+            ("none", "None"),
+            ("stage_reached", "Lead reaches a stage"),
+            ("lead_won", "Lead won"),
+            ("link_clicked", "Link clicked"),
+            ("replied_yes", "Replied YES"),
+        ],
+        default="none",
+        required=True,
+    )
+    goal_stage_id = fields.Many2one("crm.stage")
+    attribution_hours = fields.Integer("Attribution Window (hours)", default=168)
+    exit_on_conversion = fields.Boolean(default=True)
+    reenroll = fields.Selection(
+        [("never", "Never"), ("after_exit", "After the previous enrolment ended")],
+        "Re-enrolment",
+        default="never",
+        required=True,
+    )
+    step_ids = fields.One2many(
+        "sms.microfunnel.step", "campaign_id", "Steps", copy=True
+    )
+    enrollment_ids = fields.One2many("sms.microfunnel.enrollment", "campaign_id")
+    enrollment_count = fields.Integer(compute="_compute_counts")
+    active_enrollment_count = fields.Integer(compute="_compute_counts")
+    converted_count = fields.Integer(compute="_compute_counts")
+    sent_count = fields.Integer(compute="_compute_counts")
+    event_token = fields.Char(
+        "Event API Token",
+        copy=False,
+        groups="sms_microfunnel.group_sms_funnel_manager",
+        help="Bearer token of the HTTP endpoint that enrolls contacts from "
+        "external events (e.g. an abandoned cart).",
+    )
+
+    _attribution_positive = models.Constraint(
+        "CHECK(attribution_hours >= 0)", "The attribution window cannot be negative."
+    )
+
+    @api.constrains("goal", "goal_stage_id", "model_name")
+    def _check_goal(self):
+        for funnel in self:
+            if funnel.goal == "stage_reached" and not funnel.goal_stage_id:
+                raise ValidationError(
+                    self.env._("Choose the stage that counts as a goal.")
+                )
+            if funnel.goal in ("stage_reached", "lead_won") and funnel.model_name != (
+                "crm.lead"
+            ):
+                raise ValidationError(
+                    self.env._("Lead goals need a funnel that targets CRM leads.")
+                )
+
+    def _compute_counts(self):
+        Enrollment = self.env["sms.microfunnel.enrollment"]
+        groups = Enrollment._read_group(
+            [("campaign_id", "in", self.ids)], ["campaign_id", "state"], ["__count"]
+        )
+        counts = {}
+        for campaign, state, count in groups:
+            counts.setdefault(campaign.id, {})[state] = count
+        sent = dict(
+            self.env["sms.microfunnel.trace"]._read_group(
+                [
+                    ("campaign_id", "in", self.ids),
+                    ("state", "in", ("sent", "delivered", "failed", "bounced")),
+                ],
+                ["campaign_id"],
+                ["__count"],
+            )
+        )
+        for funnel in self:
+            by_state = counts.get(funnel.id, {})
+            funnel.enrollment_count = sum(by_state.values())
+            funnel.active_enrollment_count = by_state.get("active", 0)
+            funnel.converted_count = by_state.get("converted", 0)
+            funnel.sent_count = sent.get(funnel, 0)
+
+    # -- audience ----------------------------------------------------------------
+
+    def _audience_domain(self):
+        self.ensure_one()
+        try:
+            domain = safe_eval(self.domain or "[]", {"uid": self.env.uid})
+        except Exception as error:
+            raise UserError(
+                self.env._("The audience filter is invalid: %(error)s", error=error)
+            ) from error
+        return Domain(domain)
+
+    def _audience(self):
+        self.ensure_one()
+        return self.env[self.model_name].search(self._audience_domain())
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def action_start(self):
+        for funnel in self:
+            if not funnel.step_ids:
+                raise UserError(self.env._("Add at least one step before starting."))
+            funnel.step_ids._check_ready()
+        self.write({"state": "running"})
+        self.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch")._trigger()
+        return True
+
+    def action_pause(self):
+        self.write({"state": "paused"})
+
+    def action_resume(self):
+        return self.action_start()
+
+    def action_stop(self):
+        self.write({"state": "stopped"})
+        self.enrollment_ids.filtered(lambda e: e.state == "active")._exit("stopped")
+
+    def action_enroll_audience(self):
+        """Enroll every record of the audience (set-based)."""
+        self.ensure_one()
+        if self.state != "running":
+            raise UserError(
+                self.env._("Start the funnel before enrolling its audience.")
+            )
+        records = self._audience()
+        enrollments = self._enroll(records)
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success",
+                "message": self.env._(
+                    "%(count)s records enrolled (%(skipped)s already in this funnel).",
+                    count=len(enrollments),
+                    skipped=len(records) - len(enrollments),
+                ),
+            },
+        }
+
+    def action_generate_event_token(self):
+        for funnel in self:
+            funnel.event_token = secrets.token_urlsafe(32)
+
+    def action_view_enrollments(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "sms_microfunnel.action_sms_funnel_enrollment"
+        )
+        action["domain"] = [("campaign_id", "=", self.id)]
+        action["context"] = {"default_campaign_id": self.id}
+        return action
+
+    def action_view_traces(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "sms_microfunnel.action_sms_funnel_trace"
+        )
+        action["domain"] = [("campaign_id", "=", self.id)]
+        return action
+
+    def _enroll_from_event(self, payload):
+        """Enrol the contact an external event names; returns a JSON-able dict.
+
+        The contact is found by ``partner_id``, ``ref`` or ``phone`` (created
+        from ``phone`` + ``name`` when unknown, for contact funnels).  The same
+        ``idempotency_key`` twice enrols once.
+        """
+        self.ensure_one()
+        values = payload.get("values") or {}
+        if not isinstance(values, dict):
+            raise UserError(self.env._("“values” must be an object."))
+        key = payload.get("idempotency_key")
+        if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
+            raise UserError(self.env._("“idempotency_key” must be a short string."))
+        if key:
+            previous = (
+                self.env["sms.microfunnel.enrollment"]
+                .sudo()
+                .search(
+                    [("campaign_id", "=", self.id), ("idempotency_key", "=", key)],
+                    limit=1,
+                )
+            )
+            if previous:
+                return {"duplicate": True, "enrollment_id": previous.id}
+        records = self._event_target(payload)
+        enrollment = self._enroll(records, values=values, idempotency_key=key)
+        if not enrollment:
+            return {
+                "duplicate": True,
+                "enrolled": False,
+                "detail": "already in this funnel",
+            }
+        return {"duplicate": False, "enrollment_id": enrollment.id}
+
+    def _event_target(self, payload):
+        Model = self.env[self.model_name].sudo()
+        company_domain = [("company_id", "in", [False, self.company_id.id])]
+        if payload.get("partner_id") and self.model_name == "res.partner":
+            try:
+                partner_id = int(payload["partner_id"])
+            except (TypeError, ValueError) as error:
+                raise UserError(self.env._("“partner_id” must be a number.")) from error
+            record = Model.search([("id", "=", partner_id), *company_domain], limit=1)
+        elif payload.get("ref") and "ref" in Model._fields:
+            record = Model.search(
+                [("ref", "=", str(payload["ref"])), *company_domain], limit=1
+            )
+        elif payload.get("phone"):
+            number = self.env["sms.microfunnel.consent"]._sanitize_number(
+                str(payload["phone"]), company=self.company_id
+            )
+            record = Model.search(
+                [("phone_sanitized", "=", number), *company_domain],
+                order="write_date desc",
+                limit=1,
+            )
+            if not record and self.model_name == "res.partner":
+                record = Model.create(
+                    {
+                        "name": str(payload.get("name") or number),
+                        "phone": number,
+                        "company_id": self.company_id.id,
+                    }
+                )
+        else:
+            raise UserError(self.env._("Give “phone”, “partner_id” or “ref”."))
+        if not record:
+            raise UserError(self.env._("No matching record."))
+        return record
+
+    def _enroll(self, records, values=None, idempotency_key=None):
+        """Enroll ``records`` (of the funnel's target model); returns the new
+        enrolments. Records already enrolled (or not re-enrollable) are skipped."""
+        self.ensure_one()
+        if records._name != self.model_name:
+            raise UserError(
+                self.env._(
+                    "This funnel targets %(target)s, not %(model)s.",
+                    target=self.model_name,
+                    model=records._name,
+                )
+            )
+        return self.env["sms.microfunnel.enrollment"]._create_for(
+            self, records, values=values, idempotency_key=idempotency_key
+        )
+
+
+class SmsMicrofunnelStep(models.Model):
+    _name = "sms.microfunnel.step"
+    _description = "SMS Funnel Step"
+    _order = "campaign_id, sequence, id"
+    _parent_name = "parent_id"
+
+    name = fields.Char(required=True)
+    sequence = fields.Integer(default=10)
+    campaign_id = fields.Many2one(
+        "sms.microfunnel.campaign", required=True, ondelete="cascade", index=True
+    )
+    company_id = fields.Many2one(related="campaign_id.company_id", store=True)
+    parent_id = fields.Many2one(
+        "sms.microfunnel.step",
+        "After Step",
+        ondelete="cascade",
+        domain="[('campaign_id', '=', campaign_id), ('id', '!=', id)]",
+        index="btree_not_null",
+    )
+    child_ids = fields.One2many("sms.microfunnel.step", "parent_id")
+    step_type = fields.Selection([("sms", "SMS")], default="sms", required=True)
+    wait_mode = fields.Selection(
+        [
+            ("after_enrollment", "After enrolment"),
+            ("after_parent", "After the previous step"),
+            ("before_date", "Before a date of the record"),
+            ("after_date", "After a date of the record"),
+        ],
+        default="after_enrollment",
+        required=True,
+    )
+    wait_hours = fields.Float("Wait (hours)", default=0)
+    date_field_id = fields.Many2one(
+        "ir.model.fields",
+        ondelete="cascade",
+        domain="[('ttype', 'in', ('date', 'datetime')), ('model', '=', model_name)]",
+    )
+    model_name = fields.Selection(related="campaign_id.model_name")
+    condition = fields.Selection(
+        [
+            ("always", "Always"),
+            ("clicked", "Clicked a link of the previous step"),
+            ("not_clicked", "Did not click the previous step"),
+            ("replied", "Replied"),
+            ("replied_keyword", "Replied with a keyword"),
+            ("not_replied", "Did not reply"),
+            ("converted", "Converted"),
+            ("not_converted", "Not converted"),
+        ],
+        default="always",
+        required=True,
+    )
+    condition_keyword = fields.Char(
+        help="For 'Replied with a keyword': e.g. YES, OUI (comma-separated)."
+    )
+    message_class = fields.Selection(
+        [("marketing", "Marketing"), ("transactional", "Transactional")],
+        default="marketing",
+        required=True,
+    )
+    body = fields.Text(
+        help="Placeholders use Odoo's syntax, with a fallback: "
+        "{{ object.name or 'client' }}."
+    )
+    variant_ids = fields.One2many("sms.microfunnel.step.variant", "step_id", copy=True)
+    ab_winner_mode = fields.Selection(
+        [
+            ("manual", "Manual"),
+            ("click_rate", "Best click rate"),
+            ("conversion_rate", "Best conversion rate"),
+        ],
+        "A/B Winner",
+        default="manual",
+    )
+    ab_decision_hours = fields.Integer("Decide the Winner After (hours)", default=24)
+    winner_variant_id = fields.Many2one(
+        "sms.microfunnel.step.variant", domain="[('step_id', '=', id)]"
+    )
+
+    @api.constrains("parent_id", "wait_mode", "date_field_id", "condition")
+    def _check_tree(self):
+        for step in self:
+            if step.parent_id and step.parent_id.campaign_id != step.campaign_id:
+                raise ValidationError(
+                    self.env._("A step follows a step of its funnel.")
+                )
+            if step.wait_mode == "after_parent" and not step.parent_id:
+                raise ValidationError(
+                    self.env._(
+                        "Step “%(name)s” waits after a previous step: choose it.",
+                        name=step.name,
+                    )
+                )
+            if (
+                step.wait_mode in ("before_date", "after_date")
+                and not step.date_field_id
+            ):
+                raise ValidationError(
+                    self.env._("Step “%(name)s” needs a date field.", name=step.name)
+                )
+            if step.condition != "always" and not step.parent_id:
+                raise ValidationError(
+                    self.env._(
+                        "Only a step that follows another step can have a condition."
+                    )
+                )
+        if self._has_cycle():
+            raise ValidationError(
+                self.env._("Steps cannot follow each other in a loop.")
+            )
+
+    @api.constrains("variant_ids")
+    def _check_variants(self):
+        for step in self.filtered("variant_ids"):
+            if round(sum(step.variant_ids.mapped("split_percent")), 2) != 100:
+                raise ValidationError(
+                    self.env._(
+                        "The A/B splits of “%(name)s” must add up to 100 %%.",
+                        name=step.name,
+                    )
+                )
+
+    def _check_ready(self):
+        for step in self:
+            bodies = step.variant_ids.mapped("body") or [step.body]
+            if not all(bodies):
+                raise UserError(
+                    self.env._("Step “%(name)s” has no message.", name=step.name)
+                )
+            rules = self.env["sms.microfunnel.message.rules"]
+            if step.message_class == "marketing" and hasattr(
+                rules, "_check_marketing_content"
+            ):
+                for body in bodies:
+                    rules._check_marketing_content(body, company=step.company_id)
+
+    def _pick_variants(self, count):
+        """Deterministic A/B assignment for ``count`` new traces of this step."""
+        self.ensure_one()
+        if self.winner_variant_id:
+            return [self.winner_variant_id] * count
+        variants = self.variant_ids.sorted("sequence")
+        if not variants:
+            return [self.env["sms.microfunnel.step.variant"]] * count
+        picks, quotas = [], [(v, v.split_percent / 100.0) for v in variants]
+        assigned = dict.fromkeys(variants.ids, 0)
+        already = dict(
+            self.env["sms.microfunnel.trace"]._read_group(
+                [("step_id", "=", self.id), ("variant_id", "!=", False)],
+                ["variant_id"],
+                ["__count"],
+            )
+        )
+        for variant in variants:
+            assigned[variant.id] = already.get(variant, 0)
+        for _i in range(count):
+            total = sum(assigned.values()) + 1
+            # the variant furthest below its share gets the next recipient
+            variant = max(quotas, key=lambda q: q[1] * total - assigned[q[0].id])[0]
+            assigned[variant.id] += 1
+            picks.append(variant)
+        return picks
+
+
+class SmsMicrofunnelStepVariant(models.Model):
+    _name = "sms.microfunnel.step.variant"
+    _description = "SMS Funnel Step Variant (A/B)"
+    _order = "step_id, sequence, id"
+
+    step_id = fields.Many2one(
+        "sms.microfunnel.step", required=True, ondelete="cascade", index=True
+    )
+    sequence = fields.Integer(default=10)
+    name = fields.Char(required=True, default="A")
+    body = fields.Text(required=True)
+    split_percent = fields.Float("Split (%)", default=50)

@@ -1,0 +1,172 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from datetime import datetime, time, timedelta
+
+from odoo import api, fields, models
+
+
+class SmsMicrofunnelEnrollment(models.Model):
+    _name = "sms.microfunnel.enrollment"
+    _description = "SMS Funnel Enrolment"
+    _order = "enrolled_at desc, id desc"
+    _rec_name = "display_target"
+
+    campaign_id = fields.Many2one(
+        "sms.microfunnel.campaign",
+        "Funnel",
+        required=True,
+        ondelete="cascade",
+        index=True,
+    )
+    company_id = fields.Many2one(related="campaign_id.company_id", store=True)
+    res_model = fields.Char("Target Model", required=True, readonly=True)
+    res_id = fields.Many2oneReference("Target", model_field="res_model", required=True)
+    display_target = fields.Char("Enrolled Record", compute="_compute_display_target")
+    partner_id = fields.Many2one("res.partner", "Contact", index="btree_not_null")
+    number = fields.Char("Number (E.164)", readonly=True)
+    state = fields.Selection(
+        [
+            ("active", "In progress"),
+            ("completed", "Completed"),
+            ("converted", "Converted"),
+            ("exited", "Exited"),
+        ],
+        default="active",
+        required=True,
+        index=True,
+    )
+    exit_reason = fields.Selection(
+        [
+            ("opted_out", "Opted out"),
+            ("replied_stop", "Replied STOP"),
+            ("converted", "Converted"),
+            ("manual", "Removed by a user"),
+            ("stopped", "Funnel stopped"),
+        ]
+    )
+    enrolled_at = fields.Datetime(
+        default=fields.Datetime.now, required=True, index=True
+    )
+    converted_at = fields.Datetime()
+    ended_at = fields.Datetime()
+    values = fields.Json(help="Extra placeholder values from the triggering event.")
+    idempotency_key = fields.Char(index="btree_not_null", copy=False)
+    trace_ids = fields.One2many("sms.microfunnel.trace", "enrollment_id")
+
+    _one_active_per_record = models.UniqueIndex(
+        "(campaign_id, res_model, res_id) WHERE state = 'active'",
+        "This record is already in the funnel.",
+    )
+    _idempotency_unique = models.UniqueIndex(
+        "(campaign_id, idempotency_key) WHERE idempotency_key IS NOT NULL",
+        "This event was already received.",
+    )
+
+    @api.depends("res_model", "res_id")
+    def _compute_display_target(self):
+        for model_name in set(self.mapped("res_model")):
+            records = self.filtered(lambda e, m=model_name: e.res_model == m)
+            targets = self.env[model_name].browse(records.mapped("res_id")).exists()
+            names = {t.id: t.display_name for t in targets}
+            for enrollment in records:
+                enrollment.display_target = names.get(enrollment.res_id, "—")
+
+    def _record(self):
+        self.ensure_one()
+        return self.env[self.res_model].browse(self.res_id)
+
+    @api.model
+    def _create_for(self, campaign, records, values=None, idempotency_key=None):
+        """Enrol ``records`` in ``campaign``, set-based; skip those already in."""
+        existing_domain = [
+            ("campaign_id", "=", campaign.id),
+            ("res_model", "=", records._name),
+            ("res_id", "in", records.ids),
+        ]
+        if campaign.reenroll == "after_exit":
+            existing_domain.append(("state", "=", "active"))
+        taken = set(self.sudo().search(existing_domain).mapped("res_id"))
+        if idempotency_key and self.sudo().search_count(
+            [
+                ("campaign_id", "=", campaign.id),
+                ("idempotency_key", "=", idempotency_key),
+            ]
+        ):
+            return self.browse()
+        todo = records.filtered(lambda r: r.id not in taken)
+        if not todo:
+            return self.browse()
+        now = fields.Datetime.now()
+        rows = todo.read(["phone_sanitized"])
+        partners = self._target_partners(todo)
+        enrollments = self.sudo().create(
+            [
+                {
+                    "campaign_id": campaign.id,
+                    "res_model": todo._name,
+                    "res_id": row["id"],
+                    "number": row["phone_sanitized"] or False,
+                    "partner_id": partners.get(row["id"]),
+                    "enrolled_at": now,
+                    "values": values or False,
+                    "idempotency_key": idempotency_key or False,
+                }
+                for row in rows
+            ]
+        )
+        root_steps = campaign.step_ids.filtered(lambda s: not s.parent_id)
+        self.env["sms.microfunnel.trace"]._schedule(root_steps, enrollments)
+        return enrollments.with_env(self.env)
+
+    @api.model
+    def _target_partners(self, records):
+        if records._name == "res.partner":
+            return {r.id: r.id for r in records}
+        if "partner_id" in records._fields:
+            return {r.id: r.partner_id.id for r in records}
+        return {}
+
+    def _due_date(self, step, anchor=None):
+        """When ``step`` is due for this enrolment (UTC), or None without a date."""
+        self.ensure_one()
+        wait = timedelta(hours=step.wait_hours or 0)
+        if step.wait_mode == "after_enrollment":
+            return self.enrolled_at + wait
+        if step.wait_mode == "after_parent":
+            return (anchor or fields.Datetime.now()) + wait
+        value = self._record()[step.date_field_id.name]
+        if not value:
+            return None
+        if not isinstance(value, datetime):
+            value = datetime.combine(value, time(9, 0))
+        return value - wait if step.wait_mode == "before_date" else value + wait
+
+    def _exit(self, reason):
+        active = self.filtered(lambda e: e.state == "active")
+        active.write(
+            {
+                "state": "converted" if reason == "converted" else "exited",
+                "exit_reason": reason,
+                "ended_at": fields.Datetime.now(),
+            }
+        )
+        pending = active.trace_ids.filtered(
+            lambda t: t.state in ("scheduled", "deferred")
+        )
+        pending.write({"state": "canceled", "cancel_reason": "exited"})
+
+    def action_exit(self):
+        self._exit("manual")
+
+    def _mark_converted(self):
+        now = fields.Datetime.now()
+        for enrollment in self.filtered(lambda e: e.state in ("active", "completed")):
+            window = timedelta(hours=enrollment.campaign_id.attribution_hours)
+            if enrollment.campaign_id.attribution_hours and now > (
+                enrollment.enrolled_at + window
+            ):
+                continue
+            enrollment.converted_at = now
+            if enrollment.campaign_id.exit_on_conversion:
+                enrollment._exit("converted")
+            else:
+                enrollment.state = "converted"

@@ -1,0 +1,36 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from datetime import timezone
+
+from odoo import api, models
+
+
+class SmsMicrofunnelGate(models.AbstractModel):
+    _inherit = "sms.microfunnel.gate"
+
+    @api.model
+    def _recent_marketing_sends(self, numbers, since):
+        """Funnel marketing messages count towards the frequency caps too."""
+        sends = super()._recent_marketing_sends(numbers, since)
+        if since.tzinfo:
+            since = since.astimezone(timezone.utc).replace(tzinfo=None)
+        numbers = [n for n in set(numbers) if n]
+        if not numbers:
+            return sends
+        traces = (
+            self.env["sms.microfunnel.trace"]
+            .sudo()
+            .search_fetch(
+                [
+                    ("number", "in", numbers),
+                    ("queued_at", ">", since),
+                    ("state", "in", ("queued", "sent", "delivered")),
+                    ("step_id.message_class", "=", "marketing"),
+                ],
+                ["number", "queued_at"],
+            )
+        )
+        for trace in traces:
+            sends.setdefault(trace.number, []).append(trace.queued_at)
+        for sent in sends.values():
+            sent.sort()
+        return sends

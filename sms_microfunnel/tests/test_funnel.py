@@ -1,0 +1,433 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from datetime import datetime
+from unittest.mock import patch
+
+from freezegun import freeze_time
+
+from odoo.tests import TransactionCase, tagged
+
+# Tuesday 2026-03-10 10:00 in Paris (CET, UTC+1)
+TUESDAY_10H_PARIS = "2026-03-10 09:00:00"
+# Sunday 2026-03-15 11:00 in Paris: marketing window closed until Monday 08:00
+SUNDAY_11H_PARIS = "2026-03-15 10:00:00"
+
+
+class FunnelCase(TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.company = cls.env.company
+        cls.company.write(
+            {
+                "country_id": cls.env.ref("base.fr").id,
+                "sms_funnel_sender_label": "ACME: ",
+                "sms_funnel_optout_mention": "STOP au 36111",
+                "sms_funnel_max_segments": 3,
+            }
+        )
+        cls.company.partner_id.tz = "Europe/Paris"
+        fr = cls.env.ref("base.fr").id
+        Partner = cls.env["res.partner"]
+        cls.anna = Partner.create(
+            {
+                "name": "Anna",
+                "phone": "+33611111111",
+                "country_id": fr,
+                "tz": "Europe/Paris",
+            }
+        )
+        cls.bruno = Partner.create(
+            {
+                "name": "Bruno",
+                "phone": "+33622222222",
+                "country_id": fr,
+                "tz": "Europe/Paris",
+            }
+        )
+        cls.no_consent = Partner.create(
+            {"name": "Chloé", "phone": "+33633333333", "country_id": fr}
+        )
+        cls.opted_out = Partner.create(
+            {"name": "David", "phone": "+33644444444", "country_id": fr}
+        )
+        Event = cls.env["sms.microfunnel.consent.event"]
+        Event._record(
+            [
+                {
+                    "event_type": "confirmed",
+                    "number": p.phone,
+                    "partner_id": p.id,
+                    "source": "web_form",
+                    "wording": "J'accepte de recevoir des SMS.",
+                    "event_date": datetime(2026, 1, 5, 9, 0),
+                }
+                for p in (cls.anna, cls.bruno, cls.opted_out)
+            ]
+        )
+        Event._record(
+            [
+                {
+                    "event_type": "opt_out",
+                    "number": cls.opted_out.phone,
+                    "partner_id": cls.opted_out.id,
+                    "source": "keyword_sms",
+                    "event_date": datetime(2026, 2, 1, 9, 0),
+                }
+            ]
+        )
+        cls.funnel = cls.env["sms.microfunnel.campaign"].create(
+            {"name": "Diagnostic offer", "model_name": "res.partner"}
+        )
+        cls.offer = cls.env["sms.microfunnel.step"].create(
+            {
+                "campaign_id": cls.funnel.id,
+                "name": "Offer",
+                "body": "Bonjour {{ object.name or 'client' }}, diagnostic "
+                "offert cette semaine.",
+            }
+        )
+        cls.reminder = cls.env["sms.microfunnel.step"].create(
+            {
+                "campaign_id": cls.funnel.id,
+                "name": "Reminder",
+                "parent_id": cls.offer.id,
+                "wait_mode": "after_parent",
+                "wait_hours": 24,
+                "condition": "not_clicked",
+                "body": "Dernier rappel : diagnostic offert.",
+            }
+        )
+        cls.thanks = cls.env["sms.microfunnel.step"].create(
+            {
+                "campaign_id": cls.funnel.id,
+                "name": "Thanks",
+                "parent_id": cls.offer.id,
+                "wait_mode": "after_parent",
+                "wait_hours": 1,
+                "condition": "clicked",
+                "message_class": "transactional",
+                "body": "Merci, un conseiller vous appelle.",
+            }
+        )
+        cls.cron = cls.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch")
+
+    def dispatch(self):
+        with self.enter_registry_test_mode():
+            self.cron.method_direct_trigger()
+        self.env.invalidate_all()
+
+    def trace(self, partner, step):
+        return self.env["sms.microfunnel.trace"].search(
+            [("enrollment_id.res_id", "=", partner.id), ("step_id", "=", step.id)]
+        )
+
+    def outgoing(self, partner):
+        return self.env["sms.sms"].sudo().search([("number", "=", partner.phone)])
+
+
+@tagged("post_install", "-at_install")
+class TestFunnelDispatch(FunnelCase):
+    def test_enrol_once_per_record(self):
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            first = self.funnel._enroll(self.anna | self.bruno)
+            again = self.funnel._enroll(self.anna)
+        self.assertEqual(len(first), 2)
+        self.assertFalse(again, "one enrolment per funnel and record")
+        self.assertEqual(len(first.trace_ids), 2, "only root steps are scheduled")
+        self.assertEqual(set(first.trace_ids.mapped("state")), {"scheduled"})
+
+    def test_send_in_window_and_cancel_reasons(self):
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            self.funnel._enroll(self.anna | self.no_consent | self.opted_out)
+            self.dispatch()
+        sent = self.trace(self.anna, self.offer)
+        self.assertEqual(sent.state, "queued")
+        sms = self.outgoing(self.anna)
+        self.assertEqual(len(sms), 1)
+        self.assertIn("Bonjour Anna", sms.body)
+        self.assertIn("STOP au 36111", sms.body)
+        self.assertEqual(sms.body, sent.body)
+        tracker = self.env["sms.tracker"].sudo().search([("sms_uuid", "=", sms.uuid)])
+        self.assertEqual(tracker.sms_microfunnel_trace_id, sent)
+        self.assertEqual(
+            self.trace(self.no_consent, self.offer).cancel_reason, "no_consent"
+        )
+        self.assertEqual(
+            self.trace(self.opted_out, self.offer).cancel_reason, "opted_out"
+        )
+        self.assertFalse(self.outgoing(self.no_consent) | self.outgoing(self.opted_out))
+        # both branches are scheduled 1 h and 24 h after the offer
+        self.assertEqual(
+            self.trace(self.anna, self.reminder).due_at, datetime(2026, 3, 11, 9, 0)
+        )
+        self.assertEqual(
+            self.trace(self.anna, self.thanks).due_at, datetime(2026, 3, 10, 10, 0)
+        )
+
+    def test_window_closed_defers_then_resumes(self):
+        with freeze_time(SUNDAY_11H_PARIS):
+            self.funnel.action_start()
+            self.funnel._enroll(self.anna)
+            self.dispatch()
+            trace = self.trace(self.anna, self.offer)
+            self.assertEqual(trace.state, "deferred")
+            self.assertEqual(trace.defer_reason, "window_closed")
+            # Monday 08:00 in Paris
+            self.assertEqual(trace.due_at, datetime(2026, 3, 16, 7, 0))
+            self.assertFalse(self.outgoing(self.anna))
+            trigger = self.env["ir.cron.trigger"].search(
+                [("cron_id", "=", self.cron.id), ("call_at", "=", trace.due_at)]
+            )
+            self.assertTrue(trigger, "the dispatcher wakes itself at the opening")
+        with freeze_time("2026-03-16 07:00:30"):
+            self.dispatch()
+        self.assertEqual(self.trace(self.anna, self.offer).state, "queued")
+        self.assertEqual(len(self.outgoing(self.anna)), 1)
+
+    def test_branches_clicked_and_not_clicked(self):
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            self.funnel._enroll(self.anna | self.bruno)
+            self.dispatch()
+        offer_anna = self.trace(self.anna, self.offer)
+        self.env["link.tracker.click"]._sms_funnel_register_click(offer_anna.sms_id_int)
+        self.assertTrue(offer_anna.clicked_at)
+        with freeze_time("2026-03-11 09:30:00"):
+            self.dispatch()
+        self.assertEqual(self.trace(self.anna, self.thanks).state, "queued")
+        self.assertEqual(
+            self.trace(self.anna, self.reminder).cancel_reason, "condition_not_met"
+        )
+        self.assertEqual(self.trace(self.bruno, self.reminder).state, "queued")
+        self.assertEqual(
+            self.trace(self.bruno, self.thanks).cancel_reason, "condition_not_met"
+        )
+
+    def test_delivery_reports_are_monotonic(self):
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            self.funnel._enroll(self.anna)
+            self.dispatch()
+        trace = self.trace(self.anna, self.offer)
+        tracker = (
+            self.env["sms.tracker"]
+            .sudo()
+            .search([("sms_microfunnel_trace_id", "=", trace.id)])
+        )
+        tracker._action_update_from_sms_state("pending")
+        self.assertEqual(trace.state, "sent")
+        tracker._action_update_from_sms_state("sent")
+        self.assertEqual(trace.state, "delivered")
+        tracker._action_update_from_sms_state("pending")
+        tracker._action_update_from_sms_state("error", failure_type="sms_server")
+        self.assertEqual(trace.state, "delivered", "a late report never moves it back")
+
+    def test_bounce_is_classified(self):
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            self.funnel._enroll(self.anna)
+            self.dispatch()
+        trace = self.trace(self.anna, self.offer)
+        trace._update_from_sms_state("error", "sms_number_format")
+        self.assertEqual(trace.state, "bounced")
+
+    def test_reply_stop_exits_the_funnel(self):
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            enrollment = self.funnel._enroll(self.anna)
+            self.dispatch()
+            # the provider took the SMS, then the contact answers STOP
+            self.env["sms.sms"].sudo().search(
+                [("number", "=", self.anna.phone)]
+            )._update_sms_state_and_trackers("pending")
+            self.env["sms.microfunnel.inbound"]._process_inbound(
+                self.anna.phone, "36111", "STOP", "SM-reply-1", provider="test"
+            )
+        self.assertEqual(enrollment.state, "exited")
+        self.assertIn(enrollment.exit_reason, ("replied_stop", "opted_out"))
+        pending = enrollment.trace_ids.filtered(lambda t: t.step_id != self.offer)
+        self.assertEqual(set(pending.mapped("cancel_reason")), {"exited"})
+        self.assertTrue(self.trace(self.anna, self.offer).replied_at)
+
+    def test_reply_yes_converts_when_it_is_the_goal(self):
+        self.funnel.goal = "replied_yes"
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            enrollment = self.funnel._enroll(self.anna)
+            self.dispatch()
+            self.env["sms.microfunnel.inbound"]._process_inbound(
+                self.anna.phone, "36111", "Oui", "SM-reply-2", provider="test"
+            )
+        self.assertEqual(enrollment.state, "converted")
+        self.assertTrue(enrollment.converted_at)
+
+    def test_paused_funnel_sends_nothing(self):
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            self.funnel._enroll(self.anna)
+            self.funnel.action_pause()
+            self.dispatch()
+        self.assertEqual(self.trace(self.anna, self.offer).state, "scheduled")
+        self.assertFalse(self.outgoing(self.anna))
+
+    def test_crash_between_queueing_and_commit_sends_once(self):
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            self.funnel._enroll(self.anna)
+            Trace = self.env.registry["sms.microfunnel.trace"]
+            original = Trace._schedule_children
+
+            def crash(self_):
+                raise RuntimeError("worker killed after queueing")
+
+            with (
+                patch.object(Trace, "_schedule_children", crash),
+                self.assertRaises(RuntimeError),
+                self.env.cr.savepoint(),
+            ):
+                trace = self.trace(self.anna, self.offer)
+                trace._dispatch(trace, datetime(2026, 3, 10, 9, 0))
+            self.env.invalidate_all()
+            self.assertEqual(self.trace(self.anna, self.offer).state, "scheduled")
+            self.assertFalse(self.outgoing(self.anna), "rolled back with the batch")
+            self.assertIs(Trace._schedule_children, original)
+            self.dispatch()
+        self.assertEqual(len(self.outgoing(self.anna)), 1)
+        self.assertEqual(self.trace(self.anna, self.offer).state, "queued")
+
+    def test_ab_split(self):
+        self.offer.write(
+            {
+                "variant_ids": [
+                    (0, 0, {"name": "A", "body": "Offre A", "split_percent": 50}),
+                    (0, 0, {"name": "B", "body": "Offre B", "split_percent": 50}),
+                ]
+            }
+        )
+        partners = self.env["res.partner"].create(
+            [{"name": f"P{i}", "phone": f"+3361000000{i}"} for i in range(4)]
+        )
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            enrollments = self.funnel._enroll(partners)
+        names = sorted(trace.variant_id.name for trace in enrollments.trace_ids)
+        self.assertEqual(names, ["A", "A", "B", "B"])
+        self.offer.winner_variant_id = self.offer.variant_ids[1]
+        with freeze_time(TUESDAY_10H_PARIS):
+            late = self.funnel._enroll(self.anna)
+        self.assertEqual(late.trace_ids.variant_id.name, "B", "the winner takes over")
+
+    def test_date_relative_step(self):
+        funnel = self.env["sms.microfunnel.campaign"].create(
+            {"name": "Webinar", "model_name": "crm.lead"}
+        )
+        deadline = self.env["ir.model.fields"]._get("crm.lead", "date_deadline")
+        step = self.env["sms.microfunnel.step"].create(
+            {
+                "campaign_id": funnel.id,
+                "name": "24 h before",
+                "wait_mode": "before_date",
+                "wait_hours": 24,
+                "date_field_id": deadline.id,
+                "message_class": "transactional",
+                "body": "Rappel : webinaire demain.",
+            }
+        )
+        lead = self.env["crm.lead"].create(
+            {
+                "name": "Webinar lead",
+                "phone": self.anna.phone,
+                "date_deadline": "2026-03-20",
+            }
+        )
+        undated = self.env["crm.lead"].create(
+            {"name": "No date", "phone": "+33655555555"}
+        )
+        with freeze_time(TUESDAY_10H_PARIS):
+            funnel.action_start()
+            enrollments = funnel._enroll(lead | undated)
+        traces = enrollments.trace_ids
+        dated = traces.filtered(lambda t: t.enrollment_id.res_id == lead.id)
+        self.assertEqual(dated.step_id, step)
+        self.assertEqual(dated.due_at, datetime(2026, 3, 19, 9, 0))
+        self.assertEqual(
+            (traces - dated).cancel_reason, "no_date", "no date: canceled with a reason"
+        )
+
+    def test_lead_stage_automation_enrols(self):
+        funnel = self.env["sms.microfunnel.campaign"].create(
+            {"name": "Qualified leads", "model_name": "crm.lead"}
+        )
+        self.env["sms.microfunnel.step"].create(
+            {
+                "campaign_id": funnel.id,
+                "name": "Hello",
+                "body": "Bonjour !",
+                "message_class": "transactional",
+            }
+        )
+        funnel.action_start()
+        stage = self.env["crm.stage"].create({"name": "Qualified (SMS)"})
+        model = self.env["ir.model"]._get("crm.lead")
+        action = self.env["ir.actions.server"].create(
+            {
+                "name": "Enroll in SMS funnel",
+                "model_id": model.id,
+                "state": "sms_funnel",
+                "sms_funnel_id": funnel.id,
+            }
+        )
+        self.env["base.automation"].create(
+            {
+                "name": "Stage → SMS funnel",
+                "model_id": model.id,
+                "trigger": "on_stage_set",
+                "trg_field_ref": stage.id,
+                "action_server_ids": [(4, action.id)],
+            }
+        )
+        lead = self.env["crm.lead"].create({"name": "Lead", "phone": self.anna.phone})
+        self.assertFalse(funnel.enrollment_ids)
+        lead.stage_id = stage
+        self.assertEqual(funnel.enrollment_ids.res_id, lead.id)
+
+    def test_dry_run(self):
+        with freeze_time(SUNDAY_11H_PARIS):
+            lines = self.funnel._simulate(self.anna)
+        by_step = {line["step_name"]: line for line in lines}
+        self.assertEqual(by_step["Offer"]["outcome"], "defer")
+        self.assertEqual(by_step["Offer"]["send_at"], datetime(2026, 3, 16, 7, 0))
+        self.assertIn("08:00", by_step["Offer"]["local_time"])
+        self.assertIn("Bonjour Anna", by_step["Offer"]["text"])
+        self.assertGreaterEqual(by_step["Offer"]["segments"], 1)
+        self.assertEqual(by_step["Reminder"]["due_at"], datetime(2026, 3, 17, 7, 0))
+        self.assertFalse(self.env["sms.microfunnel.trace"].search_count([]))
+        self.assertFalse(self.outgoing(self.anna), "a dry-run sends nothing")
+
+    def test_funnel_sends_count_towards_the_frequency_cap(self):
+        policy = self.env.ref("sms_microfunnel.sms_policy_fr")
+        policy.write({"cap_count": 1, "cap_hours": 24})
+        second = self.env["sms.microfunnel.campaign"].create(
+            {"name": "Second funnel", "model_name": "res.partner"}
+        )
+        self.env["sms.microfunnel.step"].create(
+            {"campaign_id": second.id, "name": "Other offer", "body": "Autre offre."}
+        )
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            second.action_start()
+            self.funnel._enroll(self.anna)
+            self.dispatch()
+            second._enroll(self.anna)
+            self.dispatch()
+        capped = self.env["sms.microfunnel.trace"].search(
+            [("campaign_id", "=", second.id)]
+        )
+        self.assertEqual(capped.state, "deferred")
+        self.assertEqual(capped.defer_reason, "frequency_cap")
+        self.assertEqual(
+            capped.due_at, datetime(2026, 3, 11, 9, 0), "24 h after the first"
+        )
+        self.assertEqual(len(self.outgoing(self.anna)), 1)

@@ -1,0 +1,114 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import threading
+from datetime import datetime
+
+from freezegun import freeze_time
+
+from odoo import SUPERUSER_ID, api
+from odoo.modules.registry import Registry
+from odoo.tests import BaseCase, tagged
+from odoo.tests.common import get_db_name
+
+N = 24
+
+
+@tagged("post_install", "-at_install")
+class TestFunnelConcurrency(BaseCase):
+    """Two dispatchers on two real database connections never send twice.
+
+    The data is committed (each worker has its own transaction), so the test
+    cleans up after itself.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.registry = Registry(get_db_name())
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            company = env.company
+            company.write(
+                {
+                    "country_id": env.ref("base.fr").id,
+                    "sms_funnel_sender_label": "ACME: ",
+                    "sms_funnel_optout_mention": "STOP au 36111",
+                }
+            )
+            partners = env["res.partner"].create(
+                [
+                    {
+                        "name": f"Concurrent {i}",
+                        "phone": f"+336770000{i:02d}",
+                        "tz": "Europe/Paris",
+                    }
+                    for i in range(N)
+                ]
+            )
+            env["sms.microfunnel.consent.event"]._record(
+                [
+                    {
+                        "event_type": "confirmed",
+                        "number": p.phone,
+                        "partner_id": p.id,
+                        "source": "web_form",
+                        "wording": "OK",
+                        "event_date": datetime(2026, 1, 5),
+                    }
+                    for p in partners
+                ]
+            )
+            funnel = env["sms.microfunnel.campaign"].create(
+                {"name": "Concurrency", "model_name": "res.partner"}
+            )
+            env["sms.microfunnel.step"].create(
+                {"campaign_id": funnel.id, "name": "Offer", "body": "Offre du jour"}
+            )
+            with freeze_time("2026-03-10 09:00:00"):
+                funnel.action_start()
+                funnel._enroll(partners)
+            self.funnel_id, self.partner_ids = funnel.id, partners.ids
+            self.numbers = partners.mapped("phone")
+
+    def tearDown(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env["sms.sms"].search([("number", "in", self.numbers)]).unlink()
+            env["sms.microfunnel.campaign"].browse(self.funnel_id).unlink()
+            events = env["sms.microfunnel.consent.event"].search(
+                [("number", "in", self.numbers)]
+            )
+            events.with_context(sms_consent_erasure=True).unlink()
+            env["sms.microfunnel.consent"].search(
+                [("number", "in", self.numbers)]
+            ).unlink()
+            env["res.partner"].browse(self.partner_ids).unlink()
+        super().tearDown()
+
+    def test_two_dispatchers_never_send_twice(self):
+        barrier = threading.Barrier(2)
+        errors = []
+
+        def worker():
+            try:
+                with self.registry.cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    barrier.wait(timeout=10)
+                    env["sms.microfunnel.trace"]._cron_dispatch(batch_size=4)
+            except Exception as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+
+        with freeze_time("2026-03-10 09:00:00"):
+            threads = [threading.Thread(target=worker) for _i in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+        self.assertFalse(errors)
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            sms = env["sms.sms"].search([("number", "in", self.numbers)])
+            self.assertEqual(len(sms), N)
+            self.assertEqual(len(set(sms.mapped("number"))), N, "one SMS per recipient")
+            traces = env["sms.microfunnel.trace"].search(
+                [("campaign_id", "=", self.funnel_id)]
+            )
+            self.assertEqual(set(traces.mapped("state")), {"queued"})

@@ -1,0 +1,225 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Pre-flight check: what the compliance gate would decide for an audience.
+
+For an audience (a domain on contacts or leads) and a message class, one run
+of the gate (``sms.microfunnel.gate._evaluate``, set-based) gives how many
+recipients are sendable now, deferred (until when) or blocked (and why), with
+drill-down to the records of each outcome.  Nothing is sent or recorded.
+"""
+
+import json
+import time
+from statistics import median_low
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+from odoo.fields import Domain
+from odoo.tools.safe_eval import safe_eval
+
+from ..models.sms_gate import ACTIONS, BLOCK_REASONS, DEFER_REASONS
+from ..models.sms_policy import MESSAGE_CLASSES
+
+AUDIENCE_MODELS = [("res.partner", "Contacts"), ("crm.lead", "Leads / Opportunities")]
+REASONS = DEFER_REASONS + BLOCK_REASONS
+
+
+class SmsMicrofunnelPreflight(models.TransientModel):
+    _name = "sms.microfunnel.preflight"
+    _description = "SMS Pre-flight Check"
+
+    res_model = fields.Selection(
+        AUDIENCE_MODELS, "Audience", required=True, default="res.partner"
+    )
+    domain = fields.Char("Filter", default="[]")
+    message_class = fields.Selection(
+        MESSAGE_CLASSES, required=True, default="marketing"
+    )
+    company_id = fields.Many2one(
+        "res.company", required=True, default=lambda self: self.env.company
+    )
+    scope = fields.Char(
+        "Consent Scope",
+        help="Optional: a narrower consent scope (e.g. a funnel) that must not be "
+        "withdrawn, on top of the company's marketing consent.",
+    )
+    check_at = fields.Datetime(
+        "Check For",
+        help="Empty: now. The decisions (windows, caps) are computed for this time.",
+    )
+    checked_at = fields.Datetime("Decisions As Of", readonly=True)
+    state = fields.Selection([("draft", "Draft"), ("done", "Checked")], default="draft")
+    total_count = fields.Integer("Recipients", readonly=True)
+    allow_count = fields.Integer("Sendable Now", readonly=True)
+    defer_count = fields.Integer("Deferred", readonly=True)
+    block_count = fields.Integer("Blocked", readonly=True)
+    next_opening = fields.Datetime(
+        readonly=True, help="Earliest time a deferred recipient becomes sendable."
+    )
+    duration = fields.Float("Computed In (s)", readonly=True, digits=(16, 2))
+    line_ids = fields.One2many(
+        "sms.microfunnel.preflight.line", "preflight_id", "Outcomes", readonly=True
+    )
+
+    @api.model
+    def default_get(self, fields_list):
+        values = super().default_get(fields_list)
+        context = self.env.context
+        model = context.get("active_model")
+        if model in dict(AUDIENCE_MODELS) and "res_model" in fields_list:
+            values["res_model"] = model
+            if context.get("active_domain"):
+                values["domain"] = repr(context["active_domain"])
+            elif context.get("active_ids"):
+                values["domain"] = repr([("id", "in", context["active_ids"])])
+        return values
+
+    def _audience_domain(self):
+        self.ensure_one()
+        try:
+            domain = safe_eval(self.domain or "[]")
+            return Domain(domain)
+        except Exception as exc:
+            raise UserError(
+                self.env._(
+                    "The filter is not a valid domain: %(error)s", error=str(exc)
+                )
+            ) from exc
+
+    def _audience(self):
+        """The audience records, searched with the user's access rights."""
+        self.ensure_one()
+        Model = self.env[self.res_model].with_company(self.company_id)
+        try:
+            return Model.search(self._audience_domain(), order="id")
+        except ValueError as exc:
+            raise UserError(
+                self.env._(
+                    "The filter does not fit the audience %(audience)s: %(error)s",
+                    audience=dict(AUDIENCE_MODELS)[self.res_model],
+                    error=str(exc),
+                )
+            ) from exc
+
+    def action_check(self):
+        """Run the gate over the audience and store the counts per outcome."""
+        self.ensure_one()
+        started = fields.Datetime.now()
+        clock = time.monotonic()
+        audience = self._audience()
+        decisions = self.env["sms.microfunnel.gate"]._evaluate(
+            audience,
+            self.message_class,
+            self.company_id,
+            self.check_at or started,
+            scope=self.scope or False,
+        )
+        buckets = {}
+        for decision in decisions:
+            key = (decision["action"], decision["reason"] or False)
+            bucket = buckets.setdefault(key, {"ids": [], "until": []})
+            bucket["ids"].append(decision["res_id"])
+            if decision["until"]:
+                bucket["until"].append(decision["until"])
+        order = {action: i for i, (action, _label) in enumerate(ACTIONS)}
+        reasons = {reason: i for i, (reason, _label) in enumerate(REASONS)}
+        lines = []
+        for (action, reason), bucket in sorted(
+            buckets.items(),
+            key=lambda item: (order[item[0][0]], reasons.get(item[0][1], -1)),
+        ):
+            until = sorted(bucket["until"])
+            lines.append(
+                {
+                    "action": action,
+                    "reason": reason,
+                    "count": len(bucket["ids"]),
+                    "until_min": until[0] if until else False,
+                    "until_typical": median_low(until) if until else False,
+                    "res_ids": json.dumps(bucket["ids"]),
+                }
+            )
+        counts = {action: 0 for action, _label in ACTIONS}
+        for line in lines:
+            counts[line["action"]] += line["count"]
+        deferred = [line["until_min"] for line in lines if line["until_min"]]
+        self.line_ids.unlink()
+        self.write(
+            {
+                "state": "done",
+                "checked_at": self.check_at or started,
+                "total_count": len(decisions),
+                "allow_count": counts["allow"],
+                "defer_count": counts["defer"],
+                "block_count": counts["block"],
+                "next_opening": min(deferred) if deferred else False,
+                "duration": time.monotonic() - clock,
+                "line_ids": [fields.Command.create(vals) for vals in lines],
+            }
+        )
+        return self._reopen()
+
+    def _reopen(self):
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": self._name,
+            "res_id": self.id,
+            "view_mode": "form",
+            "target": "new",
+            "name": self.env._("Pre-flight Check"),
+        }
+
+    def action_open_outcome(self):
+        """Drill-down to every record of one outcome (context ``outcome``)."""
+        self.ensure_one()
+        action = self.env.context.get("outcome")
+        ids = [
+            res_id
+            for line in self.line_ids.filtered(lambda x: x.action == action)
+            for res_id in line._res_ids()
+        ]
+        label = dict(ACTIONS).get(action, action)
+        return self._records_action(ids, label)
+
+    def _records_action(self, ids, label):
+        self.ensure_one()
+        model_label = dict(AUDIENCE_MODELS)[self.res_model]
+        return {
+            "type": "ir.actions.act_window",
+            "name": f"{model_label}: {label}",
+            "res_model": self.res_model,
+            "view_mode": "list,form",
+            "views": [(False, "list"), (False, "form")],
+            "domain": [("id", "in", ids)],
+            "context": {"create": False},
+            "target": "current",
+        }
+
+
+class SmsMicrofunnelPreflightLine(models.TransientModel):
+    _name = "sms.microfunnel.preflight.line"
+    _description = "SMS Pre-flight Outcome"
+    _order = "id"
+
+    preflight_id = fields.Many2one(
+        "sms.microfunnel.preflight", required=True, ondelete="cascade", index=True
+    )
+    action = fields.Selection(ACTIONS, "Outcome", required=True)
+    reason = fields.Selection(REASONS)
+    count = fields.Integer("Recipients")
+    until_min = fields.Datetime("Earliest")
+    until_typical = fields.Datetime(
+        "Typical", help="Median time at which these recipients become sendable."
+    )
+    res_ids = fields.Text("Record IDs")
+
+    def _res_ids(self):
+        self.ensure_one()
+        return json.loads(self.res_ids or "[]")
+
+    def action_open_records(self):
+        """Drill-down: the records of this outcome."""
+        self.ensure_one()
+        label = dict(ACTIONS)[self.action]
+        if self.reason:
+            label = f"{label} ({dict(REASONS)[self.reason]})"
+        return self.preflight_id._records_action(self._res_ids(), label)

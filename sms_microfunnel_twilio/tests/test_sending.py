@@ -1,0 +1,379 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Sending through Twilio against the loopback Twilio simulator (real HTTP)."""
+
+import time
+from datetime import timedelta
+from unittest.mock import patch
+from urllib.parse import urlsplit
+
+from odoo import fields
+from odoo.exceptions import ValidationError
+from odoo.tests import HttpCase, tagged
+from odoo.tests.common import _super_send
+
+from odoo.addons.sms_microfunnel_twilio.tools.sms_api import (
+    API_BASE_URL_PARAM,
+    TIMEOUT_PARAM,
+    SmsApiTwilioMicrofunnel,
+)
+from odoo.addons.sms_microfunnel_twilio.tools.twilio_simulator import TwilioSimulator
+
+ACCOUNT = "AC" + "5" * 32
+TOKEN = "simulated-auth-token"
+OUR_NUMBER = "+33700000001"
+SERVICE_SID = "MG" + "7" * 32
+ALICE = "+33612345678"
+BOB = "+33698765432"
+
+
+class TwilioSimulatorCase(HttpCase):
+    """A Twilio company sending to a simulator; callbacks reach Odoo over HTTP.
+
+    The simulator sends status callbacks only when asked
+    (``callbacks()``), while this thread waits: the test transaction is never
+    used by two threads at once.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.sim = TwilioSimulator(ACCOUNT, TOKEN).start()
+        cls.addClassCleanup(cls.sim.stop)
+        cls.env["ir.config_parameter"].sudo().set_param(
+            API_BASE_URL_PARAM, cls.sim.base_url
+        )
+        cls.company = cls.env.company
+        cls._setup_twilio_company(cls.company, ACCOUNT, TOKEN, OUR_NUMBER)
+        cls.partner = cls.env["res.partner"].create(
+            {"name": "Léa Dubois", "phone": ALICE}
+        )
+
+    @classmethod
+    def _setup_twilio_company(cls, company, account, token, number):
+        company.sudo().write(
+            {
+                "sms_provider": "twilio",
+                "sms_twilio_account_sid": account,
+                "sms_twilio_auth_token": token,
+                "country_id": cls.env.ref("base.fr").id,
+                "sms_twilio_max_mps": 50,
+                "sms_twilio_number_ids": [
+                    (5, 0),
+                    (0, 0, {"number": number, "country_id": cls.env.ref("base.fr").id}),
+                ],
+            }
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.sim.reset()
+
+    # -- helpers ---------------------------------------------------------------
+
+    def queue(self, number=ALICE, body="Votre offre vous attend", company=None, **vals):
+        company = company or self.company
+        return (
+            self.env["sms.sms"]
+            .sudo()
+            .create(
+                {
+                    "number": number,
+                    "body": body,
+                    "record_company_id": company.id,
+                    **vals,
+                }
+            )
+        )
+
+    def send(self, sms):
+        sms.send(unlink_sent=False)
+        self.env.flush_all()
+        self.env.invalidate_all()
+        return sms
+
+    def run_queue(self):
+        """The queue cron's job, its commits neutralised (test transaction)."""
+        IrCron = type(self.env["ir.cron"])
+        with patch.object(IrCron, "_commit_progress", lambda *a, **kw: 0.0):
+            self.env["sms.sms"].sudo()._process_queue()
+        self.env.flush_all()
+        self.env.invalidate_all()
+
+    def callbacks(self, sid=None, order=None):
+        """Let the simulator POST status callbacks to Odoo, then re-read."""
+        self.env.flush_all()
+        with self.allow_requests(all_requests=True):
+            results = self.sim.send_callbacks(sid, order)
+        self.env.invalidate_all()
+        for result, hook in zip(
+            results, self.sim.webhooks[-len(results) :], strict=True
+        ):
+            self.assertEqual(result["response_status"], 200, hook)
+        return results
+
+    def message_for(self, sms):
+        """The simulator's message resource created for ``sms`` (by uuid)."""
+        creates = [
+            c
+            for c in self.sim.creates()
+            if c["sid"] and sms.uuid in c["form"].get("StatusCallback", [""])[0]
+        ]
+        self.assertEqual(len(creates), 1, "one message created per SMS")
+        return self.sim.get_message(creates[0]["sid"])
+
+    def creates_for(self, sms):
+        return [
+            c
+            for c in self.sim.creates()
+            if sms.uuid in c["form"].get("StatusCallback", [""])[0]
+        ]
+
+
+@tagged("post_install", "-at_install")
+class TestTwilioSending(TwilioSimulatorCase):
+    def test_send_and_delivery_callbacks(self):
+        sms = self.send(self.queue(partner_id=self.partner.id))
+        self.assertIsInstance(
+            self.company._get_sms_api_class()(self.env), SmsApiTwilioMicrofunnel
+        )
+        (create,) = self.sim.creates()
+        form = {name: values[0] for name, values in create["form"].items()}
+        self.assertTrue(create["auth_ok"])
+        self.assertEqual(
+            create["path"], f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
+        )
+        self.assertEqual(form["From"], OUR_NUMBER)
+        self.assertEqual(form["To"], ALICE)
+        self.assertEqual(form["Body"], "Votre offre vous attend")
+        self.assertNotIn("MessagingServiceSid", form)
+        self.assertEqual(
+            urlsplit(form["StatusCallback"]).path, f"/sms_twilio/status/{sms.uuid}"
+        )
+        tracker = sms.sms_tracker_id
+        self.assertTrue(tracker, "a tracker keeps the SID of every Twilio SMS")
+        self.assertEqual(tracker.sms_twilio_sid, create["sid"])
+        self.assertEqual(tracker.sms_twilio_status, "queued")
+        self.assertEqual(sms.state, "pending")
+
+        self.callbacks()
+        self.assertEqual(tracker.sms_twilio_status, "delivered")
+        self.assertEqual(sms.state, "sent")
+        self.assertEqual(len(self.sim.creates()), 1)
+
+    def test_messaging_service_mode(self):
+        self.company.sudo().write(
+            {
+                "sms_twilio_messaging_service_sid": SERVICE_SID,
+                "sms_twilio_sender_mode": "messaging_service",
+            }
+        )
+        sms = self.send(self.queue())
+        (create,) = self.sim.creates()
+        self.assertEqual(create["form"]["MessagingServiceSid"], [SERVICE_SID])
+        self.assertNotIn("From", create["form"])
+        self.assertEqual(sms.state, "pending")
+        self.assertEqual(sms.sms_tracker_id.sms_twilio_status, "accepted")
+        self.callbacks()
+        self.assertEqual(sms.state, "sent")
+
+    def test_settings(self):
+        self.env["res.config.settings"].create(
+            {
+                "sms_twilio_sender_mode": "messaging_service",
+                "sms_twilio_messaging_service_sid": SERVICE_SID,
+                "sms_twilio_max_mps": 30,
+                "sms_twilio_api_base_url": "http://127.0.0.1:9",
+            }
+        ).execute()
+        company = self.company.sudo()
+        self.assertEqual(company.sms_twilio_sender_mode, "messaging_service")
+        self.assertEqual(company._sms_twilio_sending_service_sid(), SERVICE_SID)
+        self.assertEqual(company.sms_twilio_max_mps, 30)
+        self.assertEqual(
+            self.env["ir.config_parameter"].sudo().get_param(API_BASE_URL_PARAM),
+            "http://127.0.0.1:9",
+        )
+
+    def test_batch_size_raised(self):
+        SmsSms = self.env["sms.sms"]
+        self.company.sudo().sms_twilio_max_mps = 50
+        self.assertEqual(SmsSms._get_send_batch_size(), 250, "5 seconds at the cap")
+        self.env["ir.config_parameter"].sudo().set_param(
+            "sms_microfunnel_twilio.batch_size", "40"
+        )
+        self.assertEqual(SmsSms._get_send_batch_size(), 40)
+
+    def test_messaging_service_needs_its_sid(self):
+        with self.assertRaises(ValidationError):
+            self.company.sudo().sms_twilio_messaging_service_sid = "MG-not-a-sid"
+        self.company.sudo().write(
+            {
+                "sms_twilio_messaging_service_sid": False,
+                "sms_twilio_sender_mode": "messaging_service",
+            }
+        )
+        sms = self.send(self.queue())
+        self.assertEqual(sms.state, "error")
+        self.assertEqual(sms.failure_type, "sms_server")
+        self.assertFalse(self.sim.requests, "nothing sent without the service")
+
+    def test_rate_limited_create_is_retried_with_same_uuid(self):
+        self.sim.rate_limit(next_n=1, retry_after=1)
+        sms = self.send(self.queue())
+        creates = self.creates_for(sms)
+        self.assertEqual([c["status"] for c in creates], [429, 201])
+        self.assertGreaterEqual(creates[1]["time"] - creates[0]["time"], 0.9)
+        self.assertEqual(len(self.sim.messages), 1, "one successful create")
+        self.assertEqual(sms.state, "pending")
+        self.assertEqual(sms.sms_tracker_id.sms_twilio_sid, creates[1]["sid"])
+
+    def test_rate_limit_beyond_inline_wait_holds_then_retries(self):
+        self.sim.rate_limit(next_n=1, retry_after=60)
+        sms = self.send(self.queue())
+        self.assertEqual(len(self.sim.creates()), 1)
+        self.assertEqual(sms.state, "process")
+        self.assertEqual(sms.sms_twilio_hold, "retry")
+        self.assertGreaterEqual(
+            sms.sms_twilio_hold_until, fields.Datetime.now() + timedelta(seconds=55)
+        )
+        self.run_queue()  # not due yet: nothing sent
+        self.assertEqual(len(self.sim.creates()), 1)
+        later = sms.sms_twilio_hold_until + timedelta(seconds=1)
+        with patch.object(fields.Datetime, "now", lambda: later):
+            self.run_queue()
+        creates = self.creates_for(sms)
+        self.assertEqual([c["status"] for c in creates], [429, 201])
+        self.assertEqual(sms.state, "pending")
+        self.assertFalse(sms.sms_twilio_hold)
+
+    def test_multi_company_queue_run(self):
+        other_account = "AC" + "6" * 32
+        other = self.env["res.company"].sudo().create({"name": "Filiale"})
+        self._setup_twilio_company(other, other_account, "other-token", "+33700000002")
+        mine = self.queue(ALICE, company=self.company)
+        theirs = self.queue(BOB, company=other)
+        self.run_queue()
+        by_to = {c["form"]["To"][0]: c for c in self.sim.creates()}
+        self.assertEqual(
+            by_to[ALICE]["path"], f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
+        )
+        self.assertEqual(
+            by_to[BOB]["path"], f"/2010-04-01/Accounts/{other_account}/Messages.json"
+        )
+        self.assertEqual(by_to[ALICE]["form"]["From"], [OUR_NUMBER])
+        self.assertEqual(by_to[BOB]["form"]["From"], ["+33700000002"])
+        self.assertTrue(by_to[ALICE]["auth_ok"])
+        # the simulator is the first company's account only: the second
+        # company's credentials were used, so it refused them
+        self.assertFalse(by_to[BOB]["auth_ok"])
+        self.assertEqual(mine.state, "pending")
+        self.assertEqual(theirs.state, "error")
+        self.assertEqual(theirs.sms_twilio_error_code, "20003")
+
+    def test_concurrent_and_paced(self):
+        """N messages per second at most, measured at the simulator."""
+        self.company.sudo().sms_twilio_max_mps = 5
+        self.sim.set_latency(0.2)
+        records = self.env["sms.sms"]
+        for index in range(16):
+            records |= self.queue(f"+336000000{index:02d}", body=f"Message {index}")
+        started = time.monotonic()
+        self.send(records)
+        elapsed = time.monotonic() - started
+        stamps = sorted(c["time"] for c in self.sim.creates())
+        self.assertEqual(len(stamps), 16)
+        self.assertEqual(set(records.mapped("state")), {"pending"})
+        for stamp in stamps:
+            in_window = [s for s in stamps if stamp <= s < stamp + 1.0]
+            self.assertLessEqual(len(in_window), 5, "at most 5 creates in a second")
+        # paced, not bursted: 16 at 5/s span about 3 seconds (unpaced: 0.2 s)
+        self.assertGreater(stamps[-1] - stamps[0], 2.5)
+        self.assertLess(elapsed, 5.0)
+
+    def test_concurrency_beats_latency(self):
+        self.company.sudo().sms_twilio_max_mps = 200
+        self.sim.set_latency(0.3)
+        records = self.env["sms.sms"]
+        for index in range(20):
+            records |= self.queue(f"+336100000{index:02d}", body=f"Message {index}")
+        started = time.monotonic()
+        self.send(records)
+        elapsed = time.monotonic() - started
+        self.assertEqual(set(records.mapped("state")), {"pending"})
+        # one after the other this takes 20 × 0.3 s = 6 s
+        self.assertLess(elapsed, 3.0)
+        self.assertEqual(len(self.sim.messages), 20)
+
+
+@tagged("post_install", "-at_install")
+class TestTwilioAmbiguous(TwilioSimulatorCase):
+    """Outcomes Odoo cannot know: reconciled through the Messages list."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env["ir.config_parameter"].sudo().set_param(TIMEOUT_PARAM, "0.5")
+
+    @classmethod
+    def _request_handler(cls, s, r, /, **kw):
+        # Odoo's test runner raises timeouts below 10 s to 10 s; this test
+        # needs a short one against the (loopback) simulator
+        if urlsplit(r.url).hostname == "127.0.0.1":
+            return _super_send(s, r, **kw)
+        return super()._request_handler(s, r, **kw)
+
+    def test_timeout_after_accept_is_reconciled(self):
+        self.sim.set_latency(2.0, hang_after_accept=True, next_n=1)
+        sms = self.send(self.queue())
+        creates = self.creates_for(sms)
+        self.assertEqual(len(creates), 1, "never resent blindly")
+        self.assertEqual(creates[0]["status"], None, "the client gave up first")
+        lookups = [r for r in self.sim.requests if r["kind"] == "list"]
+        self.assertEqual(len(lookups), 1)
+        self.assertEqual(lookups[0]["query"]["To"], [ALICE])
+        (message,) = self.sim.messages
+        self.assertEqual(sms.state, "pending")
+        self.assertEqual(sms.sms_tracker_id.sms_twilio_sid, message["sid"])
+        self.callbacks()
+        self.assertEqual(sms.state, "sent")
+
+    def test_server_error_created_is_reconciled(self):
+        self.sim.fail_next(1, http_status=500, created=True)
+        sms = self.send(self.queue())
+        self.assertEqual(len(self.creates_for(sms)), 1)
+        (message,) = self.sim.messages
+        self.assertEqual(sms.state, "pending")
+        self.assertEqual(sms.sms_tracker_id.sms_twilio_sid, message["sid"])
+
+    def test_not_found_after_grace_is_resent_with_same_uuid(self):
+        self.sim.fail_next(1, http_status=500)  # refused, nothing created
+        sms = self.send(self.queue())
+        self.assertEqual(len(self.sim.messages), 0)
+        self.assertEqual(sms.state, "process")
+        self.assertEqual(sms.sms_twilio_hold, "ambiguous")
+        self.run_queue()  # within the grace period: nothing happens
+        self.assertEqual(len(self.creates_for(sms)), 1)
+        self.assertEqual(sms.sms_twilio_hold, "ambiguous")
+        later = sms.sms_twilio_hold_until + timedelta(seconds=1)
+        with patch.object(fields.Datetime, "now", lambda: later):
+            self.run_queue()
+        creates = self.creates_for(sms)
+        self.assertEqual([c["status"] for c in creates], [500, 201])
+        self.assertEqual(len(self.sim.messages), 1)
+        self.assertEqual(sms.state, "pending")
+        self.assertEqual(sms.sms_twilio_attempts, 1)
+
+    def test_callback_resolves_ambiguous(self):
+        self.sim.set_latency(2.0, hang_after_accept=True, next_n=1)
+        # the lookup fails too: only the callback can tell
+        sms = self.queue()
+        with patch.object(
+            SmsApiTwilioMicrofunnel, "_sms_twilio_find_messages", lambda *a: {}
+        ):
+            self.send(sms)
+        self.assertEqual(sms.sms_twilio_hold, "ambiguous")
+        self.callbacks()
+        self.assertEqual(sms.state, "sent")
+        self.assertFalse(sms.sms_twilio_hold)
+        self.assertEqual(sms.sms_tracker_id.sms_twilio_sid, self.sim.messages[0]["sid"])
+        self.assertEqual(len(self.sim.creates()), 1)

@@ -1,0 +1,135 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Signed status callbacks from the Twilio simulator: order never regresses."""
+
+from odoo.tests import tagged
+from odoo.tools import mute_logger
+
+from odoo.addons.sms_microfunnel_twilio.models.sms_tracker import status_allowed
+
+from .test_sending import ALICE, OUR_NUMBER, TwilioSimulatorCase
+
+
+@tagged("post_install", "-at_install")
+class TestTwilioStatusCallbacks(TwilioSimulatorCase):
+    def sent(self, **vals):
+        sms = self.send(self.queue(ALICE, partner_id=self.partner.id, **vals))
+        return sms, sms.sms_tracker_id, self.message_for(sms)["sid"]
+
+    def test_status_ranks(self):
+        self.assertTrue(status_allowed(False, "queued"))
+        self.assertTrue(status_allowed("queued", "sending"))
+        self.assertTrue(status_allowed("sent", "failed"))
+        self.assertTrue(status_allowed("failed", "delivered"))
+        self.assertTrue(status_allowed("undelivered", "delivered"))
+        self.assertFalse(status_allowed("delivered", "sent"))
+        self.assertFalse(status_allowed("delivered", "failed"))
+        self.assertFalse(status_allowed("delivered", "undelivered"))
+        self.assertFalse(status_allowed("sent", "queued"))
+        self.assertFalse(status_allowed("failed", "undelivered"))
+        self.assertFalse(status_allowed("sent", "sent"))
+        self.assertFalse(status_allowed("sent", "myfakestatus"))
+
+    def test_in_order(self):
+        sms, tracker, sid = self.sent()
+        self.callbacks(sid, ["sent"])
+        self.assertEqual(tracker.sms_twilio_status, "sent")
+        self.assertEqual(sms.state, "pending")
+        self.callbacks(sid, ["delivered"])
+        self.assertEqual(tracker.sms_twilio_status, "delivered")
+        self.assertEqual(sms.state, "sent")
+
+    def test_delivered_before_sent_stays_delivered(self):
+        sms, tracker, sid = self.sent()
+        self.callbacks(sid, "reversed")  # delivered, then sent
+        hooks = self.sim.webhooks
+        self.assertEqual([h["status"] for h in hooks], ["delivered", "sent"])
+        self.assertEqual(tracker.sms_twilio_status, "delivered")
+        self.assertEqual(sms.state, "sent")
+        # a late "queued"/"sending" changes nothing either
+        self.callbacks(sid, ["sending", "queued"])
+        self.assertEqual(tracker.sms_twilio_status, "delivered")
+        self.assertEqual(sms.state, "sent")
+
+    def test_delivered_beats_a_later_failure(self):
+        sms, tracker, sid = self.sent()
+        self.callbacks(sid, ["delivered"])
+        self.env.flush_all()
+        with self.allow_requests(all_requests=True):
+            self.sim.send_status(sid, "failed", error_code=30008)
+        self.env.invalidate_all()
+        self.assertEqual(self.sim.webhooks[-1]["response_status"], 200)
+        self.assertEqual(tracker.sms_twilio_status, "delivered")
+        self.assertFalse(tracker.sms_twilio_error_code)
+        self.assertEqual(sms.state, "sent")
+        self.assertFalse(sms.failure_type)
+
+    def test_failure_then_delivered_upgrades(self):
+        sms, tracker, sid = self.sent()
+        self.callbacks(sid, ["undelivered"])  # ErrorCode 30003
+        self.assertEqual(tracker.sms_twilio_status, "undelivered")
+        self.assertEqual(tracker.sms_twilio_error_code, "30003")
+        self.assertEqual(sms.state, "error")
+        self.assertEqual(sms.failure_type, "sms_invalid_destination")
+        self.callbacks(sid, ["delivered"])
+        self.assertEqual(tracker.sms_twilio_status, "delivered")
+        self.assertFalse(tracker.sms_twilio_error_code)
+        self.assertEqual(sms.state, "sent")
+        self.assertFalse(sms.failure_type)
+
+    def test_replayed_callbacks_change_nothing(self):
+        sms, tracker, sid = self.sent()
+        self.callbacks(sid, ["sent", "delivered"])
+        self.callbacks(sid, ["delivered", "sent", "delivered"])
+        self.assertEqual(tracker.sms_twilio_status, "delivered")
+        self.assertEqual(sms.state, "sent")
+
+    def test_chatter_notification_follows_monotonic_status(self):
+        message = self.partner._message_sms("Bonjour", sms_numbers=[ALICE])
+        self.env.flush_all()
+        self.env.invalidate_all()
+        notification = message.notification_ids
+        self.assertEqual(notification.notification_status, "pending")
+        (create,) = self.sim.creates()
+        self.callbacks(create["sid"], ["delivered", "sent"])
+        self.assertEqual(notification.notification_status, "sent")
+        self.env.flush_all()
+        with self.allow_requests(all_requests=True):
+            # core alone would turn a delivered notification into an exception
+            self.sim.send_status(create["sid"], "failed", error_code=30008)
+        self.env.invalidate_all()
+        self.assertEqual(notification.notification_status, "sent")
+        self.assertFalse(notification.failure_type)
+
+    @mute_logger("odoo.addons.sms_twilio.controllers.controllers")
+    def test_core_signature_check_kept(self):
+        sms, tracker, sid = self.sent()
+        response = self.url_open(
+            f"/sms_twilio/status/{sms.uuid}",
+            {"SmsStatus": "delivered", "MessageSid": sid},
+            headers={"X-Twilio-Signature": "forged"},
+        )
+        self.assertEqual(response.status_code, 404)
+        self.env.invalidate_all()
+        self.assertEqual(tracker.sms_twilio_status, "queued")
+        self.assertEqual(sms.state, "pending")
+
+
+@tagged("post_install", "-at_install")
+class TestTwilioLateCallbacks(TwilioSimulatorCase):
+    """A callback for another company's SMS once the SMS row is deleted."""
+
+    def test_late_callback_of_another_company(self):
+        # the simulator's account belongs to a second company; the main
+        # company (the public user's) has another token
+        other = self.env["res.company"].sudo().create({"name": "Filiale"})
+        self._setup_twilio_company(
+            other, self.sim.account_sid, self.sim.auth_token, OUR_NUMBER
+        )
+        self.company.sudo().sms_twilio_auth_token = "main-company-token"
+        sms = self.send(self.queue(ALICE, company=other))
+        tracker = sms.sms_tracker_id
+        self.assertEqual(tracker.sms_twilio_company_id, other)
+        sms.unlink()  # what the SMS garbage collector does
+        self.callbacks()
+        self.assertEqual([h["response_status"] for h in self.sim.webhooks], [200, 200])
+        self.assertEqual(tracker.sms_twilio_status, "delivered")

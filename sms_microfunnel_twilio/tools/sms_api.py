@@ -1,0 +1,567 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Twilio sending for SMS Micro-Funnels, on top of core ``sms_twilio``.
+
+:class:`SmsApiTwilioMicrofunnel` keeps core's request building
+(``SmsApiTwilio._sms_twilio_send_request``: account check, sender number of
+the destination's country, StatusCallback URL) and hands it a
+:class:`TwilioTransport` instead of a ``requests`` session. The transport:
+
+* sends to the configured API base URL (system parameter
+  ``sms_microfunnel_twilio.api_base_url``, default ``https://api.twilio.com``);
+* posts ``MessagingServiceSid`` instead of ``From`` for a company that sends
+  through its Messaging Service;
+* runs the creates concurrently on one pooled ``requests.Session`` and paces
+  them so that no 1-second window holds more than the company's cap;
+* retries a rate-limited create (HTTP 429 / Twilio 20429) after an exponential
+  backoff with jitter, and a create that never reached Twilio;
+* reports a failure after the request may have reached Twilio as *ambiguous*:
+  such a message is looked up in Twilio's message list, never resent blindly.
+
+Worker threads only do HTTP; everything that reads or writes the database runs
+in the calling thread.
+"""
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
+
+from odoo.exceptions import UserError
+
+from odoo.addons.sms_twilio.tools.sms_api import SmsApiTwilio
+
+_logger = logging.getLogger(__name__)
+
+TWILIO_API = "https://api.twilio.com"
+API_BASE_URL_PARAM = "sms_microfunnel_twilio.api_base_url"
+WORKERS_PARAM = "sms_microfunnel_twilio.max_workers"
+TIMEOUT_PARAM = "sms_microfunnel_twilio.timeout"
+DEFAULT_WORKERS = 16
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_MPS = 10
+
+# A slot of the pacer lasts this long: a little more than one second, so that
+# the jitter between taking a slot and the request reaching Twilio never puts
+# more than the cap in one second at Twilio's side.
+PACING_WINDOW = 1.02
+# Rate-limited creates are retried in the worker while the waits stay short;
+# beyond that the message is held and retried by the queue cron.
+INLINE_RETRIES = 3
+INLINE_WAIT_CAP = 5.0
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 300.0
+# Reconciliation: Twilio's ``date_created`` may be this far before our clock.
+CLOCK_SKEW = 120
+
+RATE_LIMIT_CODES = {20429}
+# Send-time error codes added to core's mapping (core: 21211, 21614, 21265,
+# 21604, 21266, 21603, 21608, 21609).
+CORE_SEND_CODES = {21211, 21614, 21265, 21604, 21266, 21603, 21608, 21609}
+EXTRA_SEND_STATES = {
+    21610: "twilio_opt_out",  # the recipient replied STOP to this sender
+    21635: "wrong_number_format",  # landline or unreachable, refused
+    20003: "twilio_authentication",
+}
+INVALID_NUMBER_CODES = {21211, 21614, 21635}
+OPT_OUT_CODES = {21610}
+# results of ``_send_sms_batch`` that are no final answer (the message waits)
+HELD_STATES = {"twilio_retry": "retry", "twilio_ambiguous": "ambiguous"}
+
+_pacers = {}
+_pacers_lock = threading.Lock()
+
+
+def backoff_delay(attempt, retry_after=0.0, base=BACKOFF_BASE, cap=BACKOFF_CAP):
+    """Seconds to wait before retry ``attempt`` (0-based): exponential backoff
+    with "equal jitter" (half fixed, half random), never less than what the
+    server asked for in ``Retry-After``."""
+    delay = min(cap, base * 2**attempt)
+    delay = delay / 2 + random.uniform(0, delay / 2)
+    return max(delay, retry_after or 0.0)
+
+
+def _retry_after(response):
+    try:
+        return max(0.0, float(response.headers.get("Retry-After") or 0))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _json(response):
+    try:
+        payload = response.json()
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _error_code(payload):
+    code = (payload or {}).get("code") or (payload or {}).get("error_code")
+    try:
+        return int(code)
+    except (TypeError, ValueError):
+        return None
+
+
+def _never_sent(exc):
+    """True when ``exc`` proves the request never reached the server."""
+    if isinstance(
+        exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError
+    ):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError
+        return isinstance(reason, NewConnectionError)
+    return False
+
+
+class Pacer:
+    """At most ``rate`` acquisitions in any window of ``window`` seconds.
+
+    A sliding log of the last ``rate`` slots: unlike a token bucket, it never
+    lets a burst and the following refill fall into the same second.
+    """
+
+    def __init__(self, window=PACING_WINDOW):
+        self.window = window
+        self._lock = threading.Lock()
+        self._slots = deque()
+
+    def acquire(self, rate):
+        rate = max(1, int(rate))
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                while self._slots and now - self._slots[0] >= self.window:
+                    self._slots.popleft()
+                if len(self._slots) < rate:
+                    self._slots.append(now)
+                    return now
+                time.sleep(self.window - (now - self._slots[-rate]))
+
+
+def get_pacer(key):
+    """The process-wide pacer of one sending company (``key``)."""
+    with _pacers_lock:
+        return _pacers.setdefault(key, Pacer())
+
+
+@dataclass
+class Outcome:
+    """What happened to one create request, decided in a worker thread."""
+
+    kind: str  # response | not_sent | rate_limited | ambiguous
+    data: dict = field(default_factory=dict)
+    response: object = None
+    error: str = ""
+    started_at: float = 0.0  # wall clock (time.time()) of the first attempt
+    posts: int = 0
+    retry_after: float = 0.0
+
+
+class TwilioTransport:
+    """A stand-in for the ``requests`` session core's request builder posts
+    with: ``post()`` queues the create on a thread pool and returns a
+    ``Future`` of its :class:`Outcome`."""
+
+    def __init__(
+        self,
+        api_base_url=TWILIO_API,
+        rate=DEFAULT_MPS,
+        pacer=None,
+        max_workers=DEFAULT_WORKERS,
+        timeout=DEFAULT_TIMEOUT,
+        messaging_service_sid=None,
+    ):
+        self.api_base_url = (api_base_url or TWILIO_API).rstrip("/")
+        self.rate = max(1, int(rate or DEFAULT_MPS))
+        self.pacer = pacer or Pacer()
+        self.timeout = timeout
+        self.messaging_service_sid = messaging_service_sid
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max_workers)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.executor = ThreadPoolExecutor(
+            max_workers=max(1, max_workers), thread_name_prefix="twilio-sms"
+        )
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self):
+        self.executor.shutdown(wait=True)
+        self.session.close()
+
+    def url(self, url):
+        """Core builds ``https://api.twilio.com/…``: use the configured base."""
+        if url.startswith(TWILIO_API):
+            return self.api_base_url + url[len(TWILIO_API) :]
+        return url
+
+    def message_data(self, data):
+        data = dict(data or {})
+        if self.messaging_service_sid:
+            # Twilio picks the sender from the service's pool (sticky sender)
+            data.pop("From", None)
+            data["MessagingServiceSid"] = self.messaging_service_sid
+        return data
+
+    def post(self, url, data=None, auth=None, **_kwargs):
+        """Queue one message create; the timeout is the transport's own."""
+        return self.executor.submit(
+            self._create, self.url(url), self.message_data(data), auth
+        )
+
+    def _create(self, url, data, auth):
+        outcome = Outcome("ambiguous", data=data, started_at=time.time())
+        attempt = 0
+        while True:
+            self.pacer.acquire(self.rate)
+            outcome.posts += 1
+            try:
+                response = self.session.post(
+                    url, data=data, auth=auth, timeout=self.timeout
+                )
+            except requests.exceptions.RequestException as exc:
+                outcome.error = f"{type(exc).__name__}: {exc}"
+                if not _never_sent(exc):
+                    # it may have reached Twilio: reconcile, never resend blindly
+                    outcome.kind = "ambiguous"
+                    return outcome
+                wait = backoff_delay(attempt)
+                if attempt >= INLINE_RETRIES or wait > INLINE_WAIT_CAP:
+                    outcome.kind = "not_sent"
+                    outcome.retry_after = wait
+                    return outcome
+            else:
+                if not self._rate_limited(response):
+                    outcome.kind = "response"
+                    outcome.response = response
+                    return outcome
+                wait = backoff_delay(attempt, _retry_after(response))
+                outcome.error = f"HTTP {response.status_code}: rate limited"
+                if attempt >= INLINE_RETRIES or wait > INLINE_WAIT_CAP:
+                    outcome.kind = "rate_limited"
+                    outcome.retry_after = wait
+                    return outcome
+            time.sleep(wait)
+            attempt += 1
+
+    @staticmethod
+    def _rate_limited(response):
+        if response.status_code == 429:
+            return True
+        return response.status_code >= 400 and (
+            _error_code(_json(response)) in RATE_LIMIT_CODES
+        )
+
+    def get_json(self, url, params=None, auth=None):
+        """A synchronous GET; the decoded JSON object, or None on any failure."""
+        try:
+            response = self.session.get(
+                self.url(url), params=params, auth=auth, timeout=self.timeout
+            )
+        except requests.exceptions.RequestException as exc:
+            _logger.info("Twilio lookup %s failed: %s", url, exc)
+            return None
+        if response.status_code != 200:
+            _logger.info("Twilio lookup %s answered %s", url, response.status_code)
+            return None
+        return _json(response)
+
+
+class SmsApiTwilioMicrofunnel(SmsApiTwilio):
+    PROVIDER_TO_SMS_FAILURE_TYPE = SmsApiTwilio.PROVIDER_TO_SMS_FAILURE_TYPE | {
+        "twilio_opt_out": "sms_optout",
+    }
+
+    # -- settings -------------------------------------------------------------
+
+    def _sms_twilio_company(self):
+        return (self.company or self.env.company).sudo()
+
+    def _sms_twilio_param(self, key, default, cast=float):
+        value = self.env["ir.config_parameter"].sudo().get_param(key)
+        try:
+            return cast(value) if value not in (None, False, "") else default
+        except ValueError:
+            return default
+
+    def _sms_twilio_transport(self):
+        company = self._sms_twilio_company()
+        base_url = self.env["ir.config_parameter"].sudo().get_param(API_BASE_URL_PARAM)
+        return TwilioTransport(
+            api_base_url=base_url or TWILIO_API,
+            rate=company.sms_twilio_max_mps or DEFAULT_MPS,
+            pacer=get_pacer((self.env.cr.dbname, company.id)),
+            max_workers=max(
+                1, self._sms_twilio_param(WORKERS_PARAM, DEFAULT_WORKERS, int)
+            ),
+            timeout=max(0.1, self._sms_twilio_param(TIMEOUT_PARAM, DEFAULT_TIMEOUT)),
+            messaging_service_sid=company._sms_twilio_sending_service_sid(),
+        )
+
+    def _sms_twilio_auth(self):
+        company = self._sms_twilio_company()
+        return company.sms_twilio_account_sid, company.sms_twilio_auth_token
+
+    # -- sending ----------------------------------------------------------------
+
+    def _send_sms_batch(self, messages, delivery_reports_url=False):
+        """Send concurrently; see ``SmsApiBase._send_sms_batch`` for the contract.
+
+        Results carry, besides ``uuid``/``state``/``failure_reason``:
+        ``sms_twilio_sid``, ``twilio_status`` and ``twilio_error_code``.
+        A message that got no final answer (rate limit exhausted, Twilio not
+        reached, ambiguous outcome not found yet) is put in the list
+        ``self.sms_twilio_held`` when the caller provided one (``sms.sms``
+        does), otherwise it is reported as ``server_error``.
+        """
+        self._sms_twilio_company()._assert_twilio_sid()
+        results, sent = [], []
+        with self._sms_twilio_transport() as transport:
+            for message in messages:
+                body = message.get("content") or ""
+                for number_info in message.get("numbers") or []:
+                    uuid = number_info["uuid"]
+                    try:
+                        future = self._sms_twilio_send_request(
+                            transport, number_info["number"], body, uuid
+                        )
+                    except (UserError, ValueError) as exc:
+                        results.append(
+                            {
+                                "uuid": uuid,
+                                "state": "server_error",
+                                "failure_reason": str(exc),
+                            }
+                        )
+                        continue
+                    sent.append((uuid, future))
+            outcomes = {uuid: self._sms_twilio_outcome(future) for uuid, future in sent}
+            sent_results = [
+                self._sms_twilio_result(uuid, outcome)
+                for uuid, outcome in outcomes.items()
+            ]
+            ambiguous = {
+                r["uuid"]: outcomes[r["uuid"]]
+                for r in sent_results
+                if r["state"] == "twilio_ambiguous"
+            }
+            if ambiguous:
+                found = self._sms_twilio_find_messages(
+                    transport,
+                    {
+                        uuid: (outcome.data, outcome.started_at)
+                        for uuid, outcome in ambiguous.items()
+                    },
+                )
+                for result in sent_results:
+                    message = found.get(result["uuid"])
+                    if message:
+                        result.update(self._sms_twilio_adopted(message))
+            results += sent_results
+        held = self.__dict__.get("sms_twilio_held")
+        final = []
+        for result in results:
+            if result["state"] in HELD_STATES:
+                if held is not None:
+                    held.append(result)
+                    continue
+                result = {**result, "state": "server_error"}
+            final.append(result)
+        return final
+
+    @staticmethod
+    def _sms_twilio_outcome(future):
+        if future is None:  # a request builder that sent nothing
+            return Outcome("not_sent", error="not sent")
+        if not hasattr(future, "result"):  # a plain response
+            return Outcome("response", response=future, started_at=time.time())
+        try:
+            return future.result()
+        except Exception as exc:  # a bug in the worker: assume it may have sent
+            _logger.exception("Twilio SMS worker failed")
+            return Outcome("ambiguous", error=str(exc), started_at=time.time())
+
+    def _sms_twilio_result(self, uuid, outcome):
+        """The result dict of one create, from its :class:`Outcome`."""
+        base = {
+            "uuid": uuid,
+            "provider": "twilio",
+            "sent_at": outcome.started_at,
+        }
+        if outcome.kind in ("not_sent", "rate_limited"):
+            return {
+                **base,
+                "state": "twilio_retry",
+                "failure_reason": outcome.error,
+                "retry_after": outcome.retry_after,
+            }
+        if outcome.kind == "ambiguous":
+            return {
+                **base,
+                "state": "twilio_ambiguous",
+                "failure_reason": outcome.error,
+            }
+        response = outcome.response
+        payload = _json(response)
+        status = response.status_code
+        if status >= 500 or (status < 400 and not (payload or {}).get("sid")):
+            # Twilio may have created the message: reconcile
+            return {
+                **base,
+                "state": "twilio_ambiguous",
+                "failure_reason": f"HTTP {status}",
+            }
+        if status < 400 and not payload.get("error"):
+            return {
+                **base,
+                "state": "sent",
+                "failure_reason": False,
+                "failure_type": False,
+                "sms_twilio_sid": payload["sid"],
+                "twilio_status": payload.get("status") or "queued",
+                "twilio_error_code": False,
+            }
+        if payload is None:
+            text = (getattr(response, "text", "") or "")[:200]
+            return {
+                **base,
+                "state": "unknown",
+                "failure_reason": f"HTTP {status}: {text}".strip(),
+                "twilio_error_code": False,
+            }
+        state = self._twilio_error_code_to_odoo_state(payload)
+        code = _error_code(payload)
+        reason = payload.get("message") or payload.get("error_message")
+        if not reason and state == "unknown":
+            reason = f"Twilio error {code}" if code else f"HTTP {status}"
+        if not reason:
+            reason = self._get_sms_api_error_messages().get(state)
+        return {
+            **base,
+            "state": state,
+            "failure_reason": reason,
+            "failure_type": state,
+            "twilio_error_code": str(code) if code else False,
+        }
+
+    def _twilio_error_code_to_odoo_state(self, response_json):
+        code = _error_code(response_json)
+        if code in EXTRA_SEND_STATES:
+            return EXTRA_SEND_STATES[code]
+        if code in CORE_SEND_CODES:
+            return super()._twilio_error_code_to_odoo_state(response_json)
+        # kept verbatim in the failure reason and the error code fields
+        _logger.info("Twilio SMS: unmapped error code %s", code)
+        return "unknown"
+
+    def _get_sms_api_error_messages(self):
+        messages = super()._get_sms_api_error_messages()
+        messages["twilio_opt_out"] = self.env._(
+            "The recipient replied STOP to this sender (Twilio error 21610)."
+        )
+        return messages
+
+    # -- reconciliation ----------------------------------------------------------
+
+    def _sms_twilio_find_messages(self, transport, items):
+        """Look ambiguous creates up in Twilio's message list.
+
+        :param items: ``{uuid: (posted data, wall-clock time of the attempt)}``
+        :return: ``{uuid: message dict}`` for the ones found, ``{uuid: False}``
+            for the ones Twilio does not have, nothing for failed lookups
+        """
+        account_sid, token = self._sms_twilio_auth()
+        url = f"{TWILIO_API}/2010-04-01/Accounts/{account_sid}/Messages.json"
+        candidates = {}
+        for uuid, (data, since) in items.items():
+            if not data.get("To"):
+                continue
+            payload = transport.get_json(
+                url,
+                params={"To": data.get("To"), "PageSize": 100},
+                auth=(account_sid, token),
+            )
+            if payload is None:
+                continue
+            candidates[uuid] = [
+                message
+                for message in payload.get("messages") or []
+                if self._sms_twilio_matches(message, data, since)
+            ]
+        sids = {m["sid"] for found in candidates.values() for m in found}
+        taken = set(
+            self.env["sms.tracker"]
+            .sudo()
+            .search([("sms_twilio_sid", "in", list(sids))])
+            .mapped("sms_twilio_sid")
+        )
+        result = {}
+        for uuid, found in candidates.items():
+            found = [m for m in found if m["sid"] not in taken]
+            found.sort(key=lambda m: self._sms_twilio_created(m) or 0)
+            result[uuid] = found[0] if found else False
+            if found:
+                taken.add(found[0]["sid"])
+        return result
+
+    @classmethod
+    def _sms_twilio_created(cls, message):
+        try:
+            return parsedate_to_datetime(message.get("date_created")).timestamp()
+        except (TypeError, ValueError):
+            return None
+
+    @classmethod
+    def _sms_twilio_matches(cls, message, data, since):
+        if not message.get("sid") or message.get("body") != data.get("Body"):
+            return False
+        if (message.get("direction") or "outbound-api").startswith("inbound"):
+            return False
+        service = data.get("MessagingServiceSid")
+        if service and message.get("messaging_service_sid") not in (None, service):
+            return False
+        if data.get("From") and message.get("from") not in (None, data["From"]):
+            return False
+        created = cls._sms_twilio_created(message)
+        return created is None or not since or created >= since - CLOCK_SKEW
+
+    @staticmethod
+    def _sms_twilio_adopted(message):
+        """The success result for a message found at Twilio."""
+        status = message.get("status") or "queued"
+        return {
+            "state": "sent",
+            "failure_reason": False,
+            "failure_type": False,
+            "sms_twilio_sid": message["sid"],
+            "twilio_status": status,
+            "twilio_error_code": False,
+            "reconciled": True,
+        }
+
+    def _sms_twilio_reconcile(self, items):
+        """Look up held ambiguous messages (outside a send): see
+        ``_sms_twilio_find_messages``; returns the success result of each
+        message found, ``False`` for the ones not found."""
+        with self._sms_twilio_transport() as transport:
+            found = self._sms_twilio_find_messages(transport, items)
+        return {
+            uuid: self._sms_twilio_adopted(message) if message else False
+            for uuid, message in found.items()
+        }
