@@ -385,10 +385,80 @@ def wait_http(url, proc, timeout=180):
     return False
 
 
+DEMO_TWILIO_SID = "AC" + "d" * 32
+DEMO_TWILIO_TOKEN = "demo-token-of-the-loopback-simulator"
+DEMO_TWILIO_NUMBER = "+33700000000"
+
+
+def start_simulator(port, odoo_url):
+    """The loopback Twilio simulator the demo company sends through."""
+    cmd = [
+        PYTHON,
+        str(REPO / "sms_microfunnel_twilio" / "tools" / "twilio_simulator.py"),
+        f"--port={port}",
+        f"--account-sid={DEMO_TWILIO_SID}",
+        f"--auth-token={DEMO_TWILIO_TOKEN}",
+        f"--callback-base={odoo_url}",
+        f"--inbound-url={odoo_url}/sms_microfunnel_twilio/inbound",
+        "--auto-callbacks",
+        "--callback-delay=2",
+    ]
+    return subprocess.Popen(
+        cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL
+    )
+
+
+def wire_demo_to_simulator(dbname, odoo_url, simulator_url):
+    env = dict(
+        os.environ,
+        SMF_ODOO_URL=odoo_url,
+        SMF_TWILIO_URL=simulator_url,
+        SMF_TWILIO_SID=DEMO_TWILIO_SID,
+        SMF_TWILIO_TOKEN=DEMO_TWILIO_TOKEN,
+        SMF_TWILIO_NUMBER=DEMO_TWILIO_NUMBER,
+    )
+    cmd = odoo_command(
+        f"--addons-path={addons_path()}",
+        *db_options(),
+        "shell",
+        "-d",
+        dbname,
+        "--no-http",
+        "--log-level=warn",
+    )
+    script = (REPO / "setup" / "demo_twilio.py").read_text()
+    proc = subprocess.run(
+        cmd,
+        input=script,
+        text=True,
+        capture_output=True,
+        cwd=REPO,
+        env=env,
+        check=False,
+    )
+    if proc.returncode or "demo company wired" not in proc.stdout:
+        raise RuntimeError(
+            "Could not wire the demo to the simulator:\n" + proc.stderr[-3000:]
+        )
+
+
+def stop_group(proc, timeout=20):
+    if proc and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def cmd_run(args):
     check_prerequisites()
     dbname = os.environ.get("SMF_DB", "smf_demo")
     port = int(os.environ.get("SMF_HTTP_PORT", "8069"))
+    twilio_port = int(os.environ.get("SMF_TWILIO_PORT", "8075"))
+    odoo_url = f"http://127.0.0.1:{port}"
+    simulator_url = f"http://127.0.0.1:{twilio_port}"
     if not database_exists(dbname):
         say(f"Creating demo database {dbname} from the template…")
         duplicate_template(dbname, demo=True)
@@ -408,6 +478,7 @@ def cmd_run(args):
         )
     else:
         say(f"Reusing demo database {dbname} (both addons installed).")
+    wire_demo_to_simulator(dbname, odoo_url, simulator_url)
     cmd = odoo_command(
         f"--addons-path={addons_path()}",
         *db_options(),
@@ -418,24 +489,26 @@ def cmd_run(args):
         f"--http-port={port}",
         *args.odoo_args,
     )
+    simulator = start_simulator(twilio_port, odoo_url)
     proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True)
 
     def stop(signum=None, frame=None):
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc)
+        stop_group(simulator, timeout=5)
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        url = f"http://127.0.0.1:{port}"
-        if wait_http(f"{url}/web/login", proc):
+        if wait_http(f"{odoo_url}/web/login", proc):
             say(
-                f"\nsms_microfunnel demo is ready: {url}/odoo  "
+                f"\nsms_microfunnel demo is ready: {odoo_url}/odoo  "
                 f"(login: admin, password: admin, database: {dbname})\n"
+                f"Twilio simulator: {simulator_url} (the demo company sends through "
+                "it; delivery reports come back by themselves).\n"
+                "Make a contact reply STOP:\n"
+                f"  curl -u {DEMO_TWILIO_SID}:{DEMO_TWILIO_TOKEN} "
+                "--data-urlencode From=+33612340101 "
+                f"--data-urlencode To={DEMO_TWILIO_NUMBER} -d Body=STOP "
+                f"{simulator_url}/_simulator/inbound\n"
                 "Press Ctrl-C to stop.\n"
             )
         rc = proc.wait()
@@ -519,6 +592,22 @@ def install_for_tests(dbname, log_path):
     return problems
 
 
+def core_test_paths():
+    """Odoo's own tests that must keep passing with our addons installed
+    (core ``sms_twilio``, which our provider addon extends)."""
+    out = subprocess.run(
+        [PYTHON, "-c", "import odoo, os; print(os.path.dirname(odoo.__path__[0]))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    candidates = [
+        Path(out) / "addons" / "sms_twilio" / "tests",
+        Path(out) / "odoo" / "addons" / "sms_twilio" / "tests",
+    ]
+    return [str(path) for path in candidates if path.is_dir()][:1]
+
+
 def cmd_test(args):
     check_prerequisites(("requirements.txt", "requirements-test.txt"))
     workdir = Path(tempfile.mkdtemp(prefix="smf-test-"))
@@ -535,7 +624,7 @@ def cmd_test(args):
     config = workdir / "odoo.conf"
     write_odoo_config(config, dbname)
     junit = workdir / "pytest.xml"
-    selection = args.pytest_args or [*ADDONS, "tests"]
+    selection = args.pytest_args or [*ADDONS, "tests", *core_test_paths()]
     cmd = [
         PYTHON,
         "-m",

@@ -67,11 +67,16 @@ def _port_open(port):
 class Demo:
     """``./setup/run`` in the background, its output collected line by line."""
 
-    def __init__(self, dbname, port):
+    def __init__(self, dbname, port, twilio_port):
         self.port = port
         env = dict(
-            os.environ, SMF_DB=dbname, SMF_HTTP_PORT=str(port), PYTHON=sys.executable
+            os.environ,
+            SMF_DB=dbname,
+            SMF_HTTP_PORT=str(port),
+            SMF_TWILIO_PORT=str(twilio_port),
+            PYTHON=sys.executable,
         )
+
         self.proc = subprocess.Popen(
             [RUN],
             env=env,
@@ -133,37 +138,50 @@ def demo_state(port, dbname):
         )
 
     menus = call("ir.ui.menu", "load_menus", False)
+    user = call("res.users", "read", [session["uid"]], ["company_id"])[0]
+    user_company = user["company_id"][0]
     xmlids = {m.get("xmlid") for m in menus.values() if isinstance(m, dict)}
     return {
         "has_funnel_menu": "sms_microfunnel.menu_sms_funnel_root" in xmlids,
         "partners": call("res.partner", "search_count", []),
         "templates": call("sms.template", "search_count", []),
+        "provider": call(
+            "res.company",
+            "read",
+            [user_company],
+            ["sms_provider"],
+        )[0]["sms_provider"],
     }
 
 
 def test_run_serves_demo_and_is_safe_to_rerun(odoo_ready):
     dbname = f"smf_test_{os.getpid()}_run"
     port = smf.free_port()
+    twilio_port = smf.free_port()
     try:
         states = []
         for attempt in (1, 2):
-            demo = Demo(dbname, port)
+            demo = Demo(dbname, port, twilio_port)
             assert demo.ready.wait(300), (
                 f"run #{attempt} never got ready:\n{demo.output}"
             )
             assert f"http://127.0.0.1:{port}/odoo" in demo.output
             assert "login: admin" in demo.output
+            assert f"Twilio simulator: http://127.0.0.1:{twilio_port}" in demo.output
+            assert _port_open(twilio_port), "the Twilio simulator runs beside Odoo"
             states.append(demo_state(port, dbname))
             assert demo.interrupt() == 0, demo.output
             deadline = time.monotonic() + 10
             while _port_open(port) and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert not _port_open(port), "Ctrl-C left Odoo listening"
+            assert not _port_open(twilio_port), "Ctrl-C left the simulator running"
             if attempt == 1:
                 assert "Creating demo database" in demo.output
             else:
                 assert "Reusing demo database" in demo.output
         assert states[0]["has_funnel_menu"]
+        assert states[0]["provider"] == "twilio", "demo company sends via the simulator"
         assert states[0]["templates"] >= 2, "our demo SMS templates are missing"
         assert states[0] == states[1], "re-running setup/run changed the demo data"
     finally:

@@ -1,0 +1,67 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Run by ``setup/run`` inside ``odoo shell``: points the demo company at the
+loopback Twilio simulator and starts a small welcome funnel, so a new user
+sees the whole loop (send, delivery reports, a reply) without a Twilio
+account.  Idempotent.  Reads SMF_* variables from the environment.
+"""
+# ruff: noqa: F821 - ``env`` is provided by ``odoo shell``
+
+import os
+
+odoo_url = os.environ["SMF_ODOO_URL"]
+company = env.ref("base.main_company")
+company.write(
+    {
+        "sms_provider": "twilio",
+        "sms_twilio_account_sid": os.environ["SMF_TWILIO_SID"],
+        "sms_twilio_auth_token": os.environ["SMF_TWILIO_TOKEN"],
+        "country_id": env.ref("base.fr").id,
+    }
+)
+if not company.sms_twilio_number_ids:
+    env["sms.twilio.number"].create(
+        {
+            "company_id": company.id,
+            "number": os.environ["SMF_TWILIO_NUMBER"],
+            "country_id": env.ref("base.fr").id,
+        }
+    )
+params = env["ir.config_parameter"]
+params.set_param("sms_microfunnel_twilio.api_base_url", os.environ["SMF_TWILIO_URL"])
+params.set_param("sms_microfunnel_twilio.public_base_url", odoo_url)
+params.set_param("web.base.url", odoo_url)
+params.set_param("web.base.url.freeze", "True")
+
+funnel = env.ref("sms_microfunnel.demo_funnel_welcome", raise_if_not_found=False)
+if not funnel:
+    funnel = env["sms.microfunnel.campaign"].create(
+        {"name": "Bienvenue (démo du simulateur)", "model_name": "res.partner"}
+    )
+    env["ir.model.data"].create(
+        {
+            "module": "sms_microfunnel",
+            "name": "demo_funnel_welcome",
+            "model": funnel._name,
+            "res_id": funnel.id,
+            "noupdate": True,
+        }
+    )
+    env["sms.microfunnel.step"].create(
+        {
+            "campaign_id": funnel.id,
+            "name": "Bienvenue",
+            "message_class": "transactional",
+            "body": "Bonjour {{ object.name }}, bienvenue ! Répondez STOP pour ne "
+            "plus recevoir nos SMS.",
+        }
+    )
+    funnel.action_start()
+    demo = env["res.partner"].browse(
+        [
+            env.ref(f"sms_microfunnel.demo_partner_{name}").id
+            for name in ("camille", "lucas", "emma")
+        ]
+    )
+    funnel._enroll(demo)
+env.cr.commit()
+print("demo company wired to the Twilio simulator")
