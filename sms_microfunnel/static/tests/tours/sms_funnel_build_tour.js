@@ -110,6 +110,15 @@ registry.category("web_tour.tours").add("sms_microfunnel_build_funnel_tour", {
             trigger: ".o_field_widget[name=step_ids] .o_data_row:contains('Reminder')",
         },
         {
+            content: "Save the funnel with its two steps",
+            trigger: ".o_form_button_save",
+            run: "click",
+        },
+        {
+            content: "Saved",
+            trigger: ".o_form_view:not(:has(.o_form_button_save:visible))",
+        },
+        {
             content: "Start the funnel",
             trigger: "button[name=action_start]",
             run: "click",
