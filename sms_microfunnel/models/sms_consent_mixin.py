@@ -80,6 +80,35 @@ class SmsMicrofunnelConsentMixin(models.AbstractModel):
         for record in self:
             record.sms_consent_event_count = counts.get(record.phone_sanitized, 0)
 
+    sms_funnel_trace_count = fields.Integer(
+        "Funnel SMS",
+        compute="_compute_sms_funnel_trace_count",
+        groups="sms_microfunnel.group_sms_funnel_user",
+    )
+
+    def _compute_sms_funnel_trace_count(self):
+        counts = dict(
+            self.env["sms.microfunnel.trace"]
+            .sudo()
+            ._read_group(
+                [("number", "in", [n for n in self.mapped("phone_sanitized") if n])],
+                ["number"],
+                ["__count"],
+            )
+        )
+        for record in self:
+            record.sms_funnel_trace_count = counts.get(record.phone_sanitized, 0)
+
+    def action_view_sms_funnel_timeline(self):
+        """Every funnel message of this number, in time order."""
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "sms_microfunnel.action_sms_funnel_trace"
+        )
+        action["domain"] = [("number", "=", self.phone_sanitized)]
+        action["context"] = {"search_default_group_by_campaign": 1}
+        return action
+
     def action_view_sms_consent_events(self):
         self.ensure_one()
         action = self.env["ir.actions.act_window"]._for_xml_id(

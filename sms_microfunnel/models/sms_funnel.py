@@ -2,6 +2,7 @@
 """Micro-funnels: a campaign, its tree of steps and A/B variants."""
 
 import secrets
+from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
@@ -70,6 +71,12 @@ class SmsMicrofunnelCampaign(models.Model):
     active_enrollment_count = fields.Integer(compute="_compute_counts")
     converted_count = fields.Integer(compute="_compute_counts")
     sent_count = fields.Integer(compute="_compute_counts")
+    enroll_at = fields.Datetime(
+        "Enroll Audience At",
+        help="Scheduled enrolment: the audience is enrolled at this time (UTC) if "
+        "the funnel is running.",
+    )
+    audience_enrolled_at = fields.Datetime(readonly=True, copy=False)
     event_token = fields.Char(
         "Event API Token",
         copy=False,
@@ -179,6 +186,100 @@ class SmsMicrofunnelCampaign(models.Model):
                 ),
             },
         }
+
+    def action_preflight(self):
+        """Open the pre-flight check on this funnel's audience."""
+        self.ensure_one()
+        classes = set(self.step_ids.mapped("message_class")) or {"marketing"}
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Pre-flight: %(name)s", name=self.name),
+            "res_model": "sms.microfunnel.preflight",
+            "view_mode": "form",
+            "target": "new",
+            "context": {
+                "default_res_model": self.model_name,
+                "default_domain": self.domain or "[]",
+                "default_company_id": self.company_id.id,
+                "default_scope": f"{self._name},{self.id}",
+                "default_message_class": "marketing"
+                if "marketing" in classes
+                else "transactional",
+            },
+        }
+
+    @api.model
+    def _cron_scheduled_enrolments(self):
+        now = fields.Datetime.now()
+        due = self.search(
+            [
+                ("state", "=", "running"),
+                ("enroll_at", "<=", now),
+                ("audience_enrolled_at", "=", False),
+            ]
+        )
+        for funnel in due:
+            funnel._enroll(funnel._audience())
+            funnel.audience_enrolled_at = now
+        return due
+
+    @api.model
+    def _cron_decide_ab_winners(self):
+        """Pick the winning variant of A/B steps whose decision delay is over:
+        best click rate (clicking / queued) or conversion rate (converted
+        enrolments / queued); ties and empty samples keep the test running."""
+        now = fields.Datetime.now()
+        steps = self.env["sms.microfunnel.step"].search(
+            [
+                ("campaign_id.state", "=", "running"),
+                ("ab_winner_mode", "in", ("click_rate", "conversion_rate")),
+                ("winner_variant_id", "=", False),
+                ("variant_ids", "!=", False),
+            ]
+        )
+        Trace = self.env["sms.microfunnel.trace"]
+        for step in steps:
+            first = Trace.search(
+                [("step_id", "=", step.id), ("queued_at", "!=", False)],
+                order="queued_at",
+                limit=1,
+            )
+            if not first or now < first.queued_at + timedelta(
+                hours=step.ab_decision_hours
+            ):
+                continue
+            stats = {}
+            traces = Trace.search_fetch(
+                [("step_id", "=", step.id), ("queued_at", "!=", False)],
+                ["variant_id", "clicked_at", "enrollment_id"],
+            )
+            for trace in traces:
+                sent, hits = stats.get(trace.variant_id, (0, 0))
+                if step.ab_winner_mode == "click_rate":
+                    hit = bool(trace.clicked_at)
+                else:
+                    hit = bool(trace.enrollment_id.converted_at)
+                stats[trace.variant_id] = (sent + 1, hits + int(hit))
+            rates = sorted(
+                (
+                    (hits / sent, variant)
+                    for variant, (sent, hits) in stats.items()
+                    if sent
+                ),
+                key=lambda item: item[0],
+                reverse=True,
+            )
+            if len(rates) >= 2 and rates[0][0] > rates[1][0]:
+                step.winner_variant_id = rates[0][1]
+                step.campaign_id.message_post(
+                    body=self.env._(
+                        "A/B test of “%(step)s”: variant %(variant)s wins "
+                        "(%(rate)s %%).",
+                        step=step.name,
+                        variant=rates[0][1].name,
+                        rate=round(rates[0][0] * 100, 1),
+                    )
+                )
 
     def action_generate_event_token(self):
         for funnel in self:

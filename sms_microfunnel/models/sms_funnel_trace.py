@@ -176,6 +176,9 @@ class SmsMicrofunnelTrace(models.Model):
     def _cron_dispatch(self, batch_size=500):
         """Claim due traces in locked batches and queue their SMS."""
         cron_model = self.env["ir.cron"]
+        Funnel = self.env["sms.microfunnel.campaign"]
+        Funnel._cron_scheduled_enrolments()
+        Funnel._cron_decide_ab_winners()
         while True:
             now = fields.Datetime.now()
             # look further than one batch: rows another worker holds are skipped
@@ -189,6 +192,19 @@ class SmsMicrofunnelTrace(models.Model):
                 break
             if not remaining:
                 break
+        scheduled = Funnel.search(
+            [
+                ("state", "=", "running"),
+                ("enroll_at", "!=", False),
+                ("audience_enrolled_at", "=", False),
+            ],
+            order="enroll_at",
+            limit=1,
+        )
+        if scheduled:
+            self.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch")._trigger(
+                at=scheduled.enroll_at
+            )
         upcoming = self.search(
             [
                 ("state", "in", ("scheduled", "deferred")),

@@ -431,3 +431,153 @@ class TestFunnelDispatch(FunnelCase):
             capped.due_at, datetime(2026, 3, 11, 9, 0), "24 h after the first"
         )
         self.assertEqual(len(self.outgoing(self.anna)), 1)
+
+    def test_lead_goals_convert_and_exit(self):
+        won_stage = self.env["crm.stage"].search([("is_won", "=", True)], limit=1)
+        qualified = self.env["crm.stage"].create({"name": "Qualified (goal)"})
+        by_stage = self.env["sms.microfunnel.campaign"].create(
+            {
+                "name": "Stage goal",
+                "model_name": "crm.lead",
+                "goal": "stage_reached",
+                "goal_stage_id": qualified.id,
+            }
+        )
+        by_win = self.env["sms.microfunnel.campaign"].create(
+            {"name": "Won goal", "model_name": "crm.lead", "goal": "lead_won"}
+        )
+        for funnel in by_stage | by_win:
+            self.env["sms.microfunnel.step"].create(
+                {
+                    "campaign_id": funnel.id,
+                    "name": "Hi",
+                    "body": "Bonjour",
+                    "message_class": "transactional",
+                    "wait_hours": 48,
+                }
+            )
+        lead = self.env["crm.lead"].create(
+            {"name": "Goal lead", "phone": self.anna.phone}
+        )
+        with freeze_time(TUESDAY_10H_PARIS):
+            (by_stage | by_win).action_start()
+            stage_enrollment = by_stage._enroll(lead)
+            win_enrollment = by_win._enroll(lead)
+            lead.stage_id = qualified
+            self.assertEqual(stage_enrollment.state, "converted")
+            self.assertEqual(win_enrollment.state, "active")
+            self.assertEqual(
+                stage_enrollment.trace_ids.cancel_reason,
+                "exited",
+                "a converted contact gets no more steps",
+            )
+            lead.stage_id = won_stage
+            self.assertEqual(win_enrollment.state, "converted")
+
+    def test_conversion_outside_the_attribution_window_does_not_count(self):
+        self.funnel.write({"goal": "replied_yes", "attribution_hours": 24})
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            enrollment = self.funnel._enroll(self.anna)
+        with freeze_time("2026-03-12 09:00:00"):
+            enrollment._mark_converted()
+        self.assertEqual(enrollment.state, "active")
+        self.assertFalse(enrollment.converted_at)
+
+    def test_ab_winner_by_click_rate_after_the_delay(self):
+        self.offer.write(
+            {
+                "ab_winner_mode": "click_rate",
+                "ab_decision_hours": 24,
+                "variant_ids": [
+                    (0, 0, {"name": "A", "body": "Offre A", "split_percent": 50}),
+                    (0, 0, {"name": "B", "body": "Offre B", "split_percent": 50}),
+                ],
+            }
+        )
+        Event = self.env["sms.microfunnel.consent.event"]
+        partners = self.env["res.partner"].create(
+            [
+                {"name": f"AB{i}", "phone": f"+3361200000{i}", "tz": "Europe/Paris"}
+                for i in range(4)
+            ]
+        )
+        Event._record(
+            [
+                {
+                    "event_type": "confirmed",
+                    "number": p.phone,
+                    "source": "manual",
+                    "wording": "OK",
+                    "event_date": datetime(2026, 1, 5),
+                }
+                for p in partners
+            ]
+        )
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            self.funnel._enroll(partners)
+            self.dispatch()
+        traces = self.env["sms.microfunnel.trace"].search(
+            [("step_id", "=", self.offer.id)]
+        )
+        clicked_b = traces.filtered(lambda t: t.variant_id.name == "B")[:1]
+        self.env["link.tracker.click"]._sms_funnel_register_click(clicked_b.sms_id_int)
+        with freeze_time("2026-03-10 20:00:00"):
+            self.dispatch()
+        self.assertFalse(self.offer.winner_variant_id, "too early to decide")
+        with freeze_time("2026-03-11 09:30:00"):
+            self.dispatch()
+        self.assertEqual(self.offer.winner_variant_id.name, "B")
+
+    def test_scheduled_enrolment_of_the_audience(self):
+        self.funnel.write(
+            {
+                "domain": f"[('id', 'in', {[self.anna.id, self.bruno.id]})]",
+                "enroll_at": "2026-03-10 09:30:00",
+            }
+        )
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            self.dispatch()
+            self.assertFalse(self.funnel.enrollment_ids)
+        with freeze_time("2026-03-10 09:31:00"):
+            self.dispatch()
+        self.assertEqual(len(self.funnel.enrollment_ids), 2)
+        self.assertTrue(self.funnel.audience_enrolled_at)
+        self.assertEqual(len(self.outgoing(self.anna)), 1, "sent in the same run")
+
+    def test_send_test_and_timeline(self):
+        wizard = self.env["sms.microfunnel.send.test"].create(
+            {
+                "campaign_id": self.funnel.id,
+                "step_id": self.offer.id,
+                "number": "06 99 88 77 66",
+            }
+        )
+        wizard.action_send()
+        test_sms = self.env["sms.sms"].sudo().search([("number", "=", "+33699887766")])
+        self.assertEqual(len(test_sms), 1)
+        self.assertIn("STOP au 36111", test_sms.body)
+        self.assertFalse(self.env["sms.microfunnel.trace"].search_count([]))
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            self.funnel._enroll(self.anna)
+            self.dispatch()
+        self.anna.invalidate_recordset()
+        self.assertEqual(self.anna.sms_funnel_trace_count, 3)
+        action = self.anna.action_view_sms_funnel_timeline()
+        self.assertEqual(
+            self.env["sms.microfunnel.trace"].search_count(action["domain"]), 3
+        )
+
+    def test_preflight_from_the_funnel(self):
+        self.funnel.domain = f"[('id', 'in', {[self.anna.id, self.no_consent.id]})]"
+        action = self.funnel.action_preflight()
+        wizard = (
+            self.env["sms.microfunnel.preflight"]
+            .with_context(**action["context"])
+            .create({})
+        )
+        self.assertEqual(wizard.res_model, "res.partner")
+        self.assertEqual(wizard.scope, f"sms.microfunnel.campaign,{self.funnel.id}")

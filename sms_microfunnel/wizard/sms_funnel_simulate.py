@@ -150,3 +150,55 @@ class SmsMicrofunnelCampaign(models.Model):
             lines.append(line)
             frontier += [(child, send_at) for child in step.child_ids]
         return lines
+
+
+class SmsFunnelSendTest(models.TransientModel):
+    _name = "sms.microfunnel.send.test"
+    _description = "SMS Funnel: Send a Test"
+
+    campaign_id = fields.Many2one("sms.microfunnel.campaign", required=True)
+    step_id = fields.Many2one(
+        "sms.microfunnel.step",
+        required=True,
+        domain="[('campaign_id', '=', campaign_id)]",
+    )
+    number = fields.Char(
+        "Test Number",
+        required=True,
+        default=lambda self: self.env.user.partner_id.phone,
+    )
+
+    def action_send(self):
+        """Send the step's text, rendered on the sender's own contact, to one
+        number: outside the funnel, without trace, consent or window checks."""
+        self.ensure_one()
+        Consent = self.env["sms.microfunnel.consent"]
+        company = self.campaign_id.company_id
+        number = Consent._sanitize_number(self.number, company=company)
+        step = self.step_id
+        body = (step.variant_ids[:1].body if step.variant_ids else step.body) or ""
+        record = self.env.user.partner_id
+        if self.campaign_id.model_name != "res.partner":
+            record = self.env[self.campaign_id.model_name].search([], limit=1)
+        composed = self.env["sms.microfunnel.message.rules"]._compose(
+            body,
+            record=record or None,
+            company=company,
+            message_class=step.message_class,
+            number=number,
+        )
+        if composed.get("blocked"):
+            raise UserError(
+                composed.get("blocked_message") or composed["blocked_reason"]
+            )
+        self.env["sms.sms"].sudo().with_company(company).create(
+            {"number": number, "body": composed["text"], "state": "outgoing"}
+        )
+        self.campaign_id.message_post(
+            body=self.env._(
+                "Test of step “%(step)s” sent to %(number)s.",
+                step=step.name,
+                number=number,
+            )
+        )
+        return {"type": "ir.actions.act_window_close"}
