@@ -74,18 +74,32 @@ def odoo_command(*args):
     return [PYTHON, "-m", "odoo", *args]
 
 
+# libpq environment variable → Odoo option (without its leading dashes)
+PG_ENV_TO_ODOO = {
+    "PGHOST": "db_host",
+    "PGPORT": "db_port",
+    "PGUSER": "db_user",
+    "PGPASSWORD": "db_password",
+}
+
+
+def pg_settings():
+    """{odoo option: value} for the PG* variables set in the environment."""
+    return {
+        option: os.environ[name]
+        for name, option in PG_ENV_TO_ODOO.items()
+        if os.environ.get(name)
+    }
+
+
+def pg_args():
+    """The PG* values, in a fixed order, for the small psycopg2 probes."""
+    return [os.environ.get(name, "") for name in PG_ENV_TO_ODOO]
+
+
 def db_options():
     """Odoo's database options from the environment (libpq's PG* variables)."""
-    options = []
-    for env_name, option in (
-        ("PGHOST", "--db_host"),
-        ("PGPORT", "--db_port"),
-        ("PGUSER", "--db_user"),
-        ("PGPASSWORD", "--db_password"),
-    ):
-        if os.environ.get(env_name):
-            options.append(f"{option}={os.environ[env_name]}")
-    return options
+    return [f"--{option}={value}" for option, value in pg_settings().items()]
 
 
 def addons_path():
@@ -133,7 +147,7 @@ def check_postgresql():
         "cur.execute('show server_version_num')\n"
         "print(cur.fetchone()[0])\n"
     )
-    args = [os.environ.get(n, "") for n in ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD")]
+    args = pg_args()
     probe = subprocess.run(
         [PYTHON, "-c", script, *args], capture_output=True, text=True, check=False
     )
@@ -223,7 +237,7 @@ def psql_query(sql, dbname="postgres"):
         "for row in (cur.fetchall() if cur.description else []):\n"
         "    print('\\t'.join(str(c) for c in row))\n"
     )
-    args = [os.environ.get(n, "") for n in ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD")]
+    args = pg_args()
     out = subprocess.run(
         [PYTHON, "-c", script, dbname, sql, *args],
         capture_output=True,
@@ -556,14 +570,7 @@ def write_odoo_config(path, dbname):
         "workers = 0",
         "max_cron_threads = 0",
     ]
-    for env_name, key in (
-        ("PGHOST", "db_host"),
-        ("PGPORT", "db_port"),
-        ("PGUSER", "db_user"),
-        ("PGPASSWORD", "db_password"),
-    ):
-        if os.environ.get(env_name):
-            lines.append(f"{key} = {os.environ[env_name]}")
+    lines += [f"{key} = {value}" for key, value in pg_settings().items()]
     Path(path).write_text("\n".join(lines) + "\n")
 
 

@@ -67,16 +67,17 @@ class SmsMicrofunnelConsentMixin(models.AbstractModel):
             domain |= listed
         return ~domain if operator == "not in" else domain
 
-    def _compute_sms_consent_event_count(self):
-        counts = dict(
-            self.env["sms.microfunnel.consent.event"]
+    def _count_by_number(self, model_name):
+        """{sanitized number: rows of ``model_name`` for it}, one grouped query."""
+        numbers = [n for n in self.mapped("phone_sanitized") if n]
+        return dict(
+            self.env[model_name]
             .sudo()
-            ._read_group(
-                [("number", "in", [n for n in self.mapped("phone_sanitized") if n])],
-                ["number"],
-                ["__count"],
-            )
+            ._read_group([("number", "in", numbers)], ["number"], ["__count"])
         )
+
+    def _compute_sms_consent_event_count(self):
+        counts = self._count_by_number("sms.microfunnel.consent.event")
         for record in self:
             record.sms_consent_event_count = counts.get(record.phone_sanitized, 0)
 
@@ -87,15 +88,7 @@ class SmsMicrofunnelConsentMixin(models.AbstractModel):
     )
 
     def _compute_sms_funnel_trace_count(self):
-        counts = dict(
-            self.env["sms.microfunnel.trace"]
-            .sudo()
-            ._read_group(
-                [("number", "in", [n for n in self.mapped("phone_sanitized") if n])],
-                ["number"],
-                ["__count"],
-            )
-        )
+        counts = self._count_by_number("sms.microfunnel.trace")
         for record in self:
             record.sms_funnel_trace_count = counts.get(record.phone_sanitized, 0)
 
