@@ -105,3 +105,18 @@ def test_readme_rst_is_built_from_fragments():
         check=False,
     )
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("addon", ADDONS)
+def test_readme_rst_renders_cleanly(addon):
+    """Odoo renders README.rst on install and logs every docutils complaint as
+    a WARNING: the file must be clean reStructuredText."""
+    docutils_core = pytest.importorskip("docutils.core")
+    import io  # noqa: PLC0415
+
+    errors = io.StringIO()
+    docutils_core.publish_doctree(
+        (REPO / addon / "README.rst").read_text(),
+        settings_overrides={"warning_stream": errors, "report_level": 2},
+    )
+    assert not errors.getvalue(), errors.getvalue()
