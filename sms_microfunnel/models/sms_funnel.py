@@ -393,7 +393,7 @@ class SmsMicrofunnelCampaign(models.Model):
 class SmsMicrofunnelStep(models.Model):
     _name = "sms.microfunnel.step"
     _description = "SMS Funnel Step"
-    _order = "campaign_id, sequence, id"
+    _order = "sequence, id"
     _parent_name = "parent_id"
 
     name = fields.Char(required=True)
@@ -557,7 +557,7 @@ class SmsMicrofunnelStep(models.Model):
 class SmsMicrofunnelStepVariant(models.Model):
     _name = "sms.microfunnel.step.variant"
     _description = "SMS Funnel Step Variant (A/B)"
-    _order = "step_id, sequence, id"
+    _order = "sequence, id"
 
     step_id = fields.Many2one(
         "sms.microfunnel.step", required=True, ondelete="cascade", index=True

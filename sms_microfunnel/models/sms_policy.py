@@ -370,7 +370,7 @@ class SmsMicrofunnelPolicy(models.Model):
 class SmsMicrofunnelPolicyLine(models.Model):
     _name = "sms.microfunnel.policy.line"
     _description = "SMS Send-Window Interval"
-    _order = "policy_id, weekday, hour_from, id"
+    _order = "weekday, hour_from, id"
 
     policy_id = fields.Many2one(
         "sms.microfunnel.policy", required=True, ondelete="cascade", index=True
@@ -442,7 +442,7 @@ class SmsMicrofunnelPolicyLine(models.Model):
 class SmsMicrofunnelPolicyHoliday(models.Model):
     _name = "sms.microfunnel.policy.holiday"
     _description = "SMS Send-Window Closed Day"
-    _order = "policy_id, kind, rule_key, date, id"
+    _order = "kind, rule_key, date, id"
 
     policy_id = fields.Many2one(
         "sms.microfunnel.policy", required=True, ondelete="cascade", index=True
