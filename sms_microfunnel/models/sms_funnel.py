@@ -4,6 +4,8 @@
 import secrets
 from datetime import timedelta
 
+import pytz
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.fields import Domain
@@ -388,6 +390,94 @@ class SmsMicrofunnelCampaign(models.Model):
         return self.env["sms.microfunnel.enrollment"]._create_for(
             self, records, values=values, idempotency_key=idempotency_key
         )
+
+    # -- dry-run ------------------------------------------------------------------
+
+    @api.model
+    def _local_label(self, when, tz_name):
+        if not when or not tz_name:
+            return ""
+        local = pytz.utc.localize(when).astimezone(pytz.timezone(tz_name))
+        return local.strftime("%a %Y-%m-%d %H:%M ") + tz_name
+
+    def _simulate(self, record, start_at=None):
+        """Planned messages for ``record`` as the dispatcher would decide them,
+        assuming every branch condition holds (each line says which one)."""
+        self.ensure_one()
+        start_at = start_at or fields.Datetime.now()
+        gate = self.env["sms.microfunnel.gate"]
+        rules = self.env["sms.microfunnel.message.rules"]
+        lines, frontier = (
+            [],
+            [
+                (step, start_at)
+                for step in self.step_ids.filtered(lambda s: not s.parent_id)
+            ],
+        )
+        seen = set()
+        while frontier:
+            step, anchor = frontier.pop(0)
+            if step.id in seen:
+                continue
+            seen.add(step.id)
+            wait = timedelta(hours=step.wait_hours or 0)
+            if step.wait_mode in ("after_enrollment", "after_parent"):
+                due = anchor + wait
+            else:
+                value = record[step.date_field_id.name]
+                due = (
+                    None
+                    if not value
+                    else (
+                        value - wait
+                        if step.wait_mode == "before_date"
+                        else value + wait
+                    )
+                )
+            line = {
+                "step_name": step.name,
+                "condition": dict(step._fields["condition"].selection).get(
+                    step.condition
+                ),
+                "due_at": due,
+            }
+            if due is None:
+                line.update(outcome="canceled", reason="no_date")
+                lines.append(line)
+                continue
+            decision = gate._evaluate_one(
+                record, step.message_class, self.company_id, due
+            )
+            send_at = due
+            if decision["action"] == "defer":
+                send_at = decision["until"]
+            line.update(
+                send_at=send_at if decision["action"] != "block" else False,
+                local_time=self._local_label(send_at, decision.get("tz")),
+                outcome=decision["action"],
+                reason=decision.get("reason") or "",
+            )
+            body = (step.variant_ids[:1].body if step.variant_ids else step.body) or ""
+            composed = rules._compose(
+                body,
+                record=record,
+                company=self.company_id,
+                message_class=step.message_class,
+                number=decision.get("number"),
+            )
+            line.update(
+                text=composed.get("text"),
+                encoding=composed.get("encoding"),
+                segments=composed.get("segments", 0),
+                cost=composed.get("cost", 0.0),
+            )
+            if composed.get("blocked"):
+                line.update(
+                    outcome="block", reason=composed.get("blocked_reason") or "too_long"
+                )
+            lines.append(line)
+            frontier += [(child, send_at) for child in step.child_ids]
+        return lines
 
 
 class SmsMicrofunnelStep(models.Model):
