@@ -124,3 +124,36 @@ class TestTwilioInboundWebhook(HttpCase):
         )
         self.assertEqual(response.status_code, 200)
         self.assertEqual(self.Inbound.search_count([("body", "=", "HELP")]), 1)
+
+    def test_routing_by_receiving_number_between_companies(self):
+        other = self.env["res.company"].create(
+            {
+                "name": "Second brand",
+                "sms_provider": "twilio",
+                "sms_twilio_account_sid": "AC" + "2" * 32,
+                "sms_twilio_auth_token": "second-company-token",
+                "country_id": self.env.ref("base.fr").id,
+            }
+        )
+        self.env["sms.twilio.number"].sudo().create(
+            {
+                "company_id": other.id,
+                "number": "+33700000002",
+                "country_id": self.env.ref("base.fr").id,
+            }
+        )
+        # signed with the second company's token, to its number
+        response = self.post(
+            "Oui",
+            "SM" + "8" * 32,
+            token="second-company-token",
+            To="+33700000002",
+        )
+        self.assertEqual(response.status_code, 200)
+        inbound = self.Inbound.search([("provider_message_id", "=", "SM" + "8" * 32)])
+        self.assertEqual(inbound.company_id, other)
+        # the first company's token cannot speak for the second company
+        with self.assertLogs(LOGGER, "WARNING"):
+            forged = self.post("STOP", "SM" + "9" * 32, To="+33700000002")
+        self.assertEqual(forged.status_code, 403)
+        self.assertFalse(self.blacklisted())
