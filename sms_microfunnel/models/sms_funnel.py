@@ -424,15 +424,8 @@ class SmsMicrofunnelCampaign(models.Model):
             if step.wait_mode in ("after_enrollment", "after_parent"):
                 due = anchor + wait
             else:
-                value = record[step.date_field_id.name]
-                due = (
-                    None
-                    if not value
-                    else (
-                        value - wait
-                        if step.wait_mode == "before_date"
-                        else value + wait
-                    )
+                due = self.env["sms.microfunnel.enrollment"]._date_due(
+                    step, record, self.company_id
                 )
             line = {
                 "step_name": step.name,

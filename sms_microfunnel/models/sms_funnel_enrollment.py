@@ -1,6 +1,8 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from datetime import datetime, time, timedelta
 
+import pytz
+
 from odoo import api, fields, models
 
 
@@ -133,12 +135,29 @@ class SmsMicrofunnelEnrollment(models.Model):
             return self.enrolled_at + wait
         if step.wait_mode == "after_parent":
             return (anchor or fields.Datetime.now()) + wait
-        value = self._record()[step.date_field_id.name]
+        return self._date_due(step, self._record(), self.campaign_id.company_id)
+
+    @api.model
+    def _date_due(self, step, record, company):
+        """Due time of a step relative to a date field of ``record`` (UTC), or
+        None when the record has no date."""
+        value = record[step.date_field_id.name]
         if not value:
             return None
         if not isinstance(value, datetime):
-            value = datetime.combine(value, time(9, 0))
+            # a date alone means 09:00 in the recipient's time zone
+            value = self._local_to_utc(
+                datetime.combine(value, time(9, 0)), record, company
+            )
+        wait = timedelta(hours=step.wait_hours or 0)
         return value - wait if step.wait_mode == "before_date" else value + wait
+
+    @api.model
+    def _local_to_utc(self, local, record, company):
+        partner = record if record._name == "res.partner" else record["partner_id"]
+        tz_name = (partner and partner.tz) or company.partner_id.tz or "UTC"
+        zone = pytz.timezone(tz_name)
+        return zone.localize(local).astimezone(pytz.utc).replace(tzinfo=None)
 
     def _exit(self, reason):
         active = self.filtered(lambda e: e.state == "active")

@@ -351,7 +351,8 @@ class TestFunnelDispatch(FunnelCase):
         traces = enrollments.trace_ids
         dated = traces.filtered(lambda t: t.enrollment_id.res_id == lead.id)
         self.assertEqual(dated.step_id, step)
-        self.assertEqual(dated.due_at, datetime(2026, 3, 19, 9, 0))
+        # the date means 09:00 in Paris (UTC+1 in March), 24 h before
+        self.assertEqual(dated.due_at, datetime(2026, 3, 19, 8, 0))
         self.assertEqual(
             (traces - dated).cancel_reason, "no_date", "no date: canceled with a reason"
         )
@@ -581,3 +582,32 @@ class TestFunnelDispatch(FunnelCase):
         )
         self.assertEqual(wizard.res_model, "res.partner")
         self.assertEqual(wizard.scope, f"sms.microfunnel.campaign,{self.funnel.id}")
+
+    def test_dry_run_of_a_date_relative_step(self):
+        funnel = self.env["sms.microfunnel.campaign"].create(
+            {"name": "Webinar dry-run", "model_name": "crm.lead"}
+        )
+        self.env["sms.microfunnel.step"].create(
+            {
+                "campaign_id": funnel.id,
+                "name": "24 h before",
+                "wait_mode": "before_date",
+                "wait_hours": 24,
+                "date_field_id": self.env["ir.model.fields"]
+                ._get("crm.lead", "date_deadline")
+                .id,
+                "message_class": "transactional",
+                "body": "Rappel : webinaire demain.",
+            }
+        )
+        lead = self.env["crm.lead"].create(
+            {
+                "name": "Dry-run lead",
+                "phone": self.anna.phone,
+                "date_deadline": "2026-03-20",
+            }
+        )
+        with freeze_time(TUESDAY_10H_PARIS):
+            (line,) = funnel._simulate(lead)
+        self.assertEqual(line["due_at"], datetime(2026, 3, 19, 8, 0))
+        self.assertEqual(line["outcome"], "allow")
