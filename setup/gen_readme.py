@@ -12,7 +12,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ADDONS = ("sms_microfunnel", "sms_microfunnel_twilio")
-SECTIONS = (("CONFIGURE.md", "Configuration"), ("USAGE.md", "Usage"))
+SECTIONS = (
+    ("CONTEXT.md", "Use Cases / Context"),
+    ("CONFIGURE.md", "Configuration"),
+    ("USAGE.md", "Usage"),
+)
 
 
 def md_to_rst(text):

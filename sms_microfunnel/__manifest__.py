@@ -44,6 +44,10 @@
         "data/sms_policy_data.xml",
         "views/sms_policy_views.xml",
         "wizard/sms_preflight_views.xml",
+        "report/sms_funnel_report_views.xml",
+        "data/ir_cron_alert.xml",
+        "views/sms_funnel_alert_views.xml",
+        "report/sms_funnel_pdf.xml",
     ],
     "demo": [
         "demo/sms_microfunnel_demo.xml",

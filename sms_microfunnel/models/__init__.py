@@ -21,3 +21,4 @@ from . import sms_price
 from . import sms_message_rules
 from . import sms_template
 from . import sms_funnel_gate
+from . import sms_funnel_alert

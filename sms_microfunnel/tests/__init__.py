@@ -12,3 +12,4 @@ from . import test_message_rules
 from . import test_js_counter
 from . import test_policy
 from . import test_gate_preflight
+from . import test_funnel_report

@@ -1,0 +1,235 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Key rates of a funnel and the deliverability / unsubscribe alerts."""
+
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+RATE_MEASURES = [
+    "recipient_count:sum",
+    "delivered_count:sum",
+    "failed_count:sum",
+    "conversion_count:sum",
+    "deliverability_rate:avg",
+    "click_rate:avg",
+    "unsubscribe_rate:avg",
+    "conversion_rate:avg",
+]
+
+
+class SmsMicrofunnelCampaign(models.Model):
+    _inherit = "sms.microfunnel.campaign"
+
+    report_recipient_count = fields.Integer("Recipients", compute="_compute_rates")
+    report_final_count = fields.Integer(
+        "Messages with a final status",
+        compute="_compute_rates",
+        help="Delivered, failed and bounced messages.",
+    )
+    report_deliverability = fields.Float(
+        "Deliverability (%)", compute="_compute_rates", digits=(16, 1)
+    )
+    report_click_rate = fields.Float(
+        "Click Rate (%)", compute="_compute_rates", digits=(16, 1)
+    )
+    report_unsubscribe_rate = fields.Float(
+        "Unsubscribe Rate (%)", compute="_compute_rates", digits=(16, 1)
+    )
+    report_conversion_rate = fields.Float(
+        "Conversion Rate (%)", compute="_compute_rates", digits=(16, 1)
+    )
+    report_cost = fields.Float(
+        "Cost",
+        compute="_compute_report_cost",
+        groups="sms_microfunnel.group_sms_funnel_manager",
+    )
+    report_cost_per_acquisition = fields.Float(
+        "Cost per Acquisition",
+        compute="_compute_report_cost",
+        groups="sms_microfunnel.group_sms_funnel_manager",
+        help="Cost of the sent messages / conversions.",
+    )
+    alert_deliverability_min = fields.Float(
+        "Minimum Deliverability (%)",
+        default=95.0,
+        help="Alert when the deliverability of the running funnel falls below.",
+    )
+    alert_unsubscribe_max = fields.Float(
+        "Maximum Unsubscribe Rate (%)",
+        default=2.0,
+        help="Alert when the unsubscribe rate of the running funnel exceeds.",
+    )
+    alert_min_volume = fields.Integer(
+        "Minimum Volume",
+        default=50,
+        help="No alert before this many messages reached a final status "
+        "(deliverability) or this many contacts received a message "
+        "(unsubscribe rate).",
+    )
+    alert_auto_pause = fields.Boolean(
+        "Pause on Alert", help="Pause the funnel automatically when an alert fires."
+    )
+    alert_active = fields.Boolean("Alert", readonly=True, copy=False)
+    alert_message = fields.Char(readonly=True, copy=False)
+
+    @api.constrains(
+        "alert_deliverability_min", "alert_unsubscribe_max", "alert_min_volume"
+    )
+    def _check_alert_thresholds(self):
+        for funnel in self:
+            rates = (funnel.alert_deliverability_min, funnel.alert_unsubscribe_max)
+            if any(rate < 0 or rate > 100 for rate in rates):
+                raise ValidationError(
+                    self.env._("Alert thresholds are percentages between 0 and 100.")
+                )
+            if funnel.alert_min_volume < 0:
+                raise ValidationError(
+                    self.env._("The minimum volume of an alert cannot be negative.")
+                )
+
+    def _rates(self):
+        """Figures per funnel id, read from the SQL report (one query)."""
+        groups = (
+            self.env["sms.microfunnel.report"]
+            .sudo()
+            ._read_group(
+                [("campaign_id", "in", self.ids)], ["campaign_id"], RATE_MEASURES
+            )
+        )
+        return {
+            campaign.id: dict(zip(RATE_MEASURES, values, strict=True))
+            for campaign, *values in groups
+        }
+
+    def _compute_rates(self):
+        rates = self._rates() if self.ids else {}
+        for funnel in self:
+            figures = rates.get(funnel.id, {})
+            funnel.report_recipient_count = figures.get("recipient_count:sum", 0)
+            funnel.report_final_count = figures.get(
+                "delivered_count:sum", 0
+            ) + figures.get("failed_count:sum", 0)
+            funnel.report_deliverability = figures.get("deliverability_rate:avg") or 0
+            funnel.report_click_rate = figures.get("click_rate:avg") or 0
+            funnel.report_unsubscribe_rate = figures.get("unsubscribe_rate:avg") or 0
+            funnel.report_conversion_rate = figures.get("conversion_rate:avg") or 0
+
+    def _compute_report_cost(self):
+        groups = (
+            self.env["sms.microfunnel.report"]
+            .sudo()
+            ._read_group(
+                [("campaign_id", "in", self.ids)],
+                ["campaign_id"],
+                ["cost:sum", "conversion_count:sum"],
+            )
+            if self.ids
+            else []
+        )
+        figures = {campaign.id: (cost, won) for campaign, cost, won in groups}
+        for funnel in self:
+            cost, won = figures.get(funnel.id, (0.0, 0))
+            funnel.report_cost = cost
+            funnel.report_cost_per_acquisition = cost / won if won else 0.0
+
+    def _alert_reasons(self):
+        """The breached thresholds of this funnel (empty when healthy)."""
+        self.ensure_one()
+        reasons = []
+        if (
+            self.report_final_count >= self.alert_min_volume
+            and self.report_final_count
+            and self.report_deliverability < self.alert_deliverability_min
+        ):
+            reasons.append(
+                self.env._(
+                    "deliverability %(rate).1f %% is below %(limit).1f %%",
+                    rate=self.report_deliverability,
+                    limit=self.alert_deliverability_min,
+                )
+            )
+        if (
+            self.report_recipient_count >= self.alert_min_volume
+            and self.report_recipient_count
+            and self.report_unsubscribe_rate > self.alert_unsubscribe_max
+        ):
+            reasons.append(
+                self.env._(
+                    "unsubscribe rate %(rate).1f %% exceeds %(limit).1f %%",
+                    rate=self.report_unsubscribe_rate,
+                    limit=self.alert_unsubscribe_max,
+                )
+            )
+        return reasons
+
+    def _check_alerts(self):
+        """Raise or clear the alert of each running funnel; a new alert gives
+        the responsible a warning activity and pauses the funnel if asked."""
+        activity_type = self.env.ref(
+            "mail.mail_activity_data_warning", raise_if_not_found=False
+        )
+        raised = self.browse()
+        for funnel in self.filtered(lambda f: f.state == "running"):
+            reasons = funnel._alert_reasons()
+            if not reasons:
+                if funnel.alert_active:
+                    funnel.write({"alert_active": False, "alert_message": False})
+                continue
+            message = self.env._(
+                "Funnel health alert: %(reasons)s.", reasons="; ".join(reasons)
+            )
+            if funnel.alert_active and funnel.alert_message == message:
+                continue
+            funnel.write({"alert_active": True, "alert_message": message})
+            funnel.activity_schedule(
+                activity_type_id=activity_type.id if activity_type else False,
+                summary=self.env._("SMS funnel alert"),
+                note=message,
+                user_id=(funnel.user_id or self.env.user).id,
+            )
+            if funnel.alert_auto_pause:
+                funnel.action_pause()
+                funnel.message_post(
+                    body=self.env._(
+                        "Paused automatically: %(message)s", message=message
+                    )
+                )
+            raised |= funnel
+        return raised
+
+    @api.model
+    def _cron_check_alerts(self):
+        funnels = self.search([("state", "=", "running")])
+        return funnels._check_alerts()
+
+    def action_open_report(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "sms_microfunnel.action_sms_funnel_report"
+        )
+        action["domain"] = [("campaign_id", "=", self.id)]
+        action["context"] = {"search_default_group_step": 1}
+        return action
+
+    def _report_step_lines(self):
+        """Per step and variant figures for the printed report (SQL grouped)."""
+        self.ensure_one()
+        measures = [
+            "sent_count:sum",
+            "delivered_count:sum",
+            "failed_count:sum",
+            "clicked_count:sum",
+            "replied_count:sum",
+            "segments:sum",
+        ]
+        groups = self.env["sms.microfunnel.report"]._read_group(
+            [("campaign_id", "=", self.id)], ["step_id", "variant_id"], measures
+        )
+        keys = ["sent", "delivered", "failed", "clicked", "replied", "segments"]
+        return [
+            {
+                "step": step.display_name or "",
+                "variant": variant.display_name or "",
+                **dict(zip(keys, values, strict=True)),
+            }
+            for step, variant, *values in groups
+        ]

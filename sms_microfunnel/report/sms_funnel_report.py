@@ -1,0 +1,225 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Funnel metrics as SQL views (no Python loop over traces).
+
+``sms.microfunnel.report`` has one row per SMS attempt (a trace that reached
+the queue).  Per-message measures are 0/1 columns; per-recipient measures
+(recipients, opt-outs, conversions, revenue) are carried by the first attempt
+of each enrolment only, so that sums never count an enrolment twice.  The rate
+columns hold 100/0 on the rows that belong to their denominator and NULL
+elsewhere: their average (``aggregator="avg"``) is therefore the exact ratio of
+the definitions written in ``readme/CONTEXT.md``.
+"""
+
+from odoo import fields, models
+from odoo.tools import SQL
+
+
+class SmsMicrofunnelReport(models.Model):
+    _name = "sms.microfunnel.report"
+    _description = "SMS Funnel Analysis"
+    _auto = False
+    _order = "date desc, id desc"
+    _rec_name = "campaign_id"
+
+    date = fields.Datetime("Queued On", readonly=True)
+    campaign_id = fields.Many2one("sms.microfunnel.campaign", "Funnel", readonly=True)
+    step_id = fields.Many2one("sms.microfunnel.step", "Step", readonly=True)
+    variant_id = fields.Many2one(
+        "sms.microfunnel.step.variant", "Variant", readonly=True
+    )
+    trace_id = fields.Many2one("sms.microfunnel.trace", "Trace", readonly=True)
+    enrollment_id = fields.Many2one(
+        "sms.microfunnel.enrollment", "Enrolment", readonly=True
+    )
+    partner_id = fields.Many2one("res.partner", "Contact", readonly=True)
+    company_id = fields.Many2one("res.company", "Company", readonly=True)
+    state = fields.Selection(
+        [
+            ("queued", "Queued"),
+            ("sent", "Sent"),
+            ("delivered", "Delivered"),
+            ("failed", "Failed"),
+            ("bounced", "Bounced"),
+            ("canceled", "Canceled"),
+        ],
+        readonly=True,
+    )
+    enrollment_state = fields.Selection(
+        [
+            ("active", "In progress"),
+            ("completed", "Completed"),
+            ("converted", "Converted"),
+            ("exited", "Exited"),
+        ],
+        readonly=True,
+    )
+    recipient_count = fields.Integer("Recipients", readonly=True)
+    sent_count = fields.Integer("Sent", readonly=True)
+    delivered_count = fields.Integer("Delivered", readonly=True)
+    failed_count = fields.Integer("Failed / Bounced", readonly=True)
+    clicked_count = fields.Integer("Unique Clicks", readonly=True)
+    replied_count = fields.Integer("Replies", readonly=True)
+    optout_count = fields.Integer("Opt-outs", readonly=True)
+    conversion_count = fields.Integer("Conversions", readonly=True)
+    segments = fields.Integer("Segments Sent", readonly=True)
+    revenue = fields.Float(readonly=True)
+    cost = fields.Float(
+        readonly=True, groups="sms_microfunnel.group_sms_funnel_manager"
+    )
+    deliverability_rate = fields.Float(
+        "Deliverability (%)", readonly=True, aggregator="avg"
+    )
+    click_rate = fields.Float("Click Rate (%)", readonly=True, aggregator="avg")
+    unsubscribe_rate = fields.Float(
+        "Unsubscribe Rate (%)", readonly=True, aggregator="avg"
+    )
+    conversion_rate = fields.Float(
+        "Conversion Rate (%)", readonly=True, aggregator="avg"
+    )
+
+    @property
+    def _table_query(self):
+        return SQL(
+            """
+            WITH attempts AS (
+                SELECT t.*,
+                       ROW_NUMBER() OVER (
+                           PARTITION BY t.enrollment_id ORDER BY t.queued_at, t.id
+                       ) AS rank_in_enrollment
+                  FROM sms_microfunnel_trace t
+                 WHERE t.queued_at IS NOT NULL
+            ), enrolments AS (
+                SELECT e.id, e.state, e.partner_id,
+                       COALESCE(
+                           e.exit_reason IN ('opted_out', 'replied_stop'), FALSE
+                       ) AS opted_out,
+                       (e.converted_at IS NOT NULL AND (
+                           c.attribution_hours = 0
+                           OR e.converted_at <= e.enrolled_at
+                              + c.attribution_hours * INTERVAL '1 hour'
+                       )) AS converted,
+                       CASE WHEN e.res_model = 'crm.lead' AND l.won_status = 'won'
+                            THEN COALESCE(l.expected_revenue, 0) ELSE 0 END
+                           AS revenue
+                  FROM sms_microfunnel_enrollment e
+                  JOIN sms_microfunnel_campaign c ON c.id = e.campaign_id
+             LEFT JOIN crm_lead l ON e.res_model = 'crm.lead' AND l.id = e.res_id
+            )
+            SELECT a.id AS id,
+                   a.id AS trace_id,
+                   a.queued_at AS date,
+                   a.campaign_id, a.step_id, a.variant_id, a.enrollment_id,
+                   a.company_id, a.state,
+                   en.partner_id, en.state AS enrollment_state,
+                   (a.rank_in_enrollment = 1)::int AS recipient_count,
+                   (a.state IN ('sent', 'delivered', 'failed', 'bounced'))::int
+                       AS sent_count,
+                   (a.state = 'delivered')::int AS delivered_count,
+                   (a.state IN ('failed', 'bounced'))::int AS failed_count,
+                   (a.clicked_at IS NOT NULL)::int AS clicked_count,
+                   (a.replied_at IS NOT NULL)::int AS replied_count,
+                   (a.rank_in_enrollment = 1 AND en.opted_out)::int AS optout_count,
+                   (a.rank_in_enrollment = 1 AND en.converted)::int
+                       AS conversion_count,
+                   CASE WHEN a.rank_in_enrollment = 1 AND en.converted
+                        THEN en.revenue ELSE 0 END AS revenue,
+                   CASE WHEN a.state IN ('sent', 'delivered', 'failed', 'bounced')
+                        THEN COALESCE(a.segments, 0) ELSE 0 END AS segments,
+                   COALESCE(a.cost, 0) AS cost,
+                   CASE WHEN a.state IN ('delivered', 'failed', 'bounced')
+                        THEN (a.state = 'delivered')::int * 100.0 END
+                       AS deliverability_rate,
+                   CASE WHEN a.state = 'delivered'
+                        THEN (a.clicked_at IS NOT NULL)::int * 100.0 END
+                       AS click_rate,
+                   CASE WHEN a.rank_in_enrollment = 1
+                        THEN en.opted_out::int * 100.0 END AS unsubscribe_rate,
+                   CASE WHEN a.rank_in_enrollment = 1
+                        THEN en.converted::int * 100.0 END AS conversion_rate
+              FROM attempts a
+              JOIN enrolments en ON en.id = a.enrollment_id
+            """
+        )
+
+
+class SmsMicrofunnelCohortReport(models.Model):
+    _name = "sms.microfunnel.cohort.report"
+    _description = "SMS Consent Cohorts"
+    _auto = False
+    _order = "cohort_month desc"
+    _rec_name = "cohort_month"
+
+    cohort_month = fields.Date("Opt-in Month", readonly=True)
+    company_id = fields.Many2one("res.company", "Company", readonly=True)
+    status = fields.Selection(
+        [
+            ("active", "Active"),
+            ("engaged", "Engaged"),
+            ("dormant", "Dormant"),
+            ("opted_out", "Opted out"),
+        ],
+        readonly=True,
+    )
+    contact_count = fields.Integer("Contacts", readonly=True)
+    active_count = fields.Integer("Active", readonly=True)
+    engaged_count = fields.Integer("Engaged", readonly=True)
+    dormant_count = fields.Integer("Dormant", readonly=True)
+    opted_out_count = fields.Integer("Opted out", readonly=True)
+
+    @property
+    def _table_query(self):
+        return SQL(
+            """
+            WITH optins AS (
+                SELECT ev.company_id, ev.number,
+                       MIN(ev.event_date) FILTER (
+                           WHERE ev.event_type
+                                 IN ('confirmed', 'soft_opt_in', 're_opt_in')
+                       ) AS first_optin,
+                       MAX(ev.event_date) FILTER (
+                           WHERE ev.event_type
+                                 IN ('confirmed', 'soft_opt_in', 're_opt_in')
+                       ) AS last_optin,
+                       MAX(ev.event_date) FILTER (
+                           WHERE ev.event_type = 'opt_out'
+                       ) AS last_optout
+                  FROM sms_microfunnel_consent_event ev
+                 WHERE ev.number IS NOT NULL
+              GROUP BY ev.company_id, ev.number
+            ), engagement AS (
+                SELECT t.company_id, t.number,
+                       MAX(GREATEST(t.clicked_at, t.replied_at)) AS last_engaged,
+                       MAX(t.delivered_at) AS last_delivered
+                  FROM sms_microfunnel_trace t
+                 WHERE t.number IS NOT NULL
+              GROUP BY t.company_id, t.number
+            ), classified AS (
+                SELECT o.company_id,
+                       DATE_TRUNC('month', o.first_optin)::date AS cohort_month,
+                       CASE
+                           WHEN o.last_optout IS NOT NULL
+                                AND o.last_optout >= o.last_optin THEN 'opted_out'
+                           WHEN g.last_engaged >= (NOW() AT TIME ZONE 'UTC')
+                                - INTERVAL '90 days' THEN 'engaged'
+                           WHEN g.last_delivered >= (NOW() AT TIME ZONE 'UTC')
+                                - INTERVAL '90 days' THEN 'active'
+                           ELSE 'dormant'
+                       END AS status
+                  FROM optins o
+             LEFT JOIN engagement g
+                    ON g.company_id = o.company_id AND g.number = o.number
+                 WHERE o.first_optin IS NOT NULL
+            )
+            SELECT ROW_NUMBER() OVER (
+                       ORDER BY cohort_month, company_id, status
+                   ) AS id,
+                   cohort_month, company_id, status,
+                   COUNT(*) AS contact_count,
+                   COUNT(*) FILTER (WHERE status = 'active') AS active_count,
+                   COUNT(*) FILTER (WHERE status = 'engaged') AS engaged_count,
+                   COUNT(*) FILTER (WHERE status = 'dormant') AS dormant_count,
+                   COUNT(*) FILTER (WHERE status = 'opted_out') AS opted_out_count
+              FROM classified
+          GROUP BY cohort_month, company_id, status
+            """
+        )
