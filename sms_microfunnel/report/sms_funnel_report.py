@@ -23,16 +23,14 @@ class SmsMicrofunnelReport(models.Model):
 
     date = fields.Datetime("Queued On", readonly=True)
     campaign_id = fields.Many2one("sms.microfunnel.campaign", "Funnel", readonly=True)
-    step_id = fields.Many2one("sms.microfunnel.step", "Step", readonly=True)
-    variant_id = fields.Many2one(
-        "sms.microfunnel.step.variant", "Variant", readonly=True
-    )
-    trace_id = fields.Many2one("sms.microfunnel.trace", "Trace", readonly=True)
+    step_id = fields.Many2one("sms.microfunnel.step", readonly=True)
+    variant_id = fields.Many2one("sms.microfunnel.step.variant", readonly=True)
+    trace_id = fields.Many2one("sms.microfunnel.trace", readonly=True)
     enrollment_id = fields.Many2one(
         "sms.microfunnel.enrollment", "Enrolment", readonly=True
     )
     partner_id = fields.Many2one("res.partner", "Contact", readonly=True)
-    company_id = fields.Many2one("res.company", "Company", readonly=True)
+    company_id = fields.Many2one("res.company", readonly=True)
     state = fields.Selection(
         [
             ("queued", "Queued"),
@@ -150,7 +148,7 @@ class SmsMicrofunnelCohortReport(models.Model):
     _rec_name = "cohort_month"
 
     cohort_month = fields.Date("Opt-in Month", readonly=True)
-    company_id = fields.Many2one("res.company", "Company", readonly=True)
+    company_id = fields.Many2one("res.company", readonly=True)
     status = fields.Selection(
         [
             ("active", "Active"),
