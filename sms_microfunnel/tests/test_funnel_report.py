@@ -1,11 +1,14 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import io
+import shutil
 from datetime import datetime
 
 from freezegun import freeze_time
 
 from odoo import fields
 from odoo.exceptions import AccessError, ValidationError
-from odoo.tests import new_test_user, tagged
+from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tools.pdf import PdfFileReader
 
 from .test_funnel import TUESDAY_10H_PARIS, FunnelCase
 
@@ -338,3 +341,57 @@ class TestFunnelReport(FunnelCase):
         self.assertIn("33.3", text)
         self.assertIn("20.0", text)
         self.assertIn("Spring", text)
+
+
+@tagged("post_install", "-at_install")
+class TestFunnelReportUi(HttpCase):
+    """The dashboard, the pivot and the real PDF, through the web client."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        partner = cls.env["res.partner"].create(
+            {"name": "Tour reader", "phone": "+33698765432"}
+        )
+        cls.funnel = cls.env["sms.microfunnel.campaign"].create(
+            {"name": "Tour metrics funnel", "model_name": "res.partner"}
+        )
+        cls.env["sms.microfunnel.step"].create(
+            {
+                "campaign_id": cls.funnel.id,
+                "name": "Info",
+                "message_class": "transactional",
+                "body": "Votre rendez-vous est confirmé.",
+            }
+        )
+        cls.funnel.action_start()
+        trace = cls.funnel._enroll(partner).trace_ids
+        trace._dispatch(trace, trace.due_at)
+        cls.env["sms.tracker"].sudo().search(
+            [("sms_microfunnel_trace_id", "=", trace.id)]
+        )._action_update_from_sms_state("sent")
+
+    def test_dashboard_and_pivot_tour(self):
+        self.start_tour("/odoo", "sms_microfunnel_reporting_tour", login="admin")
+
+    def test_pdf_report_text(self):
+        if not shutil.which("wkhtmltopdf"):
+            self.skipTest("wkhtmltopdf is not installed")
+        pdf, kind = (
+            self.env["ir.actions.report"]
+            .with_context(force_report_rendering=True)
+            ._render_qweb_pdf(
+                "sms_microfunnel.action_report_sms_funnel", self.funnel.ids
+            )
+        )
+        self.assertEqual(kind, "pdf")
+        self.assertTrue(pdf.startswith(b"%PDF"))
+        reader = PdfFileReader(io.BytesIO(pdf))
+        self.assertEqual(len(reader.pages), 1)
+        # wkhtmltopdf draws the text as glyphs without a text layer here, so
+        # the words are checked on the HTML the PDF is printed from
+        html, _kind = self.env["ir.actions.report"]._render_qweb_html(
+            "sms_microfunnel.action_report_sms_funnel", self.funnel.ids
+        )
+        self.assertIn("Tour metrics funnel", html.decode())
+        self.assertIn("100.0", html.decode(), "one message, delivered: 100 %")
