@@ -90,17 +90,6 @@ class SmsConsentController(http.Controller):
             )
         )
 
-    def _sms_pending_is_valid(self, status, company):
-        """Pending and not yet past the company's expiry delay.
-
-        The expiry job runs periodically: a request older than the delay is
-        expired even if the job has not recorded it yet.
-        """
-        if status.state != "pending" or not status.pending_since:
-            return False
-        deadline = status.pending_since + timedelta(hours=company.sms_doi_expiry_hours)
-        return fields.Datetime.now() <= deadline
-
     def _sms_rate_limited(self):
         since = fields.Datetime.now() - RATE_WINDOW
         recorded = (
@@ -204,7 +193,7 @@ class SmsConsentController(http.Controller):
             return self._sms_render(
                 "sms_optin_done", company, dict(values, outcome="already_confirmed")
             )
-        if status.state == "pending" and self._sms_pending_is_valid(status, company):
+        if status._doi_is_open():
             # one confirmation request per pending opt-in: the form must not be
             # a way to text somebody repeatedly
             return self._sms_render(
@@ -272,7 +261,7 @@ class SmsConsentController(http.Controller):
         if not status:
             return doi_request, "expired"
         if status.last_event_id == doi_request:
-            if self._sms_pending_is_valid(status, company):
+            if status._doi_is_open():
                 return doi_request, "pending"
             return doi_request, "expired"
         later = (status.last_event_date, status.last_event_id.id) > (

@@ -251,6 +251,20 @@ class SmsMicrofunnelConsent(models.Model):
 
     # -- double opt-in ------------------------------------------------------------
 
+    def _doi_is_open(self, now=None):
+        """A pending request not yet past its company's expiry delay.  The
+        expiry job may not have recorded an overdue request yet: it is closed
+        all the same.  False for no status at all."""
+        if not self:
+            return False
+        self.ensure_one()
+        if self.state != "pending" or not self.pending_since:
+            return False
+        deadline = fields.Datetime.add(
+            self.pending_since, hours=self.company_id.sms_doi_expiry_hours
+        )
+        return (now or fields.Datetime.now()) <= deadline
+
     @api.model
     def _request_doi(self, number, company=None, partner=None, **evidence):
         """Record a pending opt-in and send the one confirmation request SMS.
@@ -305,10 +319,7 @@ class SmsMicrofunnelConsent(models.Model):
         request = status.last_event_id
         if not status or (token and request.doi_token != token):
             return Event.browse()
-        deadline = fields.Datetime.add(
-            status.pending_since, hours=company.sms_doi_expiry_hours
-        )
-        if fields.Datetime.now() > deadline:
+        if not status._doi_is_open():
             return Event.browse()  # too late: the expiry job records it
         confirmed = Event.env["sms.microfunnel.consent.event"]._record(
             [

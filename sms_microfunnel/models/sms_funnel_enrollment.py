@@ -5,6 +5,13 @@ import pytz
 
 from odoo import api, fields, models
 
+ENROLLMENT_STATES = [
+    ("active", "In progress"),
+    ("completed", "Completed"),
+    ("converted", "Converted"),
+    ("exited", "Exited"),
+]
+
 
 class SmsMicrofunnelEnrollment(models.Model):
     _name = "sms.microfunnel.enrollment"
@@ -26,12 +33,7 @@ class SmsMicrofunnelEnrollment(models.Model):
     partner_id = fields.Many2one("res.partner", "Contact", index="btree_not_null")
     number = fields.Char("Number (E.164)", readonly=True)
     state = fields.Selection(
-        [
-            ("active", "In progress"),
-            ("completed", "Completed"),
-            ("converted", "Converted"),
-            ("exited", "Exited"),
-        ],
+        ENROLLMENT_STATES,
         default="active",
         required=True,
         index=True,

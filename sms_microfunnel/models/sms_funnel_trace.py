@@ -20,6 +20,16 @@ from odoo import api, fields, models
 
 _logger = logging.getLogger(__name__)
 
+TRACE_STATES = [
+    ("scheduled", "Scheduled"),
+    ("deferred", "Deferred"),
+    ("queued", "Queued"),
+    ("sent", "Sent"),
+    ("delivered", "Delivered"),
+    ("failed", "Failed"),
+    ("bounced", "Bounced"),
+    ("canceled", "Canceled"),
+]
 CANCEL_REASONS = [
     ("no_number", "No number"),
     ("invalid_number", "Invalid number"),
@@ -85,16 +95,7 @@ class SmsMicrofunnelTrace(models.Model):
     )
     number = fields.Char(related="enrollment_id.number", store=True)
     state = fields.Selection(
-        [
-            ("scheduled", "Scheduled"),
-            ("deferred", "Deferred"),
-            ("queued", "Queued"),
-            ("sent", "Sent"),
-            ("delivered", "Delivered"),
-            ("failed", "Failed"),
-            ("bounced", "Bounced"),
-            ("canceled", "Canceled"),
-        ],
+        TRACE_STATES,
         default="scheduled",
         required=True,
         index=True,

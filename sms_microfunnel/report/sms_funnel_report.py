@@ -13,6 +13,9 @@ the definitions written in ``readme/CONTEXT.md``.
 from odoo import fields, models
 from odoo.tools import SQL
 
+from ..models.sms_funnel_enrollment import ENROLLMENT_STATES
+from ..models.sms_funnel_trace import TRACE_STATES
+
 
 class SmsMicrofunnelReport(models.Model):
     _name = "sms.microfunnel.report"
@@ -31,26 +34,12 @@ class SmsMicrofunnelReport(models.Model):
     )
     partner_id = fields.Many2one("res.partner", "Contact", readonly=True)
     company_id = fields.Many2one("res.company", readonly=True)
+    # a report row is a trace that reached the queue: the queued states onwards
     state = fields.Selection(
-        [
-            ("queued", "Queued"),
-            ("sent", "Sent"),
-            ("delivered", "Delivered"),
-            ("failed", "Failed"),
-            ("bounced", "Bounced"),
-            ("canceled", "Canceled"),
-        ],
+        [s for s in TRACE_STATES if s[0] not in ("scheduled", "deferred")],
         readonly=True,
     )
-    enrollment_state = fields.Selection(
-        [
-            ("active", "In progress"),
-            ("completed", "Completed"),
-            ("converted", "Converted"),
-            ("exited", "Exited"),
-        ],
-        readonly=True,
-    )
+    enrollment_state = fields.Selection(ENROLLMENT_STATES, readonly=True)
     recipient_count = fields.Integer("Recipients", readonly=True)
     sent_count = fields.Integer("Sent", readonly=True)
     delivered_count = fields.Integer("Delivered", readonly=True)
