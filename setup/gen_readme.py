@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-ADDONS = ("sms_microfunnel", "sms_microfunnel_twilio")
+ADDONS = tuple(sorted(p.parent.name for p in REPO.glob("*/__manifest__.py")))
 SECTIONS = (
     ("CONTEXT.md", "Use Cases / Context"),
     ("CONFIGURE.md", "Configuration"),

@@ -34,7 +34,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-ADDONS = ("sms_microfunnel", "sms_microfunnel_twilio")
+ADDONS = tuple(sorted(p.parent.name for p in REPO.glob("*/__manifest__.py")))
 ODOO_SERIES = "19.0"
 PYTHON = os.environ.get("PYTHON", "python3")
 EXIT_PREREQUISITE = 2

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 from conftest import REPO
 
-ADDONS = ("sms_microfunnel", "sms_microfunnel_twilio")
+ADDONS = tuple(sorted(p.parent.name for p in REPO.glob("*/__manifest__.py")))
 OCA_KEYS = {
     "name",
     "summary",
@@ -62,6 +62,8 @@ def test_python_dependencies_are_declared():
     [
         ("sms_microfunnel", {"odoo==19.0.*", "phonenumbers"}),
         ("sms_microfunnel_twilio", {"odoo-addon-sms_microfunnel==19.0.*", "requests"}),
+        ("sms_microfunnel_sale", {"odoo-addon-sms_microfunnel==19.0.*", "odoo==19.0.*"}),
+        ("sms_microfunnel_event", {"odoo-addon-sms_microfunnel==19.0.*", "odoo==19.0.*"}),
     ],
 )
 def test_whool_builds_a_wheel(tmp_path, addon, requires):

@@ -33,7 +33,7 @@ import polib
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ADDONS = ("sms_microfunnel", "sms_microfunnel_twilio")
+ADDONS = tuple(sorted(p.parent.name for p in REPO.glob("*/__manifest__.py")))
 SAME_IN_FRENCH = "Same in French"
 
 PLACEHOLDER = re.compile(r"%\(\w+\)[sdfir]|%[sdfir]|%%|\{\w+\}")

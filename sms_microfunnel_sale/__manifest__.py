@@ -1,0 +1,16 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+{
+    "name": "SMS Micro-Funnels",
+    "summary": " Sales:Sale-order revenue in SMS funnel metrics",
+    "version": "19.0.1.0.0",
+    "category": "Marketing/SMS Marketing",
+    "website": "https://github.com/sms-microfunnel/sms_microfunnel",
+    "author": "sms_microfunnel contributors",
+    "maintainers": ["sms-microfunnel"],
+    "development_status": "Alpha",
+    "license": "LGPL-3",
+    "installable": True,
+    "auto_install": True,
+    "depends": ["sms_microfunnel", "sale_crm"],
+    "data": [],
+}
