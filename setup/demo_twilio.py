@@ -2,7 +2,10 @@
 """Run by ``setup/run`` inside ``odoo shell``: points the demo company at the
 loopback Twilio simulator and starts a small welcome funnel, so a new user
 sees the whole loop (send, delivery reports, a reply) without a Twilio
-account.  Idempotent.  Reads SMF_* variables from the environment.
+account.  The demo is French: French is installed, the demo company and its
+contacts speak it, and ``SMF_LANG`` (default ``en_US``) sets the
+administrator's interface language.  Idempotent.  Reads SMF_* variables from
+the environment.
 """
 # ruff: noqa: F821 - ``env`` is provided by ``odoo shell``
 
@@ -10,6 +13,30 @@ import os
 
 odoo_url = os.environ["SMF_ODOO_URL"]
 company = env.ref("base.main_company")
+
+# French first: install the language (all installed modules' translations)
+french = (
+    env["res.lang"].with_context(active_test=False).search([("code", "=", "fr_FR")])
+)
+if not french.active:
+    env["base.language.install"].create(
+        {"lang_ids": [(6, 0, french.ids)]}
+    ).lang_install()
+admin_lang = os.environ.get("SMF_LANG") or "en_US"
+if admin_lang != "en_US":
+    env["res.lang"]._activate_lang(admin_lang)
+env.ref("base.user_admin").lang = admin_lang
+if company.name == "YourCompany":
+    company.write(
+        {"name": "Horizon Formation", "sms_funnel_sender_label": "Horizon Formation : "}
+    )
+company.partner_id.write({"lang": "fr_FR", "tz": "Europe/Paris"})
+env["res.partner"].browse(
+    [
+        env.ref(f"sms_microfunnel.demo_partner_{name}").id
+        for name in ("camille", "lucas", "emma", "hugo")
+    ]
+).write({"lang": "fr_FR"})
 company.write(
     {
         "sms_provider": "twilio",

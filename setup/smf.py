@@ -523,6 +523,8 @@ def cmd_run(args):
                 "--data-urlencode From=+33612340101 "
                 f"--data-urlencode To={DEMO_TWILIO_NUMBER} -d Body=STOP "
                 f"{simulator_url}/_simulator/inbound\n"
+                "The demo is French (company, contacts, funnels); for a French "
+                "interface: SMF_LANG=fr_FR ./setup/run, or Preferences > Language.\n"
                 "Press Ctrl-C to stop.\n"
             )
         rc = proc.wait()

@@ -1,7 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 {
-    "name": "SMS Micro-Funnels",
-    "summary": " Sales:Sale-order revenue in SMS funnel metrics",
+    "name": "SMS Micro-Funnels: Sales",
+    "summary": "Sale-order revenue in SMS funnel metrics",
     "version": "19.0.1.0.0",
     "category": "Marketing/SMS Marketing",
     "website": "https://github.com/sms-microfunnel/sms_microfunnel",

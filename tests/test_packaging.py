@@ -62,8 +62,14 @@ def test_python_dependencies_are_declared():
     [
         ("sms_microfunnel", {"odoo==19.0.*", "phonenumbers"}),
         ("sms_microfunnel_twilio", {"odoo-addon-sms_microfunnel==19.0.*", "requests"}),
-        ("sms_microfunnel_sale", {"odoo-addon-sms_microfunnel==19.0.*", "odoo==19.0.*"}),
-        ("sms_microfunnel_event", {"odoo-addon-sms_microfunnel==19.0.*", "odoo==19.0.*"}),
+        (
+            "sms_microfunnel_sale",
+            {"odoo-addon-sms_microfunnel==19.0.*", "odoo==19.0.*"},
+        ),
+        (
+            "sms_microfunnel_event",
+            {"odoo-addon-sms_microfunnel==19.0.*", "odoo==19.0.*"},
+        ),
     ],
 )
 def test_whool_builds_a_wheel(tmp_path, addon, requires):
@@ -90,7 +96,14 @@ def test_whool_builds_a_wheel(tmp_path, addon, requires):
         metadata = next(n for n in names if n.endswith("METADATA"))
         text = archive.read(metadata).decode()
     assert f"odoo/addons/{addon}/__manifest__.py" in names
-    assert f"odoo/addons/{addon}/tools/__init__.py" in names
+    # every Python package of the addon travels in the wheel
+    packages = {
+        path.parent.relative_to(REPO).as_posix()
+        for path in (REPO / addon).rglob("__init__.py")
+    }
+    assert packages, addon
+    for package in packages:
+        assert f"odoo/addons/{package}/__init__.py" in names, package
     declared = {
         line.split(":", 1)[1].strip().replace(" ", "")
         for line in text.splitlines()

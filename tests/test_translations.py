@@ -174,7 +174,9 @@ def xml_terms(addon):
 def test_pot_is_up_to_date_with_the_code(addon):
     msgids = {normalize(term.msgid) for term in template(addon)}
     terms = {**xml_terms(addon), **python_terms(addon)}
-    assert len(terms) > 10, "the source scan found (almost) nothing"
+    # the scan finds the main addons' hundreds of terms (a guard against a
+    # scanner that silently stops matching); a small bridge may have none
+    assert len(terms) > 10 or len(msgids) < 50, "the source scan found nothing"
     missing = sorted(
         f"{where}: {text!r}"
         for text, where in terms.items()

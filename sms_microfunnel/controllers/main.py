@@ -10,10 +10,11 @@ from datetime import timedelta
 
 from werkzeug.exceptions import NotFound
 
-from odoo import fields, http
+from odoo import Command, fields, http
 from odoo.exceptions import UserError
 from odoo.http import request
 
+from ..models.sms_consent import FREQUENCIES
 from ..models.sms_consent_event import wording_hash
 
 # at most RATE_LIMIT opt-in requests recorded per IP address per RATE_WINDOW
@@ -39,6 +40,25 @@ class SmsConsentController(http.Controller):
     def _sms_lang(self):
         lang = getattr(request, "lang", None)
         return (lang and lang.code) or request.env.lang or "en_US"
+
+    def _sms_adopt_contact_lang(self, company, number, partner=None, hint=None):
+        """Show a page about one contact in that contact's language.
+
+        The visitor's own choice wins: a language in the URL, the language
+        cookie or a browser language other than the site's default (Odoo's
+        routing turns those into ``request.lang``).  Otherwise the page is in
+        the contact's language (contact, language used at opt-in, number's
+        country, company), like the service messages they receive.
+        """
+        default = request.env["ir.http"]._get_default_lang()
+        if getattr(request, "lang", None) and request.lang.code != default.code:
+            return
+        if not partner and number:
+            partner = self._sms_status(number, company).partner_id
+        lang = company._sms_lang(partner=partner, number=number, language=hint)
+        if lang and lang != request.env.lang:
+            request.update_context(lang=lang)
+            request.lang = request.env["res.lang"]._get_data(code=lang)
 
     def _sms_evidence(self):
         """Collection context stored with every event recorded from a page."""
@@ -145,6 +165,10 @@ class SmsConsentController(http.Controller):
                 "name": (post.get("name") or "")[:NAME_MAX_LENGTH],
                 "phone": (post.get("phone") or "")[:PHONE_MAX_LENGTH],
                 "errors": errors or {},
+                "interests": self._sms_interests(company),
+                "selected_interest_ids": self._sms_posted_interests(company).ids
+                if post
+                else [],
             },
         )
 
@@ -229,6 +253,7 @@ class SmsConsentController(http.Controller):
                     wording=wording,
                     wording_version=str(company.sms_consent_wording_version),
                     lang=lang,
+                    **self._sms_interest_evidence(company, lang),
                     **self._sms_evidence(),
                 )
         except UserError:
@@ -285,6 +310,10 @@ class SmsConsentController(http.Controller):
     def sms_optin_confirm(self, token, **post):
         doi_request, state = self._sms_doi_request(token)
         company = doi_request.company_id or self._sms_optin_company(None)
+        if doi_request:
+            self._sms_adopt_contact_lang(
+                company, doi_request.number, doi_request.partner_id, doi_request.lang
+            )
         values = {
             "token": token,
             "masked_number": mask_number(doi_request.number),
@@ -329,12 +358,15 @@ class SmsConsentController(http.Controller):
         company, number = Consent._decode_unsubscribe_token(token)
         if not company:
             raise NotFound()
+        self._sms_adopt_contact_lang(company, number)
         values = {"token": token, "masked_number": mask_number(number)}
         withdrawn = Consent._get_states([number], company=company)[number] == (
             "withdrawn"
         )
         if request.httprequest.method != "POST":
             template = "sms_unsubscribe_done" if withdrawn else "sms_unsubscribe"
+            if not withdrawn:
+                values.update(self._sms_preferences_values(company, number))
             return self._sms_render(
                 template, company, dict(values, already_withdrawn=withdrawn)
             )
@@ -375,3 +407,115 @@ class SmsConsentController(http.Controller):
         return self._sms_render(
             "sms_unsubscribe_done", company, dict(values, already_withdrawn=withdrawn)
         )
+
+    # -- preferences (reached from the per-recipient link) ---------------------------
+
+    def _sms_interests(self, company):
+        """The interest choices ``company`` offers, in the page's language."""
+        return request.env["sms.microfunnel.interest"]._for_company(company)
+
+    def _sms_posted_interests(self, company):
+        """The company's interests ticked in the posted form (others ignored)."""
+        posted = set()
+        for value in request.httprequest.form.getlist("interest_ids"):
+            try:
+                posted.add(int(value))
+            except ValueError:
+                continue
+        return self._sms_interests(company).filtered(lambda i: i.id in posted)
+
+    def _sms_interest_evidence(self, company, lang):
+        """Consent event fields for the interests chosen on the opt-in form."""
+        interests = self._sms_posted_interests(company)
+        if not interests:
+            return {}
+        return {
+            "interest_ids": [Command.set(interests.ids)],
+            "interest_names": ", ".join(
+                interests.with_context(lang=lang).mapped("name")
+            ),
+        }
+
+    def _sms_number_partners(self, number, company):
+        """The contacts of ``company`` (or shared) reached at ``number``."""
+        return (
+            request.env["res.partner"]
+            .sudo()
+            .search(
+                [
+                    ("phone_sanitized", "=", number),
+                    ("company_id", "in", [company.id, False]),
+                ],
+                order="id",
+            )
+        )
+
+    def _sms_preferences_values(self, company, number):
+        status = self._sms_status(number, company)
+        partners = self._sms_number_partners(number, company)
+        frequencies = []
+        if status:
+            frequencies = status._fields["frequency"]._description_selection(
+                request.env
+            )
+        return {
+            "interests": self._sms_interests(company),
+            "selected_interest_ids": partners.sms_microfunnel_interest_ids.ids,
+            "frequencies": frequencies,
+            "frequency": status.frequency or "all",
+            "preferences_saved": bool(request.params.get("saved")),
+        }
+
+    @http.route(
+        "/sms/preferences/<string:token>",
+        type="http",
+        auth="public",
+        methods=["POST"],
+        website=True,
+        csrf=True,
+    )
+    def sms_preferences(self, token, **post):
+        """Save the interests and frequency chosen on the preferences page."""
+        Consent = request.env["sms.microfunnel.consent"].sudo()
+        if len(token or "") > TOKEN_MAX_LENGTH:
+            raise NotFound()
+        company, number = Consent._decode_unsubscribe_token(token)
+        if not company:
+            raise NotFound()
+        page = f"/sms/unsubscribe/{token}"
+        if Consent._get_states([number], company=company)[number] == "withdrawn":
+            return request.redirect(page)  # the page says it is unsubscribed
+        interests = self._sms_interests(company)
+        chosen = self._sms_posted_interests(company)
+        partners = self._sms_number_partners(number, company)
+        changes = []
+        for partner in partners:
+            current = partner.sms_microfunnel_interest_ids
+            wanted = (current - interests) | chosen
+            if wanted != current:
+                partner.sms_microfunnel_interest_ids = wanted
+                changes.append(partner)
+        status = self._sms_status(number, company)
+        frequency = post.get("frequency")
+        frequency_changed = (
+            bool(status)
+            and frequency in dict(FREQUENCIES)
+            and frequency != status.frequency
+        )
+        if frequency_changed:
+            status.frequency = frequency
+        if changes or frequency_changed:
+            labels = dict(
+                status._fields["frequency"]._description_selection(request.env)
+            )
+            body = request.env._(
+                "SMS preferences changed through the preferences link: "
+                "interests: %(interests)s; frequency: %(frequency)s.",
+                interests=", ".join(chosen.mapped("name")) or "—",
+                frequency=labels.get(status.frequency, "—"),
+            )
+            for partner in partners:
+                partner.message_post(
+                    body=body, message_type="comment", subtype_xmlid="mail.mt_note"
+                )
+        return request.redirect(f"{page}?saved=1")

@@ -9,9 +9,11 @@ from . import res_partner
 from . import crm_lead
 from . import sms_retention
 from . import sms_inbound
+from . import sms_funnel_channel
 from . import sms_funnel
 from . import sms_funnel_enrollment
 from . import sms_funnel_trace
+from . import sms_send_time
 from . import sms_tracker
 from . import link_tracker
 from . import ir_actions_server
@@ -22,3 +24,6 @@ from . import sms_message_rules
 from . import sms_template
 from . import sms_funnel_gate
 from . import sms_funnel_alert
+from . import sms_segment
+from . import mailing_trace
+from . import mail_activity

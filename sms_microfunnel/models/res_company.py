@@ -1,5 +1,92 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from odoo import fields, models
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+from odoo.tools.translate import LazyTranslate
+
+try:
+    import phonenumbers
+except ImportError:  # pragma: no cover - declared in external_dependencies
+    phonenumbers = None
+
+_lt = LazyTranslate(__name__)
+
+# The shipped service messages, in English in the code and translated in
+# i18n/<lang>.po.  Each names the sender and tells how to stop (COMPLIANCE §3).
+SERVICE_TEXTS = {
+    "doi_request": _lt(
+        "{company}: reply YES to confirm you want our text messages (about "
+        "2/month), or open {link}. Reply STOP to opt out."
+    ),
+    "doi_confirmed": _lt(
+        "{company}: you are subscribed to our text messages (about 2/month). "
+        "Msg & data rates may apply. Reply HELP for help, STOP to opt out."
+    ),
+    "stop": _lt(
+        "{company}: you are unsubscribed and will receive no more marketing "
+        "messages. Reply START to subscribe again."
+    ),
+    "start": _lt(
+        "{company}: you are subscribed again to our text messages. Reply STOP "
+        "to opt out."
+    ),
+    "help": _lt(
+        "{company}: marketing messages (about 2/month). Support: {contact}. "
+        "Reply STOP to opt out."
+    ),
+}
+# the region used when a language is installed under several codes
+DEFAULT_REGIONS = {
+    "en": "en_US",
+    "fr": "fr_FR",
+    "es": "es_ES",
+    "de": "de_DE",
+    "it": "it_IT",
+    "nl": "nl_NL",
+    "pt": "pt_PT",
+}
+# countries (phone regions) where one language is clearly the one to write in;
+# multilingual countries (BE, CH, CA, LU…) are left to the other signals
+REGION_LANGUAGES = {
+    **dict.fromkeys(
+        (
+            "FR",
+            "MC",
+            "GP",
+            "MQ",
+            "GF",
+            "RE",
+            "YT",
+            "PM",
+            "BL",
+            "MF",
+            "NC",
+            "PF",
+            "WF",
+        ),
+        "fr",
+    ),
+    **dict.fromkeys(("DE", "AT"), "de"),
+    "ES": "es",
+    "IT": "it",
+    "NL": "nl",
+    "PT": "pt",
+    **dict.fromkeys(("GB", "IE", "US", "AU", "NZ"), "en"),
+}
+
+
+def phone_language(number):
+    """The language of the country of an E.164 ``number``, or None."""
+    if not number or phonenumbers is None:
+        return None
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    return REGION_LANGUAGES.get(phonenumbers.region_code_for_number(parsed))
+
+
+#: Sectors whose companies send no marketing SMS from funnels.
+REGULATED_SECTORS = [("health", "Health"), ("legal", "Legal"), ("finance", "Finance")]
 
 
 class ResCompany(models.Model):
@@ -53,34 +140,33 @@ class ResCompany(models.Model):
     sms_text_doi_request = fields.Char(
         string="Double Opt-in Request SMS",
         translate=True,
-        default="{company}: reply YES to confirm you want our text messages "
-        "(about 2/month), or open {link}. Reply STOP to opt out.",
-        help="Placeholders: {company}, {link}.",
+        help="Placeholders: {company}, {link}. Empty: the shipped text, in the "
+        "contact's language. A text typed here serves the language it is typed in.",
     )
     sms_text_doi_confirmed = fields.Char(
         string="Opt-in Confirmation SMS",
         translate=True,
-        default="{company}: you are subscribed to our text messages (about 2/month). "
-        "Msg & data rates may apply. Reply HELP for help, STOP to opt out.",
+        help="Placeholders: {company}, {contact}. Empty: the shipped text, in the "
+        "contact's language. A text typed here serves the language it is typed in.",
     )
     sms_text_stop = fields.Char(
         string="STOP Confirmation SMS",
         translate=True,
-        default="{company}: you are unsubscribed and will receive no more marketing "
-        "messages. Reply START to subscribe again.",
+        help="Placeholder: {company}. Empty: the shipped text, in the contact's "
+        "language. A text typed here serves the language it is typed in.",
     )
     sms_text_start = fields.Char(
         string="START Confirmation SMS",
         translate=True,
-        default="{company}: you are subscribed again to our text messages. "
-        "Reply STOP to opt out.",
+        help="Placeholder: {company}. Empty: the shipped text, in the contact's "
+        "language. A text typed here serves the language it is typed in.",
     )
     sms_text_help = fields.Char(
         string="HELP Reply SMS",
         translate=True,
-        default="{company}: marketing messages (about 2/month). Support: {contact}. "
-        "Reply STOP to opt out.",
-        help="Placeholders: {company}, {contact} (company phone, e-mail or website).",
+        help="Placeholders: {company}, {contact} (company phone, e-mail or "
+        "website). Empty: the shipped text, in the contact's language. A text "
+        "typed here serves the language it is typed in.",
     )
     sms_retention_years = fields.Integer(
         string="Prospect Retention (years)",
@@ -93,6 +179,55 @@ class ResCompany(models.Model):
         help="When set, the retention job erases the stale prospects it finds; "
         "otherwise it only lists them for a manager.",
     )
+    sms_funnel_regulated_sector = fields.Selection(
+        REGULATED_SECTORS,
+        string="Regulated Sector",
+        help="Health, legal or finance: the company's funnels may only send "
+        "transactional or informational messages (appointment reminders, file "
+        "updates, deadlines); marketing steps are refused.",
+    )
+
+    @api.constrains("sms_funnel_regulated_sector")
+    def _check_sms_funnel_regulated_sector(self):
+        """A company may not become regulated while funnels of it still run
+        marketing steps: they would be refused at their next start anyway."""
+        regulated = self.filtered("sms_funnel_regulated_sector")
+        if not regulated:
+            return
+        steps = self.env["sms.microfunnel.step"].search(
+            [
+                ("campaign_id.company_id", "in", regulated.ids),
+                ("campaign_id.state", "in", ("running", "paused")),
+                ("message_class", "=", "marketing"),
+                ("step_type", "not in", ("activity", "crm_update")),
+            ]
+        )
+        if steps:
+            raise ValidationError(
+                self.env._(
+                    "%(company)s cannot be set as a regulated sector while funnels "
+                    "send marketing steps: %(funnels)s. Set those steps to "
+                    "Transactional or stop the funnels first.",
+                    company=steps[0].campaign_id.company_id.name,
+                    funnels=", ".join(sorted(set(steps.campaign_id.mapped("name")))),
+                )
+            )
+
+    def _sms_funnel_regulated_refusal(self, step):
+        """The explanation given when a regulated company's funnel has a
+        marketing ``step``."""
+        self.ensure_one()
+        field = self._fields["sms_funnel_regulated_sector"]
+        sectors = dict(field._description_selection(self.env))
+        return self.env._(
+            "%(company)s works in a regulated sector (%(sector)s): its funnels may "
+            "only send transactional or informational messages, such as "
+            "appointment reminders, file updates or deadlines. Step “%(step)s” "
+            "is a marketing message: make it Transactional, or remove it.",
+            company=self.name,
+            sector=sectors.get(self.sms_funnel_regulated_sector, ""),
+            step=step.name,
+        )
 
     def write(self, vals):
         if "sms_consent_wording" in vals:
@@ -107,11 +242,57 @@ class ResCompany(models.Model):
                     )
         return super().write(vals)
 
-    def _sms_service_text(self, key, lang=None, **values):
-        """A service SMS (``doi_request``, ``stop``, ``help``…) in ``lang``."""
+    def _sms_lang(self, partner=None, number=None, language=None):
+        """The installed language a contact reads: theirs, else a hint (the
+        language of their reply or of the page they used), else their number's
+        country, else the company's."""
         self.ensure_one()
-        company = self.with_context(lang=lang) if lang else self
-        template = company[f"sms_text_{key}"] or ""
+        number_language = phone_language(number)
+        for candidate in (
+            partner and partner.lang,
+            language,
+            number_language,
+            self.partner_id.lang,
+        ):
+            code = self._sms_installed_lang(candidate)
+            if code:
+                return code
+        return "en_US"
+
+    @api.model
+    def _sms_installed_lang(self, code):
+        """``code`` (``fr``, ``fr_FR``, ``fr-BE``…) as an installed language."""
+        if not code:
+            return False
+        code = code.replace("-", "_")
+        installed = [lang for lang, _name in self.env["res.lang"].get_installed()]
+        if code in installed:
+            return code
+        short = code.split("_")[0]
+        preferred = DEFAULT_REGIONS.get(short)
+        if preferred in installed:
+            return preferred
+        return next((lang for lang in installed if lang.split("_")[0] == short), False)
+
+    def _sms_service_text(self, key, lang=None, **values):
+        """A service SMS (``doi_request``, ``stop``, ``help``…) in ``lang``.
+
+        The company's own text for exactly that language wins; otherwise the
+        shipped text, translated into that language.  (A text typed in French
+        only does not reach English contacts.)
+        """
+        self.ensure_one()
+        lang = self._sms_installed_lang(lang) or "en_US"
+        company = self.with_context(lang=lang)
+        field = self._fields[f"sms_text_{key}"]
+        own = field._get_stored_translations(self) or {}
+        if lang == "en_US" and own.get("en_US") in {
+            text for code, text in own.items() if code != "en_US"
+        }:
+            # the first text typed in another language is also stored by Odoo
+            # as the source value: it is not an English text
+            own.pop("en_US")
+        template = own.get(lang) or SERVICE_TEXTS[key]._translate(lang)
         values.setdefault("company", company.sms_funnel_sender_label_clean())
         values.setdefault(
             "contact", company.phone or company.email or company.website or ""
@@ -127,7 +308,7 @@ class ResCompany(models.Model):
         """
         self.ensure_one()
         partner = partner or self.env["res.partner"]
-        lang = lang or partner.lang or self.partner_id.lang
+        lang = self._sms_lang(partner=partner, number=number, language=lang)
         body = self._sms_service_text(key, lang=lang, **values)
         sms = (
             self.env["sms.sms"]

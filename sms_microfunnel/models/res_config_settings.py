@@ -38,3 +38,6 @@ class ResConfigSettings(models.TransientModel):
     sms_retention_auto_erase = fields.Boolean(
         related="company_id.sms_retention_auto_erase", readonly=False
     )
+    sms_funnel_regulated_sector = fields.Selection(
+        related="company_id.sms_funnel_regulated_sector", readonly=False
+    )

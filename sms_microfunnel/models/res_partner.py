@@ -12,3 +12,11 @@ class ResPartner(models.Model):
         "SMS Consent History",
         groups="sms_microfunnel.group_sms_funnel_manager",
     )
+    sms_microfunnel_interest_ids = fields.Many2many(
+        "sms.microfunnel.interest",
+        "sms_microfunnel_interest_res_partner_rel",
+        "partner_id",
+        "interest_id",
+        string="SMS Interests",
+        help="Chosen by the contact on the SMS opt-in form or preferences page.",
+    )

@@ -9,7 +9,7 @@ stored, so that audiences can be filtered in SQL.  A number in Odoo's global
 import base64
 import binascii
 
-from odoo import api, fields, models
+from odoo import Command, api, fields, models
 from odoo.exceptions import UserError
 from odoo.fields import Domain
 from odoo.tools import SQL, consteq
@@ -27,6 +27,14 @@ CONSENT_STATES = [
     ("withdrawn", "Opted out"),
     ("expired", "Expired"),
 ]
+# how often a contact accepts marketing SMS (preferences page), and the cap
+# each choice puts on the number: (messages, per hours)
+FREQUENCIES = [
+    ("all", "Every message"),
+    ("weekly", "At most one a week"),
+    ("monthly", "At most one a month"),
+]
+FREQUENCY_CAPS = {"weekly": (1, 7 * 24), "monthly": (1, 30 * 24)}
 
 
 class SmsMicrofunnelConsent(models.Model):
@@ -57,6 +65,15 @@ class SmsMicrofunnelConsent(models.Model):
     )
     blacklisted = fields.Boolean(
         compute="_compute_blacklisted", search="_search_blacklisted"
+    )
+    frequency = fields.Selection(
+        FREQUENCIES,
+        "Message Frequency",
+        required=True,
+        default="all",
+        readonly=True,
+        help="Chosen by the contact on the preferences page: the compliance gate "
+        "caps the marketing SMS of this number accordingly.",
     )
 
     _scope_unique = models.UniqueIndex(
@@ -200,6 +217,33 @@ class SmsMicrofunnelConsent(models.Model):
         return states
 
     @api.model
+    def _frequency_caps(self, numbers, company=None):
+        """{number: (messages, hours)} for the numbers that asked for fewer
+        marketing SMS in ``company`` (one query)."""
+        company = company or self.env.company
+        numbers = [n for n in set(numbers) if n]
+        if not numbers:
+            return {}
+        self.flush_model(["number", "company_id", "purpose", "scope", "frequency"])
+        rows = self.env.execute_query(
+            SQL(
+                """
+                SELECT number, frequency FROM sms_microfunnel_consent
+                 WHERE company_id = %s AND purpose = 'marketing'
+                   AND COALESCE(scope, '') = '' AND frequency != 'all'
+                   AND number = ANY(%s)
+                """,
+                company.id,
+                numbers,
+            )
+        )
+        return {
+            number: FREQUENCY_CAPS[frequency]
+            for number, frequency in rows
+            if frequency in FREQUENCY_CAPS
+        }
+
+    @api.model
     def _marketable_numbers(self, numbers, company=None, scope=False):
         """The subset of ``numbers`` that may receive marketing SMS now."""
         states = self._get_states(numbers, company=company)
@@ -334,10 +378,21 @@ class SmsMicrofunnelConsent(models.Model):
                     "lang": request.lang,
                     "source_ref": request.source_ref,
                     "note": f"Confirms request #{request.id}",
+                    "interest_ids": [Command.set(request.interest_ids.ids)],
+                    "interest_names": request.interest_names,
                     **evidence,
                 }
             ]
         )
+        if request.interest_ids and request.partner_id:
+            # interests chosen on the form reach the contact once confirmed
+            request.partner_id.sudo().write(
+                {
+                    "sms_microfunnel_interest_ids": [
+                        Command.link(interest.id) for interest in request.interest_ids
+                    ]
+                }
+            )
         company._sms_send_service(
             number, "doi_confirmed", partner=request.partner_id, lang=request.lang
         )

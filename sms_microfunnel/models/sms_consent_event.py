@@ -131,6 +131,20 @@ class SmsMicrofunnelConsentEvent(models.Model):
         groups="base.group_system",
     )
     anonymized = fields.Boolean(readonly=True)
+    interest_ids = fields.Many2many(
+        "sms.microfunnel.interest",
+        "sms_microfunnel_consent_event_interest_rel",
+        "event_id",
+        "interest_id",
+        string="Interests",
+        readonly=True,
+        help="Interests the person chose with this consent (opt-in form).",
+    )
+    interest_names = fields.Char(
+        "Interests Chosen",
+        readonly=True,
+        help="The labels of the chosen interests exactly as shown to the person.",
+    )
 
     # -- immutability --------------------------------------------------------
 

@@ -2,7 +2,7 @@
 from odoo import api, fields, models
 from odoo.fields import Domain
 
-from .sms_consent import CONSENT_STATES
+from .sms_consent import CONSENT_STATES, FREQUENCIES
 
 
 class SmsMicrofunnelConsentMixin(models.AbstractModel):
@@ -20,6 +20,13 @@ class SmsMicrofunnelConsentMixin(models.AbstractModel):
         "SMS Consent",
         compute="_compute_sms_consent_state",
         search="_search_sms_consent_state",
+    )
+    sms_microfunnel_frequency = fields.Selection(
+        FREQUENCIES,
+        "SMS Frequency",
+        compute="_compute_sms_microfunnel_frequency",
+        search="_search_sms_microfunnel_frequency",
+        help="How many marketing SMS the contact accepts (preferences page).",
     )
     sms_consent_event_count = fields.Integer(
         "Consent Events",
@@ -65,6 +72,49 @@ class SmsMicrofunnelConsentMixin(models.AbstractModel):
             domain |= no_phone | (unknown & not_listed)
         if "withdrawn" in wanted:
             domain |= listed
+        return ~domain if operator == "not in" else domain
+
+    @api.depends("phone_sanitized")
+    @api.depends_context("company")
+    def _compute_sms_microfunnel_frequency(self):
+        statuses = (
+            self.env["sms.microfunnel.consent"]
+            .sudo()
+            .search_fetch(
+                [
+                    ("number", "in", [n for n in self.mapped("phone_sanitized") if n]),
+                    ("company_id", "=", self.env.company.id),
+                    ("purpose", "=", "marketing"),
+                    ("scope", "=", False),
+                ],
+                ["number", "frequency"],
+            )
+        )
+        frequencies = {status.number: status.frequency for status in statuses}
+        for record in self:
+            record.sms_microfunnel_frequency = frequencies.get(
+                record.phone_sanitized, "all"
+            )
+
+    def _search_sms_microfunnel_frequency(self, operator, value):
+        if operator not in ("in", "not in"):
+            return NotImplemented
+        wanted = set(value)
+        Consent = self.env["sms.microfunnel.consent"].sudo()
+        company_statuses = [
+            ("company_id", "=", self.env.company.id),
+            ("purpose", "=", "marketing"),
+            ("scope", "=", False),
+        ]
+        chosen = Consent._search(
+            [*company_statuses, ("frequency", "in", list(wanted - {"all"}))]
+        )
+        domain = Domain("phone_sanitized", "in", chosen.subselect("number"))
+        if "all" in wanted:
+            fewer = Consent._search([*company_statuses, ("frequency", "!=", "all")])
+            domain |= Domain("phone_sanitized", "=", False) | Domain(
+                "phone_sanitized", "not in", fewer.subselect("number")
+            )
         return ~domain if operator == "not in" else domain
 
     def _count_by_number(self, model_name):

@@ -11,13 +11,19 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.fields import Domain
 from odoo.tools.safe_eval import safe_eval
 
+from .sms_send_time import SLOT_PRESETS
+
 TARGET_MODELS = [("res.partner", "Contacts"), ("crm.lead", "CRM Leads")]
 
 
 class SmsMicrofunnelCampaign(models.Model):
     _name = "sms.microfunnel.campaign"
     _description = "SMS Funnel"
-    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _inherit = [
+        "mail.thread",
+        "mail.activity.mixin",
+        "sms.microfunnel.campaign.channel",  # sms_funnel_channel.py
+    ]
     _order = "create_date desc, id desc"
 
     name = fields.Char(required=True, tracking=True)
@@ -41,9 +47,19 @@ class SmsMicrofunnelCampaign(models.Model):
         copy=False,
     )
     model_name = fields.Selection(
-        TARGET_MODELS, "Target", required=True, default="res.partner"
+        selection="_selection_target_models",
+        string="Target",
+        required=True,
+        default="res.partner",
     )
     domain = fields.Char("Audience", default="[]")
+    segment_id = fields.Many2one(
+        "sms.microfunnel.segment",
+        domain="[('model_name', '=', model_name), ('company_id', '=', company_id)]",
+        index="btree_not_null",
+        help="Audience: the members of this segment that also match the filter. "
+        "Enrolments remember it, for the rates per segment.",
+    )
     utm_campaign_id = fields.Many2one("utm.campaign", "UTM Campaign")
     goal = fields.Selection(
         [
@@ -91,6 +107,10 @@ class SmsMicrofunnelCampaign(models.Model):
         "CHECK(attribution_hours >= 0)", "The attribution window cannot be negative."
     )
 
+    @api.constrains("company_id")
+    def _check_regulated_company(self):
+        self.step_ids._check_regulated_sector()
+
     @api.constrains("goal", "goal_stage_id", "model_name")
     def _check_goal(self):
         for funnel in self:
@@ -103,6 +123,18 @@ class SmsMicrofunnelCampaign(models.Model):
             ):
                 raise ValidationError(
                     self.env._("Lead goals need a funnel that targets CRM leads.")
+                )
+
+    @api.constrains("segment_id", "model_name")
+    def _check_segment(self):
+        for funnel in self.filtered("segment_id"):
+            if funnel.segment_id.model_name != funnel.model_name:
+                raise ValidationError(
+                    self.env._(
+                        "Segment “%(segment)s” does not target the records of "
+                        "this funnel.",
+                        segment=funnel.segment_id.name,
+                    )
                 )
 
     def _compute_counts(self):
@@ -140,7 +172,10 @@ class SmsMicrofunnelCampaign(models.Model):
             raise UserError(
                 self.env._("The audience filter is invalid: %(error)s", error=error)
             ) from error
-        return Domain(domain)
+        domain = Domain(domain)
+        if self.segment_id:
+            domain &= self.segment_id._members_domain()
+        return domain
 
     def _audience(self):
         self.ensure_one()
@@ -202,6 +237,7 @@ class SmsMicrofunnelCampaign(models.Model):
             "context": {
                 "default_res_model": self.model_name,
                 "default_domain": self.domain or "[]",
+                "default_segment_id": self.segment_id.id,
                 "default_company_id": self.company_id.id,
                 "default_scope": f"{self._name},{self.id}",
                 "default_message_class": "marketing"
@@ -369,6 +405,8 @@ class SmsMicrofunnelCampaign(models.Model):
                         "company_id": self.company_id.id,
                     }
                 )
+            if not record:
+                record = self._event_create_target(Model, number, payload)
         else:
             raise UserError(self.env._("Give “phone”, “partner_id” or “ref”."))
         if not record:
@@ -438,8 +476,16 @@ class SmsMicrofunnelCampaign(models.Model):
                 line.update(outcome="canceled", reason="no_date")
                 lines.append(line)
                 continue
+            if step.step_type != "sms":  # email, activity, CRM update
+                line.update(self._simulate_channel_step(step, record, due))
+                lines.append(line)
+                frontier += [(child, due) for child in step.child_ids]
+                continue
             decision = gate._evaluate_one(
                 record, step.message_class, self.company_id, due
+            )
+            decision = self.env["sms.microfunnel.send.time"]._apply_to_decision(
+                step, record, decision, self.company_id, due
             )
             send_at = due
             if decision["action"] == "defer":
@@ -476,6 +522,7 @@ class SmsMicrofunnelCampaign(models.Model):
 class SmsMicrofunnelStep(models.Model):
     _name = "sms.microfunnel.step"
     _description = "SMS Funnel Step"
+    _inherit = ["sms.microfunnel.step.channel"]  # sms_funnel_channel.py
     _order = "sequence, id"
     _parent_name = "parent_id"
 
@@ -493,7 +540,16 @@ class SmsMicrofunnelStep(models.Model):
         index="btree_not_null",
     )
     child_ids = fields.One2many("sms.microfunnel.step", "parent_id")
-    step_type = fields.Selection([("sms", "SMS")], default="sms", required=True)
+    step_type = fields.Selection(
+        [
+            ("sms", "SMS"),
+            ("email", "Email"),
+            ("activity", "Salesperson activity"),
+            ("crm_update", "CRM update"),
+        ],
+        default="sms",
+        required=True,
+    )
     wait_mode = fields.Selection(
         [
             ("after_enrollment", "After enrolment"),
@@ -521,6 +577,10 @@ class SmsMicrofunnelStep(models.Model):
             ("not_replied", "Did not reply"),
             ("converted", "Converted"),
             ("not_converted", "Not converted"),
+            ("opened", "Opened the previous email"),
+            ("not_opened", "Did not open the previous email"),
+            ("activity_done", "Previous activity done"),
+            ("activity_not_done", "Previous activity not done"),
         ],
         default="always",
         required=True,
@@ -550,6 +610,33 @@ class SmsMicrofunnelStep(models.Model):
     ab_decision_hours = fields.Integer("Decide the Winner After (hours)", default=24)
     winner_variant_id = fields.Many2one(
         "sms.microfunnel.step.variant", domain="[('step_id', '=', id)]"
+    )
+    # send-time targeting (models/sms_send_time.py)
+    send_slot = fields.Selection(
+        SLOT_PRESETS,
+        default="none",
+        required=True,
+        help="Preferred hours in the recipient's local time, always within the "
+        "legal send window: a due message waits for the next opening of both.",
+    )
+    send_slot_line_ids = fields.One2many(
+        "sms.microfunnel.step.slot", "step_id", "Custom Hours", copy=True
+    )
+    send_best_hour = fields.Boolean(
+        "Best Hour",
+        help="Send at the hour of the week with the best click or reply rate of "
+        "the contact, else of the segment they were enrolled from, else of the "
+        "funnel's audience, else of the company's recipients; without enough "
+        "history, the send slot applies.",
+    )
+    send_best_hour_min_sample = fields.Integer(
+        "Minimum History",
+        default=5,
+        help="Past messages a contact needs before its own best hour is used; "
+        "for the audience, each hour of the week needs as many messages.",
+    )
+    company_regulated_sector = fields.Selection(
+        related="company_id.sms_funnel_regulated_sector"
     )
 
     @api.constrains("parent_id", "wait_mode", "date_field_id", "condition")
@@ -595,8 +682,40 @@ class SmsMicrofunnelStep(models.Model):
                     )
                 )
 
-    def _check_ready(self):
+    @api.constrains("send_best_hour_min_sample")
+    def _check_send_best_hour(self):
         for step in self:
+            if step.send_best_hour_min_sample < 1:
+                raise ValidationError(
+                    self.env._("The minimum history of the best hour is at least 1.")
+                )
+
+    @api.constrains("message_class", "campaign_id", "step_type")
+    def _check_regulated_sector(self):
+        """Funnels of a regulated company send no marketing (res.company);
+        activities and CRM updates send nothing to the recipient."""
+        for step in self.filtered(
+            lambda s: (
+                s.message_class == "marketing"
+                and s.step_type not in ("activity", "crm_update")
+            )
+        ):
+            company = step.campaign_id.company_id
+            if company.sms_funnel_regulated_sector:
+                raise ValidationError(company._sms_funnel_regulated_refusal(step))
+
+    def _check_ready(self):
+        self._check_regulated_sector()
+        for step in self.filtered(lambda s: s.send_slot == "custom"):
+            if not step.send_slot_line_ids:
+                raise UserError(
+                    self.env._(
+                        "Step “%(name)s” has a custom send slot without hours.",
+                        name=step.name,
+                    )
+                )
+        self._check_ready_channels()  # email, activity, CRM update steps
+        for step in self.filtered(lambda s: s.step_type == "sms"):
             bodies = step.variant_ids.mapped("body") or [step.body]
             if not all(bodies):
                 raise UserError(

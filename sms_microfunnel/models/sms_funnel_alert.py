@@ -13,6 +13,14 @@ RATE_MEASURES = [
     "click_rate:avg",
     "unsubscribe_rate:avg",
     "conversion_rate:avg",
+    "revenue:sum",
+]
+# per step, in the funnel-shaped view (``_report_step_funnel``)
+STEP_MEASURES = [
+    "__count",
+    "delivered_count:sum",
+    "clicked_count:sum",
+    "converted_after_count:sum",
 ]
 
 
@@ -47,6 +55,29 @@ class SmsMicrofunnelCampaign(models.Model):
         compute="_compute_report_cost",
         groups="sms_microfunnel.group_sms_funnel_manager",
         help="Cost of the sent messages / conversions.",
+    )
+    report_currency_id = fields.Many2one(
+        related="company_id.currency_id", string="Report Currency"
+    )
+    report_revenue = fields.Monetary(
+        "Revenue",
+        compute="_compute_rates",
+        currency_field="report_currency_id",
+        help="Revenue of the conversions, in the company currency (see the "
+        "definitions of the funnel metrics).",
+    )
+    report_roi = fields.Float(
+        "Return on Investment (%)",
+        compute="_compute_report_cost",
+        digits=(16, 1),
+        groups="sms_microfunnel.group_sms_funnel_manager",
+        help="(Revenue - cost) / cost of the sent messages.",
+    )
+    report_step_funnel = fields.Json(
+        "Funnel by Step",
+        compute="_compute_report_step_funnel",
+        help="Each step in order: recipients, delivered, clicked, converted "
+        "and the drop-off from the step before.",
     )
     alert_deliverability_min = fields.Float(
         "Minimum Deliverability (%)",
@@ -112,6 +143,7 @@ class SmsMicrofunnelCampaign(models.Model):
             funnel.report_click_rate = figures.get("click_rate:avg") or 0
             funnel.report_unsubscribe_rate = figures.get("unsubscribe_rate:avg") or 0
             funnel.report_conversion_rate = figures.get("conversion_rate:avg") or 0
+            funnel.report_revenue = figures.get("revenue:sum") or 0
 
     def _compute_report_cost(self):
         groups = (
@@ -120,16 +152,82 @@ class SmsMicrofunnelCampaign(models.Model):
             ._read_group(
                 [("campaign_id", "in", self.ids)],
                 ["campaign_id"],
-                ["cost:sum", "conversion_count:sum"],
+                ["cost:sum", "conversion_count:sum", "revenue:sum"],
             )
             if self.ids
             else []
         )
-        figures = {campaign.id: (cost, won) for campaign, cost, won in groups}
+        figures = {campaign.id: values for campaign, *values in groups}
         for funnel in self:
-            cost, won = figures.get(funnel.id, (0.0, 0))
+            cost, won, revenue = figures.get(funnel.id, (0.0, 0, 0.0))
             funnel.report_cost = cost
             funnel.report_cost_per_acquisition = cost / won if won else 0.0
+            funnel.report_roi = (revenue - cost) / cost * 100 if cost else 0.0
+
+    def _compute_report_step_funnel(self):
+        for funnel in self:
+            funnel.report_step_funnel = (
+                funnel._report_step_funnel() if funnel.id else []
+            )
+
+    def _report_step_funnel(self):
+        """The funnel-shaped view of this funnel: one dict per step, in the
+        order of the step tree (depth first, by sequence), with its
+        recipients, delivered, clicked and converted-after counts (one
+        grouped SQL query) and the drop-off from its reference step: the
+        step it follows, or the previous first-level step."""
+        self.ensure_one()
+        groups = (
+            self.env["sms.microfunnel.report"]
+            .sudo()
+            ._read_group([("campaign_id", "=", self.id)], ["step_id"], STEP_MEASURES)
+        )
+        figures = {step.id: values for step, *values in groups}
+        steps = self.step_ids.sorted(lambda s: (s.sequence, s.id))
+        children = {}
+        for step in steps:
+            children.setdefault(step.parent_id.id, []).append(step)
+        ordered, todo = [], [(step, 0) for step in children.get(False, [])]
+        while todo:
+            step, level = todo.pop(0)
+            ordered.append((step, level))
+            todo[:0] = [(child, level + 1) for child in children.get(step.id, [])]
+
+        def share(part, whole):
+            return round(100.0 * part / whole, 1) if whole else 0.0
+
+        lines, recipients_by_step, previous_root = [], {}, None
+        widest = max((values[0] for values in figures.values()), default=0)
+        for step, level in ordered:
+            recipients, delivered, clicked, converted = figures.get(
+                step.id, (0, 0, 0, 0)
+            )
+            recipients_by_step[step.id] = recipients
+            reference = step.parent_id if step.parent_id else previous_root
+            if not step.parent_id:
+                previous_root = step
+            line = {
+                "id": step.id,
+                "name": step.name,
+                "level": level,
+                "recipients": recipients,
+                "delivered": delivered,
+                "clicked": clicked,
+                "converted": converted,
+                "delivered_share": share(delivered, recipients),
+                "clicked_share": share(clicked, recipients),
+                "converted_share": share(converted, recipients),
+                "width": share(recipients, widest),
+                "reference": reference.name if reference else False,
+                "drop_off": False,
+                "drop_off_share": False,
+            }
+            if reference:
+                before = recipients_by_step[reference.id]
+                line["drop_off"] = before - recipients
+                line["drop_off_share"] = share(before - recipients, before)
+            lines.append(line)
+        return lines
 
     def _alert_reasons(self):
         """The breached thresholds of this funnel (empty when healthy)."""

@@ -54,6 +54,14 @@ class SmsMicrofunnelEnrollment(models.Model):
     ended_at = fields.Datetime()
     values = fields.Json(help="Extra placeholder values from the triggering event.")
     idempotency_key = fields.Char(index="btree_not_null", copy=False)
+    segment_id = fields.Many2one(
+        "sms.microfunnel.segment",
+        readonly=True,
+        index="btree_not_null",
+        ondelete="set null",
+        help="The funnel's segment, when the record was a member of it at "
+        "enrolment: the reports give the rates per segment.",
+    )
     trace_ids = fields.One2many("sms.microfunnel.trace", "enrollment_id")
 
     _one_active_per_record = models.UniqueIndex(
@@ -102,6 +110,8 @@ class SmsMicrofunnelEnrollment(models.Model):
         now = fields.Datetime.now()
         rows = todo.read(["phone_sanitized"])
         partners = self._target_partners(todo)
+        segment = campaign.segment_id
+        members = set(segment._filter_members(todo).ids) if segment else set()
         enrollments = self.sudo().create(
             [
                 {
@@ -113,6 +123,7 @@ class SmsMicrofunnelEnrollment(models.Model):
                     "enrolled_at": now,
                     "values": values or False,
                     "idempotency_key": idempotency_key or False,
+                    "segment_id": segment.id if row["id"] in members else False,
                 }
                 for row in rows
             ]

@@ -25,6 +25,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
                     ("queued_at", ">", since),
                     ("state", "in", ("queued", "sent", "delivered")),
                     ("step_id.message_class", "=", "marketing"),
+                    ("step_type", "=", "sms"),
                 ],
                 ["number", "queued_at"],
             )

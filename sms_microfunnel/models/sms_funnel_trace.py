@@ -18,6 +18,8 @@ import logging
 
 from odoo import api, fields, models
 
+from .sms_send_time import HOURS, SLOT_SOURCES, WEEKDAYS
+
 _logger = logging.getLogger(__name__)
 
 TRACE_STATES = [
@@ -29,6 +31,7 @@ TRACE_STATES = [
     ("failed", "Failed"),
     ("bounced", "Bounced"),
     ("canceled", "Canceled"),
+    ("done", "Executed"),  # activity and CRM update steps
 ]
 CANCEL_REASONS = [
     ("no_number", "No number"),
@@ -45,6 +48,17 @@ CANCEL_REASONS = [
     ("no_date", "No date on the record"),
     ("exited", "Left the funnel"),
     ("funnel_stopped", "Funnel stopped"),
+    ("no_slot", "Send slot never within the legal window"),
+    # email, activity and CRM update steps (sms_funnel_channel.py)
+    ("no_email", "No email address"),
+    ("invalid_email", "Invalid email address"),
+    ("email_blacklisted", "Email blacklisted"),
+    ("email_opted_out", "Email opted out"),
+    ("duplicate_email", "Duplicate email"),
+    ("email_canceled", "Email canceled"),
+    ("no_record", "Record not found"),
+    ("not_a_lead", "Not a lead"),
+    ("no_assignee", "Nobody to assign"),
 ]
 # delivery states reported through sms.tracker, in rank order
 SMS_TO_TRACE = {
@@ -64,6 +78,7 @@ RANK = {
     "bounced": 3,
     "canceled": 3,
     "delivered": 4,
+    "done": 4,
 }
 BOUNCE_FAILURES = {
     "sms_number_format",
@@ -77,6 +92,7 @@ BOUNCE_FAILURES = {
 class SmsMicrofunnelTrace(models.Model):
     _name = "sms.microfunnel.trace"
     _description = "SMS Funnel Step Trace"
+    _inherit = ["sms.microfunnel.trace.channel"]  # sms_funnel_channel.py
     _order = "due_at, id"
 
     enrollment_id = fields.Many2one(
@@ -86,6 +102,7 @@ class SmsMicrofunnelTrace(models.Model):
         "sms.microfunnel.step", required=True, ondelete="cascade", index=True
     )
     variant_id = fields.Many2one("sms.microfunnel.step.variant", ondelete="set null")
+    step_type = fields.Selection(related="step_id.step_type", store=True)
     campaign_id = fields.Many2one(
         related="enrollment_id.campaign_id", store=True, index=True
     )
@@ -102,7 +119,11 @@ class SmsMicrofunnelTrace(models.Model):
     )
     due_at = fields.Datetime("Due (UTC)", required=True, index=True)
     defer_reason = fields.Selection(
-        [("window_closed", "Send window closed"), ("frequency_cap", "Frequency cap")]
+        [
+            ("window_closed", "Send window closed"),
+            ("frequency_cap", "Frequency cap"),
+            ("send_slot", "Waiting for the step's send slot"),
+        ]
     )
     cancel_reason = fields.Selection(CANCEL_REASONS)
     failure_type = fields.Char()
@@ -120,10 +141,23 @@ class SmsMicrofunnelTrace(models.Model):
     clicked_at = fields.Datetime(readonly=True)
     replied_at = fields.Datetime(readonly=True)
     reply_text = fields.Text(readonly=True)
+    # send time in the recipient's clock (models/sms_send_time.py)
+    send_tz = fields.Char("Recipient Time Zone", readonly=True)
+    send_weekday = fields.Selection(
+        WEEKDAYS, "Local Weekday", compute="_compute_send_local_time", store=True
+    )
+    send_hour = fields.Selection(
+        HOURS, "Local Hour", compute="_compute_send_local_time", store=True
+    )
+    send_slot_source = fields.Selection(SLOT_SOURCES, "Send Slot Used", readonly=True)
 
     _one_per_step = models.UniqueIndex(
         "(enrollment_id, step_id)", "A step runs once per enrolment."
     )
+
+    @api.depends("queued_at", "send_tz")
+    def _compute_send_local_time(self):
+        self.env["sms.microfunnel.send.time"]._compute_local_time(self)
 
     # -- scheduling ---------------------------------------------------------------
 
@@ -229,6 +263,7 @@ class SmsMicrofunnelTrace(models.Model):
         unmet = traces.filtered(lambda t: not t._condition_met())
         unmet.write({"state": "canceled", "cancel_reason": "condition_not_met"})
         traces -= unmet
+        traces = self._dispatch_channels(traces, now)  # email, activity, CRM
         by_group = {}
         for trace in traces:
             key = (trace.company_id, trace.step_id.message_class)
@@ -237,6 +272,10 @@ class SmsMicrofunnelTrace(models.Model):
         for (company, message_class), group in by_group.items():
             decisions = self.env["sms.microfunnel.gate"]._evaluate_traces(
                 group, message_class, company, now
+            )
+            # a step's send slot narrows the window (reason "send_slot")
+            self.env["sms.microfunnel.send.time"]._apply_to_traces(
+                group, decisions, company, now
             )
             allowed = self.browse()
             for trace in group:
@@ -285,7 +324,7 @@ class SmsMicrofunnelTrace(models.Model):
             return bool(enrollment.converted_at)
         if condition == "not_converted":
             return not enrollment.converted_at
-        return False
+        return self._channel_condition_met(condition)
 
     def _queue_sms(self, company):
         """Create the outgoing SMS and their trackers for allowed traces."""

@@ -12,7 +12,9 @@ constant number of queries, whatever its size:
    suppression list win: opted out, pending double opt-in, unproven, none;
 3. send window of the recipient's policies in the recipient's local time;
 4. frequency cap (marketing only): marketing SMS already sent to the number in
-   the rolling period (``_recent_marketing_sends``).
+   the rolling period (``_recent_marketing_sends``); the policies' cap and the
+   contact's own frequency preference (preferences page, e.g. at most one a
+   week: ``sms.microfunnel.consent._frequency_caps``), the stricter wins.
 
 Transactional messages (contract basis, §1) need a valid number only: no
 consent, no blacklist (Odoo's ``phone.blacklist`` is the marketing opt-out
@@ -27,7 +29,8 @@ Each decision is a dict::
      "until": naive UTC datetime (defer) or False,
      "window_closes": naive UTC end of the current opening (allow) or False,
      "tz": first zone applied or False, "tz_names": all zones applied,
-     "policy": names of the policies applied}
+     "policy": names of the policies applied,
+     "candidates": the (send_window.Policy, zone) pairs of the window}
 
 Time zone of a recipient, first that answers: the contact's ``tz``; a French
 overseas postcode of the address; the number (French overseas prefixes, the
@@ -43,6 +46,7 @@ from a country without a marketing policy gets the company country's policy
 (conservative); without a transactional policy, transactional SMS go any time.
 """
 
+import dataclasses
 import logging
 from datetime import timedelta, timezone
 from functools import lru_cache
@@ -442,6 +446,9 @@ class SmsMicrofunnelGate(models.AbstractModel):
             "tz": extra.get("tz", False),
             "tz_names": extra.get("tz_names", ()),
             "policy": extra.get("policy", ""),
+            # the legal (window policy, zone) pairs behind a window decision,
+            # for callers that narrow it further (a funnel step's send slot)
+            "candidates": tuple(extra.get("candidates", ())),
         }
 
     @api.model
@@ -592,18 +599,50 @@ class SmsMicrofunnelGate(models.AbstractModel):
                 max_cap_hours = max(max_cap_hours, window.cap_hours)
                 capped_numbers += [recipients[i].number for i in members]
 
+        # the contact's own frequency preference ("at most one a week") adds
+        # a personal cap to the policies' caps (marketing only)
+        personal = {}
+        if message_class == "marketing":
+            personal = self.env["sms.microfunnel.consent"]._frequency_caps(
+                [recipients[i].number for i in live], company
+            )
+            for number, (_count, hours) in personal.items():
+                max_cap_hours = max(max_cap_hours, hours)
+                capped_numbers.append(number)
+
         recent = {}
         if capped_numbers:
             since = when - timedelta(hours=max_cap_hours)
             recent = self._recent_marketing_sends(capped_numbers, since)
 
+        for i in live:
+            own = personal.get(recipients[i].number)
+            if own and decisions[i] is not None:
+                # no policy: any time suits, the personal cap alone decides
+                cap = send_window.Policy(cap_count=own[0], cap_hours=own[1])
+                sent = [_aware(s) for s in recent.get(recipients[i].number, ())]
+                if not send_window.cap_allows(cap, sent, when):
+                    decisions[i] = self._decision(
+                        recipients[i],
+                        "defer",
+                        "frequency_cap",
+                        _naive(send_window.cap_next_allowed(cap, sent, when)),
+                    )
+
         for key, (_chosen, members) in groups.items():
             state = group_state[key]
             zones = key[2]
-            extra = {"tz": zones[0], "tz_names": zones, "policy": state["label"]}
-            window = state["window"]
+            extra = {
+                "tz": zones[0],
+                "tz_names": zones,
+                "policy": state["label"],
+                "candidates": state["candidates"],
+            }
             for i in members:
                 recipient = recipients[i]
+                window = self._personal_window(
+                    state["window"], personal.get(recipient.number)
+                )
                 if state["opening"] is None:
                     decisions[i] = self._decision(
                         recipient, "block", "no_window", **extra
@@ -622,7 +661,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
                     )
                     continue
                 try:
-                    until = self._next_send(state, sent, when)
+                    until = self._next_send(dict(state, window=window), sent, when)
                 except ValueError:  # the cap ends where no window opens
                     decisions[i] = self._decision(
                         recipient, "block", "no_window", **extra
@@ -635,6 +674,18 @@ class SmsMicrofunnelGate(models.AbstractModel):
                     _naive(until),
                     **extra,
                 )
+
+    @api.model
+    def _personal_window(self, window, cap):
+        """``window`` with a contact's own cap ``(messages, hours)`` on top of
+        its policies' cap: the smallest count over the longest period, which
+        implies both (as ``send_window.strictest``)."""
+        if not cap:
+            return window
+        count, hours = cap
+        if window.has_cap:
+            count, hours = min(count, window.cap_count), max(hours, window.cap_hours)
+        return dataclasses.replace(window, cap_count=count, cap_hours=hours)
 
     @api.model
     def _next_send(self, state, sent, when):

@@ -37,8 +37,6 @@ KEYWORD_ACTIONS = [
     ("help", "Help"),
     ("confirm", "Confirm"),
 ]
-# the region used when a keyword language is installed under several codes
-DEFAULT_REGIONS = {"en": "en_US", "fr": "fr_FR", "es": "es_ES", "de": "de_DE"}
 
 
 class SmsMicrofunnelInbound(models.Model):
@@ -215,6 +213,7 @@ class SmsMicrofunnelInbound(models.Model):
                     ("number", "=", self.from_number),
                     ("company_id", "=", self.company_id.id),
                     ("state", "in", ("queued", "sent", "delivered")),
+                    ("step_type", "=", "sms"),
                 ],
                 order="queued_at desc, id desc",
                 limit=1,
@@ -293,19 +292,11 @@ class SmsMicrofunnelInbound(models.Model):
         return partner or lead.partner_id, lead
 
     def _reply_lang(self):
-        """Language of service replies: contact, keyword, then company."""
+        """Language of service replies: contact, keyword, number, company."""
         self.ensure_one()
-        if self.partner_id.lang:
-            return self.partner_id.lang
-        if self.language:
-            installed = [code for code, _name in self.env["res.lang"].get_installed()]
-            preferred = DEFAULT_REGIONS.get(self.language)
-            if preferred in installed:
-                return preferred
-            for code in installed:
-                if code == self.language or code.startswith(f"{self.language}_"):
-                    return code
-        return self.company_id.partner_id.lang or False
+        return self.company_id._sms_lang(
+            partner=self.partner_id, number=self.from_number, language=self.language
+        )
 
     def _evidence(self):
         """Consent event fields that prove this message."""

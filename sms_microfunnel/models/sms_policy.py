@@ -245,8 +245,13 @@ class SmsMicrofunnelPolicy(models.Model):
         "cap_count",
         "cap_hours",
     )
+    @api.depends_context("lang")
     def _compute_window_summary(self):
-        labels = dict(WEEKDAYS)
+        labels = dict(
+            self.env["sms.microfunnel.policy.line"]
+            ._fields["weekday"]
+            ._description_selection(self.env)
+        )
         for policy in self:
             per_day = {}
             for line in policy.line_ids.filtered("active").sorted(
@@ -395,8 +400,9 @@ class SmsMicrofunnelPolicyLine(models.Model):
                 )
 
     @api.depends("weekday", "hour_from", "hour_to")
+    @api.depends_context("lang")
     def _compute_display_name(self):
-        labels = dict(WEEKDAYS)
+        labels = dict(self._fields["weekday"]._description_selection(self.env))
         for line in self:
             line.display_name = (
                 f"{labels.get(line.weekday, '')} "

@@ -1,5 +1,8 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+from .res_company import REGULATED_SECTORS
 
 
 class SmsTemplate(models.Model):
@@ -14,6 +17,25 @@ class SmsTemplate(models.Model):
         "out (the company's settings add both); transactional messages (order, "
         "appointment, code...) get no opt-out mention.",
     )
+
+    sms_funnel_regulated_sector = fields.Selection(
+        REGULATED_SECTORS,
+        string="Regulated Sector",
+        help="An example for companies of this sector: transactional or "
+        "informational only (appointment reminders, file updates, deadlines).",
+    )
+
+    @api.constrains("sms_funnel_regulated_sector", "sms_funnel_message_class")
+    def _check_sms_funnel_regulated_sector(self):
+        for template in self.filtered("sms_funnel_regulated_sector"):
+            if template.sms_funnel_message_class == "marketing":
+                raise ValidationError(
+                    self.env._(
+                        "Template “%(name)s” is meant for a regulated sector: it "
+                        "must be transactional or informational, not marketing.",
+                        name=template.name,
+                    )
+                )
 
     @api.constrains("body", "sms_funnel_message_class")
     def _check_sms_funnel_marketing_content(self):

@@ -33,6 +33,7 @@ class SmsMicrofunnelReport(models.Model):
         "sms.microfunnel.enrollment", "Enrolment", readonly=True
     )
     partner_id = fields.Many2one("res.partner", "Contact", readonly=True)
+    segment_id = fields.Many2one("sms.microfunnel.segment", readonly=True)
     company_id = fields.Many2one("res.company", readonly=True)
     # a report row is a trace that reached the queue: the queued states onwards
     state = fields.Selection(
@@ -48,6 +49,14 @@ class SmsMicrofunnelReport(models.Model):
     replied_count = fields.Integer("Replies", readonly=True)
     optout_count = fields.Integer("Opt-outs", readonly=True)
     conversion_count = fields.Integer("Conversions", readonly=True)
+    converted_after_count = fields.Integer(
+        "Converted after the Message",
+        readonly=True,
+        help="1 on each message whose recipient reached the goal after it, "
+        "within the attribution window. Grouped by step: the recipients of "
+        "that step who converted afterwards (a contact counts at every step "
+        "it received, so this is not a total of conversions).",
+    )
     segments = fields.Integer("Segments Sent", readonly=True)
     revenue = fields.Float(readonly=True)
     cost = fields.Float(
@@ -71,12 +80,17 @@ class SmsMicrofunnelReport(models.Model):
             WITH attempts AS (
                 SELECT t.*,
                        ROW_NUMBER() OVER (
-                           PARTITION BY t.enrollment_id ORDER BY t.queued_at, t.id
+                           -- the funnel is implied by the enrolment; naming it
+                           -- lets PostgreSQL filter a funnel before ranking
+                           PARTITION BY t.campaign_id, t.enrollment_id
+                           ORDER BY t.queued_at, t.id
                        ) AS rank_in_enrollment
                   FROM sms_microfunnel_trace t
                  WHERE t.queued_at IS NOT NULL
             ), enrolments AS (
-                SELECT e.id, e.state, e.partner_id,
+                SELECT e.id, e.campaign_id, e.state, e.partner_id, e.segment_id,
+                       e.res_model, e.res_id, e.enrolled_at, e.converted_at,
+                       c.attribution_hours,
                        COALESCE(
                            e.exit_reason IN ('opted_out', 'replied_stop'), FALSE
                        ) AS opted_out,
@@ -84,20 +98,16 @@ class SmsMicrofunnelReport(models.Model):
                            c.attribution_hours = 0
                            OR e.converted_at <= e.enrolled_at
                               + c.attribution_hours * INTERVAL '1 hour'
-                       )) AS converted,
-                       CASE WHEN e.res_model = 'crm.lead' AND l.won_status = 'won'
-                            THEN COALESCE(l.expected_revenue, 0) ELSE 0 END
-                           AS revenue
+                       )) AS converted
                   FROM sms_microfunnel_enrollment e
                   JOIN sms_microfunnel_campaign c ON c.id = e.campaign_id
-             LEFT JOIN crm_lead l ON e.res_model = 'crm.lead' AND l.id = e.res_id
             )
             SELECT a.id AS id,
                    a.id AS trace_id,
                    a.queued_at AS date,
                    a.campaign_id, a.step_id, a.variant_id, a.enrollment_id,
                    a.company_id, a.state,
-                   en.partner_id, en.state AS enrollment_state,
+                   en.partner_id, en.segment_id, en.state AS enrollment_state,
                    (a.rank_in_enrollment = 1)::int AS recipient_count,
                    (a.state IN ('sent', 'delivered', 'failed', 'bounced'))::int
                        AS sent_count,
@@ -108,8 +118,12 @@ class SmsMicrofunnelReport(models.Model):
                    (a.rank_in_enrollment = 1 AND en.opted_out)::int AS optout_count,
                    (a.rank_in_enrollment = 1 AND en.converted)::int
                        AS conversion_count,
+                   -- on every attempt: grouped by step, the recipients of
+                   -- that step who converted after it (not additive)
+                   (en.converted AND en.converted_at >= a.queued_at)::int
+                       AS converted_after_count,
                    CASE WHEN a.rank_in_enrollment = 1 AND en.converted
-                        THEN en.revenue ELSE 0 END AS revenue,
+                        THEN COALESCE(%(revenue)s, 0) ELSE 0 END AS revenue,
                    CASE WHEN a.state IN ('sent', 'delivered', 'failed', 'bounced')
                         THEN COALESCE(a.segments, 0) ELSE 0 END AS segments,
                    COALESCE(a.cost, 0) AS cost,
@@ -124,8 +138,32 @@ class SmsMicrofunnelReport(models.Model):
                    CASE WHEN a.rank_in_enrollment = 1
                         THEN en.converted::int * 100.0 END AS conversion_rate
               FROM attempts a
-              JOIN enrolments en ON en.id = a.enrollment_id
-            """
+              JOIN enrolments en
+                ON en.id = a.enrollment_id AND en.campaign_id = a.campaign_id
+            """,
+            revenue=self._revenue_sql(),
+        )
+
+    def _revenue_sql(self):
+        """The revenue of a converted enrolment, as an SQL expression.
+
+        Extension hook (``sms_microfunnel_sale`` adds confirmed sale orders):
+        override it and combine ``super()._revenue_sql()`` rather than
+        rewriting the view.  The expression is evaluated once per converted
+        enrolment, on its first attempt, and may be NULL (no revenue).  In
+        scope: ``a`` (that first attempt: ``a.queued_at`` is the first send,
+        ``a.company_id``) and ``en`` (the enrolment: ``en.id``,
+        ``en.res_model``, ``en.res_id``, ``en.partner_id``,
+        ``en.enrolled_at``, ``en.converted_at``, ``en.attribution_hours``).
+        Amounts are in the company currency.
+
+        Here: the expected revenue of the won CRM lead.
+        """
+        return SQL(
+            """(SELECT l.expected_revenue
+                  FROM crm_lead l
+                 WHERE en.res_model = 'crm.lead' AND l.id = en.res_id
+                   AND l.won_status = 'won')"""
         )
 
 

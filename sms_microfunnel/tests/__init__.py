@@ -13,3 +13,10 @@ from . import test_js_counter
 from . import test_policy
 from . import test_gate_preflight
 from . import test_funnel_report
+from . import test_send_time
+from . import test_regulated
+from . import test_funnel_step_report
+from . import test_segment
+from . import test_french
+from . import test_preferences
+from . import test_funnel_channels

@@ -251,6 +251,11 @@ class TestRetention(ErasureCase):
         super().setUpClass()
         cls.company.sms_retention_years = 3
         cls.company.sms_retention_auto_erase = False
+        # the database's other companies (demo data) would erase: the shared
+        # test contacts follow this company's choice
+        cls.env["res.company"].search([("id", "!=", cls.company.id)]).write(
+            {"sms_retention_years": 3, "sms_retention_auto_erase": True}
+        )
         cls.old = cls.make_prospect("Olga Old", "+33611111111")
         cls.recent = cls.make_prospect("Rita Recent", "+33622222222")
         cls.customer = cls.make_prospect("Carl Customer", "+33633333333")
@@ -344,6 +349,18 @@ class TestRetention(ErasureCase):
         for partner in (self.recent, self.customer, self.no_consent):
             self.assertTrue(partner.active)
             self.assertTrue(partner.phone_sanitized)
+
+    def test_shared_contacts_are_erased_only_when_every_company_asks(self):
+        self.company.sms_retention_auto_erase = True
+        cautious = self.env["res.company"].create(
+            {"name": "Cautious Co", "sms_retention_auto_erase": False}
+        )
+        self.run_cron()
+        self.assertTrue(self.old.with_context(active_test=False).active)
+        self.assertEqual(self.old.phone_sanitized, "+33611111111")
+        cautious.sms_retention_auto_erase = True
+        self.run_cron()
+        self.assertFalse(self.old.with_context(active_test=False).active)
 
     def test_users_are_never_prospects(self):
         self.company.sms_retention_auto_erase = True

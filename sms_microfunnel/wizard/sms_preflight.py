@@ -27,10 +27,20 @@ class SmsMicrofunnelPreflight(models.TransientModel):
     _name = "sms.microfunnel.preflight"
     _description = "SMS Pre-flight Check"
 
+    # the models funnels can target (contacts, leads, event registrations…)
     res_model = fields.Selection(
-        AUDIENCE_MODELS, "Audience", required=True, default="res.partner"
+        selection="_selection_res_model",
+        string="Audience",
+        required=True,
+        default="res.partner",
     )
     domain = fields.Char("Filter", default="[]")
+    segment_id = fields.Many2one(
+        "sms.microfunnel.segment",
+        domain="[('model_name', '=', res_model), ('company_id', '=', company_id)]",
+        help="Optional: check only the members of this segment (that also match "
+        "the filter).",
+    )
     message_class = fields.Selection(
         MESSAGE_CLASSES, required=True, default="marketing"
     )
@@ -61,11 +71,15 @@ class SmsMicrofunnelPreflight(models.TransientModel):
     )
 
     @api.model
+    def _selection_res_model(self):
+        return self.env["sms.microfunnel.campaign"]._selection_target_models()
+
+    @api.model
     def default_get(self, fields_list):
         values = super().default_get(fields_list)
         context = self.env.context
         model = context.get("active_model")
-        if model in dict(AUDIENCE_MODELS) and "res_model" in fields_list:
+        if model in dict(self._selection_res_model()) and "res_model" in fields_list:
             values["res_model"] = model
             if context.get("active_domain"):
                 values["domain"] = repr(context["active_domain"])
@@ -76,14 +90,23 @@ class SmsMicrofunnelPreflight(models.TransientModel):
     def _audience_domain(self):
         self.ensure_one()
         try:
-            domain = safe_eval(self.domain or "[]")
-            return Domain(domain)
+            domain = Domain(safe_eval(self.domain or "[]"))
         except Exception as exc:
             raise UserError(
                 self.env._(
                     "The filter is not a valid domain: %(error)s", error=str(exc)
                 )
             ) from exc
+        if self.segment_id:
+            if self.segment_id.model_name != self.res_model:
+                raise UserError(
+                    self.env._(
+                        "Segment “%(segment)s” does not target this audience.",
+                        segment=self.segment_id.name,
+                    )
+                )
+            domain &= self.segment_id._members_domain()
+        return domain
 
     def _audience(self):
         """The audience records, searched with the user's access rights."""
@@ -95,7 +118,7 @@ class SmsMicrofunnelPreflight(models.TransientModel):
             raise UserError(
                 self.env._(
                     "The filter does not fit the audience %(audience)s: %(error)s",
-                    audience=dict(AUDIENCE_MODELS)[self.res_model],
+                    audience=self._selection_label("res_model"),
                     error=str(exc),
                 )
             ) from exc
@@ -177,12 +200,21 @@ class SmsMicrofunnelPreflight(models.TransientModel):
             for line in self.line_ids.filtered(lambda x: x.action == action)
             for res_id in line._res_ids()
         ]
-        label = dict(ACTIONS).get(action, action)
+        label = dict(
+            self.line_ids._fields["action"]._description_selection(self.env)
+        ).get(action, action)
         return self._records_action(ids, label)
+
+    def _selection_label(self, fname, record=None):
+        """The translated label of a selection value of ``record`` (default:
+        this wizard)."""
+        record = record if record is not None else self
+        field = record._fields[fname]
+        return dict(field._description_selection(self.env)).get(record[fname], "")
 
     def _records_action(self, ids, label):
         self.ensure_one()
-        model_label = dict(AUDIENCE_MODELS)[self.res_model]
+        model_label = self._selection_label("res_model")
         return {
             "type": "ir.actions.act_window",
             "name": f"{model_label}: {label}",
@@ -219,7 +251,8 @@ class SmsMicrofunnelPreflightLine(models.TransientModel):
     def action_open_records(self):
         """Drill-down: the records of this outcome."""
         self.ensure_one()
-        label = dict(ACTIONS)[self.action]
+        label = self.preflight_id._selection_label("action", self)
         if self.reason:
-            label = f"{label} ({dict(REASONS)[self.reason]})"
+            reason = self.preflight_id._selection_label("reason", self)
+            label = f"{label} ({reason})"
         return self.preflight_id._records_action(self._res_ids(), label)

@@ -49,6 +49,7 @@ def test_install_upgrade_twice_uninstall(make_db, demo):
         "sms_funnel_sender_label",
         "sms_funnel_optout_mention",
         "sms_funnel_max_segments",
+        "sms_funnel_regulated_sector",
     }
     groups = smf.psql_query(
         "SELECT name FROM ir_model_data WHERE module = 'sms_microfunnel' "

@@ -141,8 +141,33 @@ def demo_state(port, dbname):
     user = call("res.users", "read", [session["uid"]], ["company_id"])[0]
     user_company = user["company_id"][0]
     xmlids = {m.get("xmlid") for m in menus.values() if isinstance(m, dict)}
+    french_menu = call(
+        "ir.ui.menu",
+        "search_read",
+        [("parent_id", "=", False), ("web_icon", "like", "sms_microfunnel,")],
+        ["name"],
+        context={"lang": "fr_FR"},
+    )
     return {
         "has_funnel_menu": "sms_microfunnel.menu_sms_funnel_root" in xmlids,
+        "languages": sorted(
+            lang["code"] for lang in call("res.lang", "search_read", [], ["code"])
+        ),
+        "french_menu": [menu["name"] for menu in french_menu],
+        "demo_contact_langs": sorted(
+            {
+                partner["lang"]
+                for partner in call(
+                    "res.partner",
+                    "search_read",
+                    [("phone_sanitized", "in", ["+33612340101", "+33612340102"])],
+                    ["lang"],
+                )
+            }
+        ),
+        "company_name": call(
+            "res.company", "read", [user_company], ["name", "partner_id"]
+        )[0]["name"],
         "partners": call("res.partner", "search_count", []),
         "templates": call("sms.template", "search_count", []),
         "provider": call(
@@ -183,6 +208,11 @@ def test_run_serves_demo_and_is_safe_to_rerun(odoo_ready):
         assert states[0]["has_funnel_menu"]
         assert states[0]["provider"] == "twilio", "demo company sends via the simulator"
         assert states[0]["templates"] >= 2, "our demo SMS templates are missing"
+        # French first: the language, the app's French menu, French contacts
+        assert "fr_FR" in states[0]["languages"]
+        assert states[0]["french_menu"] == ["Parcours SMS"]
+        assert states[0]["demo_contact_langs"] == ["fr_FR"]
+        assert states[0]["company_name"] == "Horizon Formation"
         assert states[0] == states[1], "re-running setup/run changed the demo data"
     finally:
         if smf.database_exists(dbname):

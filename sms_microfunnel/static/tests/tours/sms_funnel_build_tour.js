@@ -61,6 +61,14 @@ registry.category("web_tour.tours").add("sms_microfunnel_build_funnel_tour", {
             run: "click",
         },
         {
+            content: "Wait until the funnel is saved (it has an id)",
+            trigger: ".o_form_view .o_breadcrumb:contains('Tour funnel')",
+        },
+        {
+            content: "Nothing left to save",
+            trigger: ".o_form_view:not(:has(.o_form_button_save:visible))",
+        },
+        {
             content: "Add the second step",
             trigger: ".o_field_widget[name=step_ids] .o_field_x2many_list_row_add a",
             run: "click",

@@ -21,6 +21,30 @@ registry.category("web_tour.tours").add("sms_microfunnel_reporting_tour", {
             trigger: ".o_kanban_record:contains('Tour metrics funnel'):contains('%')",
         },
         {
+            content: "Open the funnel",
+            trigger: ".o_kanban_record:contains('Tour metrics funnel')",
+            run: "click",
+        },
+        {
+            content: "Open its performance tab",
+            trigger: ".o_notebook .nav-link[name='performance']",
+            run: "click",
+        },
+        {
+            content: "The form shows the funnel's rates",
+            trigger: ".o_field_widget[name='report_deliverability']:contains('100.0')",
+        },
+        {
+            content: "The funnel by step draws the step with its recipient",
+            trigger:
+                ".o_sms_funnel_step:contains('Info') .o_sms_funnel_recipients .o_sms_funnel_count:contains('1')",
+        },
+        {
+            content: "and its delivered message",
+            trigger:
+                ".o_sms_funnel_step:contains('Info') .o_sms_funnel_delivered:contains('100.0 %')",
+        },
+        {
             content: "Open the reporting menu",
             trigger: ".o_main_navbar [data-menu-xmlid='sms_microfunnel.menu_sms_funnel_reporting']",
             run: "click",

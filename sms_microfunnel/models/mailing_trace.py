@@ -1,0 +1,73 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Email steps of funnels report through Odoo's mailing traces."""
+
+from odoo import models
+
+
+class MailingTrace(models.Model):
+    _inherit = "mailing.trace"
+
+    def _sms_funnel_notify(self, event, failure_type=False):
+        if not self:
+            return
+        funnel_traces = (
+            self.env["sms.microfunnel.trace"]
+            .sudo()
+            .search([("mailing_trace_id", "in", self.ids)])
+        )
+        if not funnel_traces:
+            return
+        if failure_type is False and event in ("failed", "bounced", "canceled"):
+            by_mailing_trace = {t.id: t.failure_type for t in self}
+            for trace in funnel_traces:
+                trace._update_from_mailing_trace(
+                    event, by_mailing_trace.get(trace.mailing_trace_id.id)
+                )
+            return
+        funnel_traces._update_from_mailing_trace(event, failure_type)
+
+    def set_sent(self, domain=None):
+        traces = super().set_sent(domain=domain)
+        traces._sms_funnel_notify("sent")
+        return traces
+
+    def set_opened(self, domain=None):
+        traces = super().set_opened(domain=domain)
+        traces._sms_funnel_notify("opened")
+        return traces
+
+    def set_clicked(self, domain=None):
+        traces = super().set_clicked(domain=domain)
+        traces._sms_funnel_notify("clicked")
+        return traces
+
+    def set_bounced(self, domain=None, bounce_message=False):
+        traces = super().set_bounced(domain=domain, bounce_message=bounce_message)
+        traces._sms_funnel_notify("bounced", "mail_bounce")
+        return traces
+
+    def set_failed(self, domain=None, failure_type=False):
+        traces = super().set_failed(domain=domain, failure_type=failure_type)
+        traces._sms_funnel_notify("failed", failure_type)
+        return traces
+
+    def set_canceled(self, domain=None):
+        traces = super().set_canceled(domain=domain)
+        traces._sms_funnel_notify("canceled")
+        return traces
+
+
+class MailingMailing(models.Model):
+    _inherit = "mailing.mailing"
+
+    def _get_seen_list(self):
+        """A funnel email step sends once per enrolment, not once per address
+        for ever: a re-enrolled record gets it again."""
+        funnel_step = (
+            self.env["sms.microfunnel.step"]
+            .sudo()
+            .search_count([("mailing_id", "=", self.id)], limit=1)
+        )
+        if funnel_step:
+            return set()
+        return super()._get_seen_list()
