@@ -41,6 +41,17 @@ class SmsConsentController(http.Controller):
         lang = getattr(request, "lang", None)
         return (lang and lang.code) or request.env.lang or "en_US"
 
+    def _sms_decode_contact_token(self, token):
+        """(consent model, company, number) of a per-recipient link token;
+        404 for a forged or oversized one."""
+        Consent = request.env["sms.microfunnel.consent"].sudo()
+        if len(token or "") > TOKEN_MAX_LENGTH:
+            raise NotFound()
+        company, number = Consent._decode_unsubscribe_token(token)
+        if not company:
+            raise NotFound()
+        return Consent, company, number
+
     def _sms_adopt_contact_lang(self, company, number, partner=None, hint=None):
         """Show a page about one contact in that contact's language.
 
@@ -352,12 +363,7 @@ class SmsConsentController(http.Controller):
         csrf=True,
     )
     def sms_unsubscribe(self, token, **post):
-        Consent = request.env["sms.microfunnel.consent"].sudo()
-        if len(token or "") > TOKEN_MAX_LENGTH:
-            raise NotFound()
-        company, number = Consent._decode_unsubscribe_token(token)
-        if not company:
-            raise NotFound()
+        Consent, company, number = self._sms_decode_contact_token(token)
         self._sms_adopt_contact_lang(company, number)
         values = {"token": token, "masked_number": mask_number(number)}
         withdrawn = Consent._get_states([number], company=company)[number] == (
@@ -476,12 +482,7 @@ class SmsConsentController(http.Controller):
     )
     def sms_preferences(self, token, **post):
         """Save the interests and frequency chosen on the preferences page."""
-        Consent = request.env["sms.microfunnel.consent"].sudo()
-        if len(token or "") > TOKEN_MAX_LENGTH:
-            raise NotFound()
-        company, number = Consent._decode_unsubscribe_token(token)
-        if not company:
-            raise NotFound()
+        Consent, company, number = self._sms_decode_contact_token(token)
         page = f"/sms/unsubscribe/{token}"
         if Consent._get_states([number], company=company)[number] == "withdrawn":
             return request.redirect(page)  # the page says it is unsubscribed

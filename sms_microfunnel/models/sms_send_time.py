@@ -29,6 +29,7 @@ from odoo import api, fields, models
 
 from ..tools import send_window
 from .sms_gate import _aware, _naive, _valid_zone
+from .sms_policy import WEEKDAYS
 
 SLOT_PRESETS = [
     ("none", "Any time of the legal window"),
@@ -36,15 +37,6 @@ SLOT_PRESETS = [
     ("b2c_evening", "B2C evening: 18:00-20:00"),
     ("weekend", "Weekend: Saturday 10:00-18:00"),
     ("custom", "Custom hours"),
-]
-WEEKDAYS = [
-    ("0", "Monday"),
-    ("1", "Tuesday"),
-    ("2", "Wednesday"),
-    ("3", "Thursday"),
-    ("4", "Friday"),
-    ("5", "Saturday"),
-    ("6", "Sunday"),
 ]
 HOURS = [(f"{hour:02d}", f"{hour:02d}:00") for hour in range(24)]
 SLOT_SOURCES = [
