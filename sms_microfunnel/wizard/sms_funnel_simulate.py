@@ -14,14 +14,34 @@ class SmsFunnelSimulate(models.TransientModel):
     res_id = fields.Many2oneReference("Record", model_field="model_name")
     partner_id = fields.Many2one("res.partner", "Contact")
     lead_id = fields.Many2one("crm.lead")
+    record_ref = fields.Reference(
+        selection="_selection_record_models",
+        string="Other Record",
+        help="For funnels on other targets (event registrations…).",
+    )
     start_at = fields.Datetime("Enrolled at (UTC)", default=fields.Datetime.now)
     line_ids = fields.One2many(
         "sms.microfunnel.simulate.line", "wizard_id", readonly=True
     )
 
+    def _selection_record_models(self):
+        return self.env["sms.microfunnel.campaign"]._selection_target_models()
+
     def _target(self):
         self.ensure_one()
-        record = self.partner_id if self.model_name == "res.partner" else self.lead_id
+        if self.model_name == "res.partner":
+            record = self.partner_id
+        elif self.model_name == "crm.lead":
+            record = self.lead_id
+        else:
+            record = self.record_ref
+            if record and record._name != self.model_name:
+                raise UserError(
+                    self.env._(
+                        "This funnel targets %(target)s: choose a record of that kind.",
+                        target=self.env["ir.model"]._get(self.model_name).name,
+                    )
+                )
         if not record:
             raise UserError(self.env._("Choose the record to simulate."))
         return record

@@ -3,6 +3,7 @@ from datetime import datetime
 
 from freezegun import freeze_time
 
+from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from odoo.addons.sms_microfunnel.tests.test_funnel import TUESDAY_10H_PARIS, FunnelCase
@@ -107,6 +108,26 @@ class TestEventFunnel(FunnelCase):
         with freeze_time("2026-03-12 19:00:30"):
             self.dispatch()
         self.assertEqual(self.traces(registration, self.thanks).state, "queued")
+
+    def test_dry_run_on_a_registration(self):
+        registration = self.register()
+        wizard = self.env["sms.microfunnel.simulate"].create(
+            {
+                "campaign_id": self.journey.id,
+                "record_ref": f"event.registration,{registration.id}",
+                "start_at": TUESDAY_10H_PARIS,
+            }
+        )
+        wizard.action_simulate()
+        self.assertEqual(
+            wizard.line_ids.mapped("step_name"), ["24 h before", "1 h after"]
+        )
+        self.assertEqual(wizard.line_ids[0].send_at, BEGIN.replace(day=11))
+        self.assertIn("Rappel : Webinar SMS demain", wizard.line_ids[0].text)
+        self.assertFalse(self.journey.enrollment_ids, "a dry-run enrols nobody")
+        wizard.record_ref = f"res.partner,{self.env.user.partner_id.id}"
+        with self.assertRaises(UserError):
+            wizard.action_simulate()
 
     def test_moving_the_event_moves_the_pending_steps(self):
         with freeze_time(TUESDAY_10H_PARIS):
