@@ -153,6 +153,16 @@ FILL = [
       JOIN smf_bench_enrol e ON e.j = t.j
       JOIN smf_bench_step s ON s.campaign_id = e.campaign_id AND s.pos = t.pos
     """,
+    # the stored flag the ORM computes when a trace is queued
+    """
+    UPDATE sms_microfunnel_trace t
+       SET first_attempt = TRUE
+      FROM (SELECT DISTINCT ON (enrollment_id) id
+              FROM sms_microfunnel_trace
+             WHERE queued_at IS NOT NULL
+          ORDER BY enrollment_id, queued_at, id) f
+     WHERE t.id = f.id
+    """,
     "ANALYZE sms_microfunnel_enrollment",
     "ANALYZE sms_microfunnel_trace",
 ]

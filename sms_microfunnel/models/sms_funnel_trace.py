@@ -136,6 +136,13 @@ class SmsMicrofunnelTrace(models.Model):
     sms_id_int = fields.Integer("SMS ID", index="btree_not_null", readonly=True)
     sms_uuid = fields.Char("SMS UUID", index="btree_not_null", readonly=True)
     queued_at = fields.Datetime(readonly=True)
+    first_attempt = fields.Boolean(
+        "First Message of the Enrolment",
+        compute="_compute_first_attempt",
+        store=True,
+        help="The enrolment's first queued message: it carries the enrolment's "
+        "per-recipient figures in the funnel analysis.",
+    )
     sent_at = fields.Datetime(readonly=True)
     delivered_at = fields.Datetime(readonly=True)
     clicked_at = fields.Datetime(readonly=True)
@@ -154,6 +161,13 @@ class SmsMicrofunnelTrace(models.Model):
     _one_per_step = models.UniqueIndex(
         "(enrollment_id, step_id)", "A step runs once per enrolment."
     )
+
+    @api.depends("queued_at", "enrollment_id.trace_ids.queued_at")
+    def _compute_first_attempt(self):
+        for trace in self:
+            queued = trace.enrollment_id.trace_ids.filtered("queued_at")
+            first = min(queued, key=lambda x: (x.queued_at, x.id), default=None)
+            trace.first_attempt = bool(trace.queued_at) and trace == first
 
     @api.depends("queued_at", "send_tz")
     def _compute_send_local_time(self):

@@ -78,13 +78,9 @@ class SmsMicrofunnelReport(models.Model):
         return SQL(
             """
             WITH attempts AS (
-                SELECT t.*,
-                       ROW_NUMBER() OVER (
-                           -- the funnel is implied by the enrolment; naming it
-                           -- lets PostgreSQL filter a funnel before ranking
-                           PARTITION BY t.campaign_id, t.enrollment_id
-                           ORDER BY t.queued_at, t.id
-                       ) AS rank_in_enrollment
+                -- first_attempt: the enrolment's earliest queued trace (a
+                -- stored flag, so no window function has to sort the table)
+                SELECT t.*, COALESCE(t.first_attempt, FALSE) AS is_first
                   FROM sms_microfunnel_trace t
                  WHERE t.queued_at IS NOT NULL
             ), enrolments AS (
@@ -108,21 +104,21 @@ class SmsMicrofunnelReport(models.Model):
                    a.campaign_id, a.step_id, a.variant_id, a.enrollment_id,
                    a.company_id, a.state,
                    en.partner_id, en.segment_id, en.state AS enrollment_state,
-                   (a.rank_in_enrollment = 1)::int AS recipient_count,
+                   (a.is_first)::int AS recipient_count,
                    (a.state IN ('sent', 'delivered', 'failed', 'bounced'))::int
                        AS sent_count,
                    (a.state = 'delivered')::int AS delivered_count,
                    (a.state IN ('failed', 'bounced'))::int AS failed_count,
                    (a.clicked_at IS NOT NULL)::int AS clicked_count,
                    (a.replied_at IS NOT NULL)::int AS replied_count,
-                   (a.rank_in_enrollment = 1 AND en.opted_out)::int AS optout_count,
-                   (a.rank_in_enrollment = 1 AND en.converted)::int
+                   (a.is_first AND en.opted_out)::int AS optout_count,
+                   (a.is_first AND en.converted)::int
                        AS conversion_count,
                    -- on every attempt: grouped by step, the recipients of
                    -- that step who converted after it (not additive)
                    (en.converted AND en.converted_at >= a.queued_at)::int
                        AS converted_after_count,
-                   CASE WHEN a.rank_in_enrollment = 1 AND en.converted
+                   CASE WHEN a.is_first AND en.converted
                         THEN COALESCE(%(revenue)s, 0) ELSE 0 END AS revenue,
                    CASE WHEN a.state IN ('sent', 'delivered', 'failed', 'bounced')
                         THEN COALESCE(a.segments, 0) ELSE 0 END AS segments,
@@ -133,9 +129,9 @@ class SmsMicrofunnelReport(models.Model):
                    CASE WHEN a.state = 'delivered'
                         THEN (a.clicked_at IS NOT NULL)::int * 100.0 END
                        AS click_rate,
-                   CASE WHEN a.rank_in_enrollment = 1
+                   CASE WHEN a.is_first
                         THEN en.opted_out::int * 100.0 END AS unsubscribe_rate,
-                   CASE WHEN a.rank_in_enrollment = 1
+                   CASE WHEN a.is_first
                         THEN en.converted::int * 100.0 END AS conversion_rate
               FROM attempts a
               JOIN enrolments en

@@ -166,6 +166,32 @@ class TestFunnelDispatch(FunnelCase):
             self.trace(self.anna, self.thanks).due_at, datetime(2026, 3, 10, 10, 0)
         )
 
+    def test_first_queued_message_carries_the_enrolment(self):
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            self.funnel._enroll(self.anna)
+        offer = self.trace(self.anna, self.offer)
+        self.assertFalse(offer.first_attempt, "nothing queued yet")
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.dispatch()
+        self.assertTrue(offer.first_attempt)
+        with freeze_time("2026-03-11 09:00:30"):
+            self.dispatch()
+        reminder = self.trace(self.anna, self.reminder)
+        self.assertEqual(reminder.state, "queued")
+        self.assertFalse(reminder.first_attempt)
+        self.assertTrue(offer.first_attempt)
+        # the analysis counts Anna once, on her first message
+        rows = self.env["sms.microfunnel.report"]._read_group(
+            [("campaign_id", "=", self.funnel.id)],
+            ["trace_id"],
+            ["recipient_count:sum"],
+        )
+        counts = dict(rows)
+        self.assertEqual(counts.pop(offer), 1)
+        self.assertEqual(counts.pop(reminder), 0)
+        self.assertFalse(any(counts.values()))
+
     def test_window_closed_defers_then_resumes(self):
         with freeze_time(SUNDAY_11H_PARIS):
             self.funnel.action_start()
