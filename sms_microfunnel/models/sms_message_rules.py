@@ -287,7 +287,9 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
     # -- rendering ------------------------------------------------------------------
 
     @api.model
-    def _recipient_lang(self, record, company):
+    def _recipient_lang(self, record, company, number=None):
+        """The record's language, else its number's country's, else the
+        company's (the same order as the service messages)."""
         if record:
             if "lang" in record._fields and record.lang:
                 return record.lang
@@ -295,7 +297,9 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
                 return record.lang_id.code
             if "partner_id" in record._fields and record.partner_id.lang:
                 return record.partner_id.lang
-        return company.partner_id.lang or self.env.lang
+            if not number and "phone_sanitized" in record._fields:
+                number = record.phone_sanitized
+        return company._sms_lang(number=number) if company else self.env.lang
 
     @api.model
     def _render_body(self, body, record, lang, values=None, company=None):
@@ -372,7 +376,7 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         if not company and record and "company_id" in record._fields:
             company = record.company_id
         company = company or self.env.company
-        lang = lang or self._recipient_lang(record, company)
+        lang = lang or self._recipient_lang(record, company, number)
         company = company.with_context(lang=lang)
         trackers = self.env["link.tracker"]
 

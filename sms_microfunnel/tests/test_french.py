@@ -251,3 +251,28 @@ class TestFrenchPages(HttpCase):
     def test_french_interface_tour(self):
         self.env.ref("base.user_admin").lang = "fr_FR"
         self.start_tour("/odoo", "sms_microfunnel_french_ui", login="admin")
+
+
+@tagged("post_install", "-at_install")
+class TestMarketingLanguage(TransactionCase):
+    def test_lead_without_language_reads_its_number_country(self):
+        load_french(self.env)
+        company = self.env.company
+        company.partner_id.lang = "en_US"
+        company.sms_funnel_sender_label = "ACME"
+        company.with_context(lang="en_US").sms_funnel_optout_mention = "Reply STOP"
+        company.with_context(lang="fr_FR").sms_funnel_optout_mention = "STOP au 36111"
+        rules = self.env["sms.microfunnel.message.rules"]
+        french = self.env["crm.lead"].create(
+            {"name": "Diagnostic", "phone": "+33612345631"}
+        )
+        american = self.env["crm.lead"].create(
+            {"name": "Diagnostic", "phone": "+12025550171"}
+        )
+        self.assertFalse(french.lang_id or french.partner_id)
+        text = rules._compose("Offre du jour.", record=french, company=company)["text"]
+        self.assertTrue(text.endswith("STOP au 36111"), text)
+        text = rules._compose("Deal of the day.", record=american, company=company)[
+            "text"
+        ]
+        self.assertTrue(text.endswith("Reply STOP"), text)
