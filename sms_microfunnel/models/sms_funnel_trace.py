@@ -16,7 +16,10 @@ rolled back as a whole and the trace is picked up again).
 
 import logging
 
+import psycopg2
+
 from odoo import api, fields, models
+from odoo.tools import SQL
 
 from .sms_send_time import HOURS, SLOT_SOURCES, WEEKDAYS
 
@@ -228,11 +231,19 @@ class SmsMicrofunnelTrace(models.Model):
         Funnel = self.env["sms.microfunnel.campaign"]
         Funnel._cron_scheduled_enrolments()
         Funnel._cron_decide_ab_winners()
+        stale_snapshots = 0
         while True:
             now = fields.Datetime.now()
             # look further than one batch: rows another worker holds are skipped
             candidates = self.search(self._due_domain(now), limit=batch_size * 4)
-            traces = candidates.try_lock_for_update(limit=batch_size)
+            traces = self._claim(candidates, batch_size)
+            if traces is None:
+                # another worker queued some candidates and committed after
+                # this transaction began: look again from a fresh snapshot
+                stale_snapshots += 1
+                if stale_snapshots > 5 or cron_model._commit_progress(0) <= 0:
+                    break
+                continue
             if not traces:
                 break
             self._dispatch(traces, now)
@@ -266,6 +277,29 @@ class SmsMicrofunnelTrace(models.Model):
             self.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch")._trigger(
                 at=upcoming.due_at
             )
+
+    def _claim(self, candidates, limit):
+        """Lock up to ``limit`` of ``candidates``, skipping rows another worker
+        holds (like ``try_lock_for_update``).  Returns None when one of them
+        was changed by a transaction committed after ours began (PostgreSQL
+        refuses the lock under Odoo's repeatable-read isolation): the caller
+        starts again from a fresh snapshot, as Odoo's cron runner does when it
+        acquires a job."""
+        if not candidates:
+            return candidates
+        query = candidates._as_query(ordered=True)
+        query.limit = limit
+        cr = self.env.cr
+        try:
+            with cr.savepoint(flush=False):
+                cr.execute(
+                    SQL("%s FOR UPDATE SKIP LOCKED", query.select()),
+                    log_exceptions=False,
+                )
+                ids = {row[0] for row in cr.fetchall()}
+        except psycopg2.extensions.TransactionRollbackError:
+            return None
+        return candidates.filtered(lambda trace: trace.id in ids)
 
     def _dispatch(self, traces, now):
         """Decide and act for a locked batch (constant number of queries per

@@ -112,3 +112,22 @@ class TestFunnelConcurrency(BaseCase):
                 [("campaign_id", "=", self.funnel_id)]
             )
             self.assertEqual(set(traces.mapped("state")), {"queued"})
+
+    def test_claim_after_a_concurrent_commit_starts_again(self):
+        """A worker whose snapshot predates another worker's commit cannot lock
+        the rows that worker changed: it gets None (no error logged), and a
+        fresh transaction claims normally."""
+        with self.registry.cursor() as cr_a:
+            Trace = api.Environment(cr_a, SUPERUSER_ID, {})["sms.microfunnel.trace"]
+            candidates = Trace.search([("campaign_id", "=", self.funnel_id)])
+            self.assertEqual(len(candidates), N)  # A's snapshot is taken
+            with self.registry.cursor() as cr_b:
+                other = api.Environment(cr_b, SUPERUSER_ID, {})[
+                    "sms.microfunnel.trace"
+                ].browse(candidates[:1].ids)
+                other.write({"state": "canceled", "cancel_reason": "exited"})
+            # B committed after A began
+            self.assertIsNone(Trace._claim(candidates, 4))
+            cr_a.rollback()
+            claimed = Trace._claim(candidates, 4)
+            self.assertEqual(claimed, candidates[:4])
