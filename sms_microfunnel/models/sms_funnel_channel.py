@@ -449,7 +449,10 @@ class SmsMicrofunnelTraceChannel(models.AbstractModel):
     )
     email = fields.Char("Email Address", readonly=True)
     opened_at = fields.Datetime("Email Opened", readonly=True)
-    activity_id = fields.Many2one("mail.activity", ondelete="set null", readonly=True)
+    # searched each time any activity is marked as done: indexed
+    activity_id = fields.Many2one(
+        "mail.activity", ondelete="set null", readonly=True, index="btree_not_null"
+    )
     activity_user_id = fields.Many2one("res.users", "Activity For", readonly=True)
     activity_done_at = fields.Datetime("Activity Done", readonly=True)
 
@@ -580,6 +583,9 @@ class SmsMicrofunnelTraceChannel(models.AbstractModel):
         by_res_id = {}
         for mailing_trace in mailing_traces:
             by_res_id.setdefault(mailing_trace.res_id, mailing_trace)
+        subjects = step.mail_template_id.sudo()._render_field(
+            "subject", list(by_res_id)
+        )
         queued = self.browse()
         for trace in self:
             mailing_trace = by_res_id.pop(trace.enrollment_id.res_id, None)
@@ -602,9 +608,7 @@ class SmsMicrofunnelTraceChannel(models.AbstractModel):
                 )
                 trace.write(vals)
             else:
-                vals["body"] = step.mail_template_id.sudo()._render_field(
-                    "subject", [trace.enrollment_id.res_id]
-                )[trace.enrollment_id.res_id]
+                vals["body"] = subjects[trace.enrollment_id.res_id]
                 trace.write(vals)
                 queued |= trace
         queued._mark_executed(now, state="queued")
@@ -659,21 +663,24 @@ class SmsMicrofunnelTraceChannel(models.AbstractModel):
     # -- salesperson activity --------------------------------------------------
 
     @api.model
-    def _channel_assignee(self, step, record):
-        """Who gets the activity of ``step`` for ``record``."""
+    def _channel_assignee(self, step, record, loads=None):
+        """Who gets the activity of ``step`` for ``record``.  ``loads``
+        ({user: open activities}) is shared by a batch, which counts the
+        activities it assigns."""
         if step.activity_assign == "user" and step.activity_user_id:
             return step.activity_user_id
         if step.activity_assign == "team" and step.activity_team_id:
-            return self._least_loaded(step.activity_team_id)
+            return self._least_loaded(
+                step.activity_team_id, {} if loads is None else loads
+            )
         return self._sms_funnel_salesperson(record) or step.campaign_id.user_id
 
     @api.model
     def _sms_funnel_salesperson(self, record):
         """The salesperson of ``record``: its own, else its contact's."""
-        for fname in ("user_id",):
-            field = record._fields.get(fname)
-            if field and field.comodel_name == "res.users" and record[fname]:
-                return record[fname]
+        field = record._fields.get("user_id")
+        if field and field.comodel_name == "res.users" and record.user_id:
+            return record.user_id
         partner = record if record._name == "res.partner" else None
         if partner is None and "partner_id" in record._fields:
             partner = record.partner_id
@@ -682,16 +689,21 @@ class SmsMicrofunnelTraceChannel(models.AbstractModel):
         return self.env["res.users"]
 
     @api.model
-    def _least_loaded(self, team):
+    def _least_loaded(self, team, loads):
+        """The member of ``team`` with the fewest open activities; ``loads``
+        caches the counts (one query per team and batch)."""
         members = team.member_ids or team.user_id
         if not members:
             return self.env["res.users"]
-        load = dict(
-            self.env["mail.activity"]
-            .sudo()
-            ._read_group([("user_id", "in", members.ids)], ["user_id"], ["__count"])
-        )
-        return min(members.sorted("id"), key=lambda u: load.get(u, 0))
+        unknown = members.filtered(lambda u: u not in loads)
+        if unknown:
+            counts = dict(
+                self.env["mail.activity"]
+                .sudo()
+                ._read_group([("user_id", "in", unknown.ids)], ["user_id"], ["__count"])
+            )
+            loads.update({user: counts.get(user, 0) for user in unknown})
+        return min(members.sorted("id"), key=lambda u: loads[u])
 
     def _last_reply(self):
         """Text of the contact's last SMS reply in this enrolment."""
@@ -706,13 +718,15 @@ class SmsMicrofunnelTraceChannel(models.AbstractModel):
         missing = traces.filtered(lambda t: t not in records)
         missing.write({"state": "canceled", "cancel_reason": "no_record"})
         rules = self.env["sms.microfunnel.message.rules"]
-        vals_list, created = [], self.browse()
+        vals_list, created, loads = [], self.browse(), {}
         for trace in traces - missing:
             step, record = trace.step_id, records[trace]
-            user = self._channel_assignee(step, record)
+            user = self._channel_assignee(step, record, loads)
             if not user:
                 trace.write({"state": "canceled", "cancel_reason": "no_assignee"})
                 continue
+            if user in loads:
+                loads[user] += 1
             last_reply = trace._last_reply()
             values = dict(trace.enrollment_id.values or {}, last_reply=last_reply)
             company = trace.company_id

@@ -531,6 +531,52 @@ class TestActivityAndCrmSteps(ChannelCase):
         self.assertEqual(trace.activity_id.user_id, free)
         self.assertEqual(trace.activity_user_id, free)
 
+    def test_team_activities_of_one_batch_are_spread(self):
+        """Activities assigned in one dispatch count as open activities."""
+        busy = self.salesperson
+        free = self.env["res.users"].create(
+            {
+                "name": "Free Seller",
+                "login": "free_seller_batch",
+                "group_ids": [(4, self.env.ref("sales_team.group_sale_salesman").id)],
+            }
+        )
+        team = self.env["crm.team"].create(
+            {"name": "Callers", "member_ids": [(6, 0, (busy | free).ids)]}
+        )
+        self.env["mail.activity"].create(
+            {
+                "res_model_id": self.env["ir.model"]._get_id("crm.lead"),
+                "res_id": self.leads[2].id,
+                "user_id": busy.id,
+                "activity_type_id": self.env.ref("mail.mail_activity_data_todo").id,
+            }
+        )
+        funnel = self.env["sms.microfunnel.campaign"].create(
+            {"name": "Team call", "model_name": "crm.lead"}
+        )
+        step = self.env["sms.microfunnel.step"].create(
+            {
+                "campaign_id": funnel.id,
+                "name": "Call",
+                "step_type": "activity",
+                "activity_type_id": self.env.ref("mail.mail_activity_data_call").id,
+                "activity_assign": "team",
+                "activity_team_id": team.id,
+            }
+        )
+        with freeze_time(TUESDAY_10H_PARIS):
+            funnel.action_start()
+            funnel._enroll(self.leads[:3])
+            self.dispatch()
+        assigned = [
+            self.funnel_trace(lead, step).activity_user_id for lead in self.leads[:3]
+        ]
+        # free (0) → free; then 1 each: the first member → busy; then free
+        self.assertEqual(
+            sorted(u.id for u in assigned), sorted([free.id, free.id, busy.id])
+        )
+
     def test_missed_call_activity_enrols_in_the_callback_funnel(self):
         missed = self.env.ref("sms_microfunnel.mail_activity_type_call_missed")
         callback = self.env["sms.microfunnel.campaign"].create(
