@@ -29,7 +29,6 @@ Usage (Odoo 19 importable from ``$PYTHON``, PostgreSQL as for ``setup/test``)::
 """
 
 import argparse
-import os
 import shlex
 import sys
 import time
@@ -190,26 +189,6 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def make_database():
-    dbname = f"smf_bench_{os.getpid()}"
-    smf.say(f"Copying the template into {dbname} and installing sms_microfunnel…")
-    started = time.monotonic()
-    smf.duplicate_template(dbname, demo=False)
-    smf.run_odoo(
-        [
-            "-d",
-            dbname,
-            "-i",
-            "sms_microfunnel",
-            "--stop-after-init",
-            f"--http-port={smf.free_port()}",
-            "--log-level=warn",
-        ]
-    )
-    smf.say(f"  ready in {time.monotonic() - started:.0f} s")
-    return dbname
-
-
 def timed(env, function, repeat):
     """(cold seconds, cold queries, best warm seconds, warm queries)"""
     cr = env.cr
@@ -355,12 +334,8 @@ def main(argv=None):
     except smf.PrerequisiteError as exc:
         smf.say(f"benchmark: {exc}")
         return smf.EXIT_PREREQUISITE
-    dbname = args.db or make_database()
-    try:
+    with smf.bench_database(args.db, keep=args.keep) as dbname:
         results = run(dbname, args)
-    finally:
-        if not args.db and not args.keep:
-            smf.run_odoo_db("drop", dbname)
     command = ["python3", "benchmarks/funnel_report_1m.py", "--count", str(args.count)]
     command += ["--funnels", str(args.funnels), "--repeat", str(args.repeat)]
     if args.db:

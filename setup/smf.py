@@ -379,6 +379,37 @@ def duplicate_template(target, demo=True):
     return target
 
 
+@contextlib.contextmanager
+def bench_database(existing=None, keep=False, addons=("sms_microfunnel",)):
+    """The database a benchmark runs in: ``existing`` as it is, else a copy of
+    the template without demo data with ``addons`` installed, dropped at the
+    end unless ``keep``."""
+    if existing:
+        yield existing
+        return
+    dbname = f"smf_bench_{os.getpid()}"
+    say(f"Copying the template into {dbname} and installing {', '.join(addons)}…")
+    started = time.monotonic()
+    duplicate_template(dbname, demo=False)
+    run_odoo(
+        [
+            "-d",
+            dbname,
+            "-i",
+            ",".join(addons),
+            "--stop-after-init",
+            f"--http-port={free_port()}",
+            "--log-level=warn",
+        ]
+    )
+    say(f"  ready in {time.monotonic() - started:.0f} s")
+    try:
+        yield dbname
+    finally:
+        if not keep:
+            run_odoo_db("drop", dbname)
+
+
 # ---------------------------------------------------------------------------
 # setup/run
 # ---------------------------------------------------------------------------
