@@ -188,33 +188,46 @@ class SmsMicrofunnelConsent(models.Model):
         # ORM would spend seconds on the domain and on caching the records,
         # and the search method of phone.blacklist.number re-parses every
         # value (~0.3 ms each: 30 s).  The numbers are E.164 already.
-        self.flush_model(["number", "company_id", "purpose", "scope", "state"])
-        statuses = self.env.execute_query(
-            SQL(
-                """
-                SELECT number, state FROM sms_microfunnel_consent
-                 WHERE company_id = %s AND purpose = %s
-                   AND COALESCE(scope, '') = %s AND number = ANY(%s)
-                """,
-                company.id,
-                purpose,
-                scope or "",
-                numbers,
+        rows = self.env.execute_query(
+            self._states_sql(
+                SQL("SELECT DISTINCT unnest(%s::varchar[])", numbers),
+                company,
+                purpose=purpose,
+                scope=scope,
             )
         )
-        states.update(statuses)
-        self.env["phone.blacklist"].flush_model(["number", "active"])
-        listed = self.env.execute_query(
-            SQL(
-                "SELECT number FROM phone_blacklist WHERE active AND number = ANY(%s)",
-                numbers,
-            )
-        )
-        for (number,) in listed:
-            states[number] = "withdrawn"
+        states.update(rows)
         for number in self.env["sms.microfunnel.suppression"]._suppressed(numbers):
             states[number] = "withdrawn"
         return states
+
+    @api.model
+    def _states_sql(self, numbers, company, purpose="marketing", scope=False):
+        """SQL of the rows ``(number, state)`` for the numbers that the SQL
+        query ``numbers`` selects: the status in ``company``, ``withdrawn``
+        for a number in ``phone.blacklist``, ``none`` without a status.  (The
+        erasure suppression list, keyed, is checked by ``_get_states``.)"""
+        self.flush_model(["number", "company_id", "purpose", "scope", "state"])
+        self.env["phone.blacklist"].flush_model(["number", "active"])
+        return SQL(
+            """
+            SELECT n.number,
+                   CASE WHEN bl.id IS NOT NULL THEN 'withdrawn'
+                        ELSE COALESCE(c.state, 'none') END
+              FROM (%(numbers)s) AS n(number)
+         LEFT JOIN sms_microfunnel_consent c
+                ON c.number = n.number
+               AND c.company_id = %(company)s
+               AND c.purpose = %(purpose)s
+               AND COALESCE(c.scope, '') = %(scope)s
+         LEFT JOIN phone_blacklist bl ON bl.number = n.number AND bl.active
+             WHERE n.number IS NOT NULL
+            """,
+            numbers=numbers,
+            company=company.id,
+            purpose=purpose,
+            scope=scope or "",
+        )
 
     @api.model
     def _frequency_caps(self, numbers, company=None):

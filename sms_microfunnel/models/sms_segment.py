@@ -231,34 +231,28 @@ class SmsMicrofunnelSegment(models.Model):
             return empty  # an invalid filter being edited: the form says why
         company = self.company_id._origin or self.env.company
         Model.flush_model(["phone_sanitized"])
-        self.env["sms.microfunnel.consent"].flush_model(
-            ["number", "company_id", "purpose", "scope", "state"]
+        members = query.subselect()
+        numbers = SQL(
+            "SELECT DISTINCT phone_sanitized FROM %s WHERE id IN %s",
+            SQL.identifier(Model._table),
+            members,
         )
-        self.env["phone.blacklist"].flush_model(["number", "active"])
+        states = self.env["sms.microfunnel.consent"]._states_sql(numbers, company)
         [row] = self.env.execute_query(
             SQL(
                 """
                 SELECT COUNT(*),
                        COUNT(r.phone_sanitized),
-                       COUNT(*) FILTER (
-                           WHERE c.state = 'confirmed' AND bl.id IS NULL
-                       ),
-                       COUNT(*) FILTER (
-                           WHERE c.state = 'pending' AND bl.id IS NULL
-                       )
+                       COUNT(*) FILTER (WHERE s.state = 'confirmed'),
+                       COUNT(*) FILTER (WHERE s.state = 'pending')
                   FROM %(table)s r
-             LEFT JOIN sms_microfunnel_consent c
-                    ON c.number = r.phone_sanitized
-                   AND c.company_id = %(company)s
-                   AND c.purpose = 'marketing'
-                   AND COALESCE(c.scope, '') = ''
-             LEFT JOIN phone_blacklist bl
-                    ON bl.number = r.phone_sanitized AND bl.active
+             LEFT JOIN (%(states)s) AS s(number, state)
+                    ON s.number = r.phone_sanitized
                  WHERE r.id IN %(members)s
                 """,
                 table=SQL.identifier(Model._table),
-                company=company.id,
-                members=query.subselect(),
+                states=states,
+                members=members,
             )
         )
         return dict(zip(("total", "valid", "marketable", "pending"), row, strict=True))
