@@ -19,10 +19,11 @@ class MailingTrace(models.Model):
             return
         if failure_type is False and event in ("failed", "bounced", "canceled"):
             by_mailing_trace = {t.id: t.failure_type for t in self}
-            for trace in funnel_traces:
-                trace._update_from_mailing_trace(
-                    event, by_mailing_trace.get(trace.mailing_trace_id.id)
-                )
+            groups = funnel_traces.grouped(
+                lambda t: by_mailing_trace.get(t.mailing_trace_id.id)
+            )
+            for failure, traces in groups.items():
+                traces._update_from_mailing_trace(event, failure)
             return
         funnel_traces._update_from_mailing_trace(event, failure_type)
 

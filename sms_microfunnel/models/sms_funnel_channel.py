@@ -623,42 +623,41 @@ class SmsMicrofunnelTraceChannel(models.AbstractModel):
         from .sms_funnel_trace import RANK as rank  # noqa: PLC0415
 
         now = fields.Datetime.now()
-        for trace in self:
-            if event == "opened":
-                vals = {"opened_at": trace.opened_at or now}
-                if rank.get(trace.state, 0) < rank["delivered"]:
-                    vals.update(
-                        state="delivered",
-                        delivered_at=now,
-                        sent_at=trace.sent_at or now,
-                    )
-                trace.write(vals)
-                continue
-            if event == "clicked":
-                if not trace.opened_at:
-                    trace._update_from_mailing_trace("opened")
-                trace._set_clicked()
-                continue
-            new_state = {
-                "sent": "sent",
-                "failed": "failed",
-                "bounced": "bounced",
-                "canceled": "canceled",
-            }.get(event)
-            if event == "failed" and failure_type in MAIL_BOUNCE_FAILURES:
-                new_state = "bounced"
-            if not new_state or rank[new_state] <= rank.get(trace.state, 0):
-                continue
-            vals = {"state": new_state}
-            if new_state == "sent":
-                vals["sent_at"] = now
-            else:
-                vals["failure_type"] = failure_type or False
-            if new_state == "canceled":
-                vals["cancel_reason"] = MAIL_FAILURE_TO_REASON.get(
-                    failure_type, "email_canceled"
-                )
-            trace.write(vals)
+        if event == "opened":
+            self.filtered(lambda t: not t.opened_at).write({"opened_at": now})
+            unreported = self.filtered(
+                lambda t: rank.get(t.state, 0) < rank["delivered"]
+            )
+            unreported.filtered(lambda t: not t.sent_at).write({"sent_at": now})
+            unreported.write({"state": "delivered", "delivered_at": now})
+            return
+        if event == "clicked":
+            self.filtered(lambda t: not t.opened_at)._update_from_mailing_trace(
+                "opened"
+            )
+            self._set_clicked()
+            return
+        new_state = {
+            "sent": "sent",
+            "failed": "failed",
+            "bounced": "bounced",
+            "canceled": "canceled",
+        }.get(event)
+        if event == "failed" and failure_type in MAIL_BOUNCE_FAILURES:
+            new_state = "bounced"
+        if not new_state:
+            return
+        vals = {"state": new_state}
+        if new_state == "sent":
+            vals["sent_at"] = now
+        else:
+            vals["failure_type"] = failure_type or False
+        if new_state == "canceled":
+            vals["cancel_reason"] = MAIL_FAILURE_TO_REASON.get(
+                failure_type, "email_canceled"
+            )
+        # one write for the batch (the mail queue reports hundreds at once)
+        self.filtered(lambda t: rank.get(t.state, 0) < rank[new_state]).write(vals)
 
     # -- salesperson activity --------------------------------------------------
 

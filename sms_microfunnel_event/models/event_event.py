@@ -1,4 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from collections import defaultdict
+
 from odoo import fields, models
 
 
@@ -43,18 +45,21 @@ class EventEvent(models.Model):
         # event_id: read them again
         registrations.invalidate_recordset(["event_begin_date", "event_end_date"])
         by_id = {r.id: r for r in registrations}
-        moved = Trace.browse()
+        # the registrations of one event share its dates: one write per due date
+        by_due = defaultdict(list)
         for trace in traces:
             registration = by_id.get(trace.enrollment_id.res_id)
-            if not registration:
-                continue
-            due = trace.enrollment_id._date_due(
-                trace.step_id, registration, trace.company_id
-            )
-            if due is None:
-                trace.write({"state": "canceled", "cancel_reason": "no_date"})
-                continue
-            trace.write({"state": "scheduled", "due_at": due, "defer_reason": False})
-            moved |= trace
+            if registration:
+                due = trace.enrollment_id._date_due(
+                    trace.step_id, registration, trace.company_id
+                )
+                by_due[due].append(trace.id)
+        undated = Trace.browse(by_due.pop(None, []))
+        undated.write({"state": "canceled", "cancel_reason": "no_date"})
+        moved = Trace.browse()
+        for due, ids in by_due.items():
+            group = Trace.browse(ids)
+            group.write({"state": "scheduled", "due_at": due, "defer_reason": False})
+            moved |= group
         Trace._wake_dispatch(moved)
         return moved
