@@ -23,6 +23,7 @@ read as is until it is re-encrypted.
 
 import logging
 import os
+import tempfile
 import threading
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -57,23 +58,38 @@ def _parse(text):
     return keys
 
 
+_file_keys = {}  # path: text, read once per process (a restart picks up a change)
+
+
 def _read_or_create_key_file():
     path = key_file_path()
+    if path in _file_keys:
+        return _file_keys[path]
+    text = _file_keys[path] = _read_key_file(path)
+    return text
+
+
+def _read_key_file(path):
     try:
         with open(path, encoding="ascii") as handle:
             return handle.read()
     except FileNotFoundError:
         pass
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
     key = Fernet.generate_key().decode()
+    # written in full under a temporary name, then linked into place: when
+    # several workers start at once, one key wins and nobody reads half a file
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".key-")
     try:
-        # O_EXCL: when several workers start at once, one creates the file
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(key + "\n")
+        os.link(temporary, path)
     except FileExistsError:
         with open(path, encoding="ascii") as handle:
             return handle.read()
-    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-        handle.write(key + "\n")
+    finally:
+        os.unlink(temporary)
     _logger.info("SMS Funnels: encryption key file created at %s", path)
     return key
 
