@@ -444,8 +444,10 @@ class ResPartner(models.Model):
             values = [v for v in values if v]
             if not values or model not in env:
                 continue
-            entries = env[model].with_context(active_test=False).search(
-                [(field, "in", values)]
+            entries = (
+                env[model]
+                .with_context(active_test=False)
+                .search([(field, "in", values)])
             )
             env["mail.message"].search(
                 [("model", "=", model), ("res_id", "in", entries.ids)]
@@ -551,9 +553,11 @@ class ResPartner(models.Model):
             [("model", "=", "crm.lead"), ("res_id", "in", leads.ids)]
         )
         messages |= candidates.filtered(
-            lambda m: needles.found_in(m.body)
-            or needles.found_in(m.subject)
-            or needles.found_in(m.email_from)
+            lambda m: (
+                needles.found_in(m.body)
+                or needles.found_in(m.subject)
+                or needles.found_in(m.email_from)
+            )
         )
         candidates -= messages
         candidates.filtered(lambda m: needles.found_in(m.record_name)).write(
@@ -574,13 +578,18 @@ class ResPartner(models.Model):
         messages.unlink()
         Activity = env["mail.activity"]
         activities = Activity.search(
-            (Domain("res_model", "=", "res.partner") & Domain("res_id", "in", partners.ids))
+            (
+                Domain("res_model", "=", "res.partner")
+                & Domain("res_id", "in", partners.ids)
+            )
             | (Domain("res_model", "=", "crm.lead") & Domain("res_id", "in", leads.ids))
         )
         naming = activities.filtered(
-            lambda a: a.res_model == "res.partner"
-            or needles.found_in(a.summary)
-            or needles.found_in(a.note)
+            lambda a: (
+                a.res_model == "res.partner"
+                or needles.found_in(a.summary)
+                or needles.found_in(a.note)
+            )
         )
         naming.unlink()
         (activities - naming).filtered(lambda a: needles.found_in(a.res_name)).write(

@@ -224,7 +224,10 @@ class TestEncryptionAtRest(TransactionCase):
             with self.assertRaises(sms_crypto.EncryptionKeyError):
                 sms_crypto.decrypt(before, strict=True)
         # and the old keys alone do not open the re-encrypted data
-        with use_keys(*old_keys), mute_logger("odoo.addons.sms_microfunnel.tools.sms_crypto"):
+        with (
+            use_keys(*old_keys),
+            mute_logger("odoo.addons.sms_microfunnel.tools.sms_crypto"),
+        ):
             self.env.invalidate_all()
             self.assertEqual(inbound.body, sms_crypto.UNREADABLE)
             with self.assertRaises(sms_crypto.EncryptionKeyError):
@@ -239,7 +242,9 @@ class TestEncryptionAtRest(TransactionCase):
         expected = hmac.new(
             b"legacy-clear-secret", NUMBER.encode(), hashlib.sha256
         ).hexdigest()
-        with patch.dict(config._runtime_options, {"sms_microfunnel_suppression_key": ""}):
+        with patch.dict(
+            config._runtime_options, {"sms_microfunnel_suppression_key": ""}
+        ):
             self.assertEqual(self.Suppression._hash(NUMBER), expected)
             stored = params.get_param(KEY_PARAM)
             self.assertTrue(sms_crypto.is_encrypted(stored))
@@ -302,7 +307,10 @@ class TestEncryptionAtRest(TransactionCase):
         self.assertIn("sms_encryption_key_source", arch)
 
     def test_a_bad_key_is_a_clear_error(self):
-        with use_keys("not-a-key"), self.assertRaisesRegex(
-            sms_crypto.EncryptionKeyError, "not a valid Fernet key"
+        with (
+            use_keys("not-a-key"),
+            self.assertRaisesRegex(
+                sms_crypto.EncryptionKeyError, "not a valid Fernet key"
+            ),
         ):
             sms_crypto.encrypt("x")

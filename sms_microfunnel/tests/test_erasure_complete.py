@@ -54,7 +54,7 @@ def scan(env, regex=NUMBER_REGEX, words=(SURNAME, EMAIL, "zephyrine.q")):
         [row] = env.execute_query(
             SQL("SELECT %s FROM %s", SQL(", ").join(checks), SQL.identifier(table))
         )
-        found += [(table, name) for name, hit in zip(names, row) if hit]
+        found += [(table, name) for name, hit in zip(names, row, strict=True) if hit]
     return found
 
 
@@ -168,7 +168,10 @@ class TestCompleteErasure(TransactionCase):
             self.inbound("STOP", "SM-zq-3")
         # an e-mail marketing trace with a click, and an address opt-out
         mailing = env["mailing.mailing"].create(
-            {"subject": "Spring", "mailing_model_id": env.ref("base.model_res_partner").id}
+            {
+                "subject": "Spring",
+                "mailing_model_id": env.ref("base.model_res_partner").id,
+            }
         )
         trace = env["mailing.trace"].create(
             {

@@ -50,7 +50,7 @@ class _EncryptedMixin:
     """What the encrypted Char and Text fields share."""
 
     def _insert_cache(self, records, values):
-        super()._insert_cache(records, [sms_crypto.decrypt(v) for v in values])
+        return super()._insert_cache(records, [sms_crypto.decrypt(v) for v in values])
 
     def convert_to_column_insert(self, value, record, values=None, validate=True):
         value = super().convert_to_column_insert(value, record, values, validate)
@@ -72,9 +72,7 @@ class _EncryptedMixin:
         raise ValueError(f"Operator {operator} is not supported on an encrypted field")
 
     def condition_to_sql(self, field_expr, operator, value, model, alias, query):
-        if field_expr != self.name or (
-            operator in ("in", "not in") and not any(value)
-        ):
+        if field_expr != self.name or (operator in ("in", "not in") and not any(value)):
             # emptiness: NULL (or '') in SQL, no clear text involved
             return super().condition_to_sql(
                 field_expr, operator, value, model, alias, query
@@ -95,9 +93,7 @@ class _EncryptedMixin:
         )
         id_column = SQL.identifier(alias, "id")
         condition = SQL("%s IN %s", id_column, ids) if ids else SQL("FALSE")
-        if positive in ("in", "=") and not all(
-            value if positive == "in" else [value]
-        ):
+        if positive in ("in", "=") and not all(value if positive == "in" else [value]):
             # ('x', False): the matches or an empty value
             condition = SQL(
                 "(%s OR %s IS NULL)",

@@ -70,11 +70,9 @@ def _read_or_create_key_file():
 
 
 def _read_key_file(path):
-    try:
+    if os.path.exists(path):
         with open(path, encoding="ascii") as handle:
             return handle.read()
-    except FileNotFoundError:
-        pass
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     key = Fernet.generate_key().decode()
