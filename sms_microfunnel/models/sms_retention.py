@@ -23,7 +23,7 @@ from dateutil.relativedelta import relativedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.fields import Domain
+from odoo.fields import Command, Domain
 from odoo.tools import SQL, split_every
 
 INBOUND_MODEL = "sms.microfunnel.inbound"
@@ -596,6 +596,16 @@ class ResPartner(models.Model):
             {"res_name": False}
         )
         env["mail.followers"].search([("partner_id", "in", partners.ids)]).unlink()
+        # e-mails still in Odoo's outbox for them (sent ones are deleted)
+        outbox = Domain("recipient_ids", "in", partners.ids)
+        for email in needles.emails:
+            outbox |= Domain("email_to", "ilike", email)
+        mails = env["mail.mail"].search(outbox)
+        theirs = mails.filtered(lambda m: not (m.recipient_ids - partners))
+        theirs.unlink()
+        (mails - theirs).write(
+            {"recipient_ids": [Command.unlink(p) for p in partners.ids]}
+        )
         self._sms_erase_bus(env, needles)
 
     @api.model

@@ -187,6 +187,17 @@ class TestCompleteErasure(TransactionCase):
             {"link_id": link.id, "mailing_trace_id": trace.id, "ip": "198.51.100.9"}
         )
         env["mail.blacklist"]._add(EMAIL)
+        # an e-mail still in the outbox, and one to her and someone else
+        env["mail.mail"].create(
+            {"email_to": EMAIL, "subject": "Spring offer", "body_html": "<p>Hi</p>"}
+        )
+        self.shared_mail = env["mail.mail"].create(
+            {
+                "recipient_ids": [(6, 0, (partner | self.other).ids)],
+                "subject": "Team update",
+                "body_html": "<p>News</p>",
+            }
+        )
         env.cr.precommit.run()  # mail tracking values are written at commit
         return partner, lead
 
@@ -229,6 +240,7 @@ class TestCompleteErasure(TransactionCase):
             "mail_notification",
             "mailing_trace",
             "mail_blacklist",
+            "mail_mail",
         ):
             self.assertIn(table, {t for t, _c in before}, table)
         figures = self.report_figures()
@@ -268,6 +280,7 @@ class TestCompleteErasure(TransactionCase):
         self.assertEqual(other.number, "+33611119999")
         self.assertIn("Other Person", other.trace_ids.body)
         self.assertFalse(clicks.ip)
+        self.assertEqual(self.shared_mail.recipient_ids, self.other)
         # what stays is countable, not personal
         enrollment = self.env["sms.microfunnel.enrollment"].search(
             [("partner_id", "=", partner.id)]
