@@ -115,6 +115,13 @@ class TestEncryptionAtRest(TransactionCase):
         stored += self.raw("sms_microfunnel_inbound", ["body"], inbound.id)
         for value in stored:
             self.assertTrue(value.startswith(sms_crypto.PREFIX), value)
+        # written later (an update, not an insert): encrypted as well
+        inbound.write({"body": f"{REPLY}, edited"})
+        [updated] = self.raw("sms_microfunnel_inbound", ["body"], inbound.id)
+        self.assertTrue(updated.startswith(sms_crypto.PREFIX))
+        self.assertNotIn("edited", updated)
+        self.env.invalidate_all()
+        self.assertEqual(inbound.body, f"{REPLY}, edited")
         every = self.dump()
         self.assertGreaterEqual(len(every), 6)
         for value in every:

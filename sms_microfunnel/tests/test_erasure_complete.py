@@ -243,6 +243,14 @@ class TestCompleteErasure(TransactionCase):
             "mail_mail",
         ):
             self.assertIn(table, {t for t, _c in before}, table)
+        # encrypted at rest even before the erasure
+        for column in (
+            ("sms_microfunnel_trace", "reply_text"),
+            ("sms_microfunnel_inbound", "body"),
+            ("sms_microfunnel_consent_event", "raw_text"),
+        ):
+            self.assertNotIn(column, before)
+        self.assertIn(("sms_microfunnel_inbound", "from_number"), before)
         figures = self.report_figures()
         self.assertEqual(figures[0][0][0], 2, "two recipients")
         self.assertEqual(figures[0][0][2], 1, "one reply")
