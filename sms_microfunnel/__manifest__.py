@@ -21,7 +21,7 @@
         "sms",
         "utm",
     ],
-    "external_dependencies": {"python": ["phonenumbers"]},
+    "external_dependencies": {"python": ["cryptography", "phonenumbers"]},
     "data": [
         "security/sms_microfunnel_security.xml",
         "security/ir.model.access.csv",

@@ -123,12 +123,18 @@ class SmsConsentController(http.Controller):
 
     def _sms_rate_limited(self):
         since = fields.Datetime.now() - RATE_WINDOW
+        # the IP is encrypted at rest: its keyed hash is searched instead
+        ip_hash = (
+            request.env["sms.microfunnel.suppression"]
+            .sudo()
+            ._keyed_hash(request.httprequest.remote_addr, purpose="ip")
+        )
         recorded = (
             request.env["sms.microfunnel.consent.event"]
             .sudo()
             .search_count(
                 [
-                    ("ip", "=", request.httprequest.remote_addr),
+                    ("ip_hash", "=", ip_hash),
                     ("source", "=", "web_form"),
                     ("event_type", "=", "requested"),
                     ("event_date", ">=", since),

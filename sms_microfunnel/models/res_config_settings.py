@@ -1,5 +1,8 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from odoo import fields, models
+from odoo import api, fields, models
+from odoo.exceptions import AccessError
+
+from ..tools import encrypted_fields, sms_crypto
 
 
 class ResConfigSettings(models.TransientModel):
@@ -41,3 +44,45 @@ class ResConfigSettings(models.TransientModel):
     sms_funnel_regulated_sector = fields.Selection(
         related="company_id.sms_funnel_regulated_sector", readonly=False
     )
+    # where the key that encrypts the evidence comes from (never the database)
+    sms_encryption_key_source = fields.Selection(
+        [
+            ("config", "Odoo configuration file"),
+            ("environment", "Environment variable"),
+            ("file", "Key file in Odoo's data directory (not for production)"),
+        ],
+        "Encryption Key",
+        compute="_compute_sms_encryption_key",
+    )
+    sms_encryption_key_file = fields.Char(
+        "Key File", compute="_compute_sms_encryption_key"
+    )
+
+    @api.depends("company_id")
+    def _compute_sms_encryption_key(self):
+        source = sms_crypto.key_source()
+        for settings in self:
+            settings.sms_encryption_key_source = source
+            settings.sms_encryption_key_file = (
+                sms_crypto.key_file_path() if source == "file" else False
+            )
+
+    def action_sms_reencrypt(self):
+        """Re-encrypt the evidence with the first configured key (rotation)."""
+        if not self.env.is_admin():
+            raise AccessError(
+                self.env._("Only administrators can re-encrypt the evidence.")
+            )
+        count = encrypted_fields.reencrypt_all(self.env)
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success",
+                "message": self.env._(
+                    "%(count)s encrypted values rewritten with the current key.",
+                    count=count,
+                ),
+                "next": {"type": "ir.actions.act_window_close"},
+            },
+        }

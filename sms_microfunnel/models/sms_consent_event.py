@@ -12,6 +12,8 @@ import secrets
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
+from ..tools.encrypted_fields import EncryptedChar, EncryptedText
+
 EVENT_TYPES = [
     ("requested", "Opt-in requested (double opt-in pending)"),
     ("confirmed", "Opt-in confirmed"),
@@ -62,6 +64,7 @@ PROOF_FIELDS = ("event_date", "source", "wording")
 PERSONAL_FIELDS = (
     "partner_id",
     "ip",
+    "ip_hash",
     "user_agent",
     "raw_text",
     "attachment_id",
@@ -111,19 +114,35 @@ class SmsMicrofunnelConsentEvent(models.Model):
         help="Form URL, import batch, provider message id, sale order…",
     )
     method = fields.Selection(METHODS, default="checkbox")
-    wording = fields.Text(help="The exact text the person agreed to or was shown.")
+    # the evidence is encrypted at rest (tools/sms_crypto.py): a database dump
+    # alone does not reveal it
+    wording = EncryptedText(help="The exact text the person agreed to or was shown.")
     wording_version = fields.Char()
     wording_sha256 = fields.Char("Wording SHA-256", readonly=True)
+    wording_verified = fields.Boolean(
+        "Wording Matches its Hash",
+        compute="_compute_wording_verified",
+        help="The decrypted wording still has the SHA-256 recorded with the "
+        "event: the text shown is the one the person saw.",
+    )
     lang = fields.Char("Language")
-    ip = fields.Char("IP Address")
-    user_agent = fields.Char()
+    ip = EncryptedChar("IP Address")
+    ip_hash = fields.Char(
+        "IP Address (keyed hash)",
+        index="btree_not_null",
+        readonly=True,
+        groups="base.group_system",
+        help="Keyed hash of the IP address, to count requests from one address "
+        "without decrypting the evidence.",
+    )
+    user_agent = EncryptedChar()
     user_id = fields.Many2one(
         "res.users", "Recorded by", default=lambda self: self.env.user
     )
     provider_message_id = fields.Char(index="btree_not_null")
-    raw_text = fields.Text("Message Text")
+    raw_text = EncryptedText("Message Text")
     attachment_id = fields.Many2one("ir.attachment", "Evidence")
-    note = fields.Text()
+    note = EncryptedText()
     doi_token = fields.Char(
         "Confirmation Token",
         index="btree_not_null",
@@ -145,6 +164,13 @@ class SmsMicrofunnelConsentEvent(models.Model):
         readonly=True,
         help="The labels of the chosen interests exactly as shown to the person.",
     )
+
+    @api.depends("wording", "wording_sha256")
+    def _compute_wording_verified(self):
+        for event in self:
+            event.wording_verified = bool(
+                event.wording and wording_hash(event.wording) == event.wording_sha256
+            )
 
     # -- immutability --------------------------------------------------------
 
@@ -169,8 +195,10 @@ class SmsMicrofunnelConsentEvent(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        Suppression = self.env["sms.microfunnel.suppression"]
         for vals in vals_list:
             vals["wording_sha256"] = wording_hash(vals.get("wording"))
+            vals["ip_hash"] = Suppression._keyed_hash(vals.get("ip"), purpose="ip")
             if vals.get("event_type") in ("confirmed", "soft_opt_in", "re_opt_in"):
                 vals.setdefault("proven", all(vals.get(f) for f in PROOF_FIELDS[1:]))
             if vals.get("event_type") == "requested" and not vals.get("doi_token"):

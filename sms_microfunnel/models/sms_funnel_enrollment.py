@@ -45,6 +45,7 @@ class SmsMicrofunnelEnrollment(models.Model):
             ("converted", "Converted"),
             ("manual", "Removed by a user"),
             ("stopped", "Funnel stopped"),
+            ("erased", "Contact erased"),
         ]
     )
     enrolled_at = fields.Datetime(

@@ -21,6 +21,7 @@ import psycopg2
 from odoo import api, fields, models
 from odoo.tools import SQL
 
+from ..tools.encrypted_fields import EncryptedText
 from .sms_send_time import HOURS, SLOT_SOURCES, WEEKDAYS
 
 _logger = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ class SmsMicrofunnelTrace(models.Model):
     delivered_at = fields.Datetime(readonly=True)
     clicked_at = fields.Datetime(readonly=True)
     replied_at = fields.Datetime(readonly=True)
-    reply_text = fields.Text(readonly=True)
+    reply_text = EncryptedText(readonly=True)  # encrypted at rest
     # send time in the recipient's clock (models/sms_send_time.py)
     send_tz = fields.Char("Recipient Time Zone", readonly=True)
     send_weekday = fields.Selection(

@@ -20,6 +20,7 @@ from odoo.exceptions import AccessError, ConcurrencyError, UserError
 from odoo.tools import mute_logger
 
 from ..tools import sms_keywords
+from ..tools.encrypted_fields import EncryptedText
 
 _logger = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ class SmsMicrofunnelInbound(models.Model):
     )
     from_number_raw = fields.Char("From", readonly=True)
     to_number = fields.Char("To", readonly=True)
-    body = fields.Text(readonly=True, help="The message as received, unchanged.")
+    # encrypted at rest (tools/sms_crypto.py); searching it decrypts in Python
+    body = EncryptedText(readonly=True, help="The message as received, unchanged.")
     provider = fields.Char(required=True, readonly=True, default="generic")
     provider_message_id = fields.Char("Provider Message ID", readonly=True)
     received_at = fields.Datetime(

@@ -14,12 +14,17 @@ than the company's retention period, the daily job flags it as stale for a
 manager, or erases it when the company chose automatic erasure.
 """
 
+import html
+import json
+import re
+
+import phonenumbers
 from dateutil.relativedelta import relativedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.fields import Domain
-from odoo.tools import split_every
+from odoo.fields import Command, Domain
+from odoo.tools import SQL, split_every
 
 INBOUND_MODEL = "sms.microfunnel.inbound"
 INBOUND_DATE_FIELDS = ("received_at", "date", "create_date")
@@ -59,7 +64,55 @@ INBOUND_ERASED_FIELDS = (
     "partner_id",
     "lead_id",
 )
+# a name shorter than this is not searched for in texts (too many false hits)
+MIN_NAME_LENGTH = 3
 QUIET = {"tracking_disable": True, "mail_notrack": True, "mail_create_nolog": True}
+
+
+class _Needles:
+    """The numbers, addresses and names of erased contacts, found in texts.
+
+    A number is found in any format (E.164, national, with spaces or dots):
+    the digits of its national significant number among the text's digits.
+    """
+
+    def __init__(self, numbers, emails, names):
+        self.digits = {d for d in map(self._national_digits, numbers) if d}
+        self.emails = {e.strip() for e in emails if e and e.strip()}
+        self.names = {
+            n.strip() for n in names if n and len(n.strip()) >= MIN_NAME_LENGTH
+        }
+        words = sorted(self.emails | self.names, key=len, reverse=True)
+        self.words = (
+            re.compile("|".join(map(re.escape, words)), re.IGNORECASE)
+            if words
+            else None
+        )
+
+    @staticmethod
+    def _national_digits(number):
+        if not number:
+            return False
+        try:
+            parsed = phonenumbers.parse(number, None)
+        except phonenumbers.NumberParseException:
+            digits = re.sub(r"\D", "", number)
+            return digits[-9:] if len(digits) >= 6 else False
+        return str(parsed.national_number)
+
+    def found_in(self, text):
+        if not text:
+            return False
+        text = html.unescape(str(text))
+        if self.words and self.words.search(text):
+            return True
+        digits = re.sub(r"\D", "", text)
+        return any(d in digits for d in self.digits)
+
+    def replace(self, text, by):
+        if not text or not self.words:
+            return text
+        return self.words.sub(by, text)
 
 
 class ResPartner(models.Model):
@@ -247,10 +300,18 @@ class ResPartner(models.Model):
     def _sms_erase_contacts(self, reason="erasure"):
         """Erase these contacts in one transaction; returns counts per step.
 
-        Suppresses their numbers, anonymises their consent events (number →
-        keyed hash), deletes their consent statuses, cancels their queued SMS,
-        anonymises and archives the contacts and empties the contact data of
-        their leads.  Only non-personal facts are logged on the chatter.
+        Afterwards the database keeps none of their numbers (in any format),
+        e-mail addresses or names, only the keyed hash of each number on the
+        suppression list (and in place of the number where a record must stay
+        countable: consent events, funnel enrolments and traces, so that the
+        funnel reports keep their figures).  In detail: suppresses the
+        numbers, anonymises the consent events, deletes the consent statuses
+        and the ``phone.blacklist`` / ``mail.blacklist`` entries (the
+        suppression list replaces them), cancels and empties their SMS,
+        empties their mailing traces, link clicks, funnel enrolments and
+        traces, inbound SMS and leads, deletes their chatter, activities and
+        the messages and tracking values about them, and anonymises and
+        archives the contacts.  Only non-personal facts are logged.
         """
         partners = self.sudo().with_context(active_test=False, **QUIET).exists()
         if not partners:
@@ -267,14 +328,26 @@ class ResPartner(models.Model):
         env = partners.env
         Event = env["sms.microfunnel.consent.event"]
         Consent = env["sms.microfunnel.consent"]
+        Enrollment = env["sms.microfunnel.enrollment"].with_context(active_test=False)
+        leads = env["crm.lead"].with_context(active_test=False)
+        leads = leads.search([("partner_id", "in", partners.ids)])
         events = Event.search(
             [("partner_id", "in", partners.ids), ("anonymized", "=", False)]
         )
         statuses = Consent.search([("partner_id", "in", partners.ids)])
+        enrollments = Enrollment.search(
+            Domain("partner_id", "in", partners.ids)
+            | (
+                Domain("res_model", "=", "res.partner")
+                & Domain("res_id", "in", partners.ids)
+            )
+            | (Domain("res_model", "=", "crm.lead") & Domain("res_id", "in", leads.ids))
+        )
         numbers = (
             set(partners.mapped("phone_sanitized"))
             | set(events.mapped("number"))
             | set(statuses.mapped("number"))
+            | set(enrollments.mapped("number"))
         )
         numbers.discard(False)
         # every trace of these numbers, whoever recorded it
@@ -283,25 +356,38 @@ class ResPartner(models.Model):
                 [("number", "in", list(numbers)), ("anonymized", "=", False)]
             )
             statuses |= Consent.search([("number", "in", list(numbers))])
-        company = partners.company_id if len(partners.company_id) == 1 else None
-        suppressed = env["sms.microfunnel.suppression"]._suppress(
-            numbers, reason=reason, company=company
+            enrollments |= Enrollment.search([("number", "in", list(numbers))])
+        needles = _Needles(
+            numbers=numbers | set(leads.mapped("phone_sanitized")),
+            emails=set(partners.mapped("email_normalized"))
+            | set(partners.mapped("email"))
+            | set(leads.mapped("email_normalized"))
+            | set(leads.mapped("email_from")),
+            names=set(partners.mapped("name")) | set(leads.mapped("contact_name")),
         )
+        company = partners.company_id if len(partners.company_id) == 1 else None
+        Suppression = env["sms.microfunnel.suppression"]
+        suppressed = Suppression._suppress(numbers, reason=reason, company=company)
         events._anonymize()
         statuses.unlink()
-        recipients = Domain("partner_id", "in", partners.ids)
-        if numbers:
-            recipients |= Domain("number", "in", list(numbers))
-        outgoing = env["sms.sms"].search(Domain("state", "=", "outgoing") & recipients)
-        outgoing.action_set_canceled()
+        blacklisted = self._sms_erase_blacklists(env, numbers, needles.emails)
+        sms = self._sms_erase_sms(env, partners, numbers)
+        self._sms_erase_funnels(env, enrollments)
+        mailing_traces = self._sms_erase_mailing_traces(
+            env, partners, leads, numbers, needles.emails
+        )
         inbound = self._sms_erase_inbound(env, partners, numbers)
-        leads = env["crm.lead"].with_context(active_test=False)
-        leads = leads.search([("partner_id", "in", partners.ids)])
+        self._sms_erase_chatter(env, partners, leads, inbound, needles)
+        lead_names = {
+            lead.id: needles.replace(lead.name, self.env._("Erased contact"))
+            for lead in leads
+        }
         leads.write(dict.fromkeys(LEAD_ERASED_FIELDS, False))
-        # the chatter holds names, numbers and message bodies: it goes too
-        env["mail.message"].search(
-            [("model", "=", "res.partner"), ("res_id", "in", partners.ids)]
-        ).unlink()
+        for lead in leads:
+            values = {"name": lead_names[lead.id]}
+            if needles.found_in(lead.description):
+                values["description"] = False
+            lead.write(values)
         for partner in partners:
             partner.write(
                 {
@@ -316,7 +402,10 @@ class ResPartner(models.Model):
             "suppressed": len(suppressed),
             "events": len(events),
             "statuses": len(statuses),
-            "sms": len(outgoing),
+            "blacklist": len(blacklisted),
+            "sms": len(sms),
+            "enrollments": len(enrollments),
+            "mailing_traces": len(mailing_traces),
             "leads": len(leads),
             "inbound": len(inbound),
         }
@@ -326,12 +415,14 @@ class ResPartner(models.Model):
             why = self.env._("erasure request (RGPD art. 17)")
         body = self.env._(
             "Contact erased: %(why)s. %(numbers)s number(s) suppressed, "
-            "%(events)s consent event(s) anonymised, %(sms)s queued SMS canceled, "
+            "%(events)s consent event(s) anonymised, %(sms)s SMS emptied, "
+            "%(enrollments)s funnel enrolment(s) anonymised, "
             "%(leads)s lead(s) emptied.",
             why=why,
             numbers=counts["numbers"],
             events=counts["events"],
             sms=counts["sms"],
+            enrollments=counts["enrollments"],
             leads=counts["leads"],
         )
         for partner in partners:
@@ -339,6 +430,96 @@ class ResPartner(models.Model):
                 body=body, message_type="notification", subtype_xmlid="mail.mt_note"
             )
         return counts
+
+    @api.model
+    def _sms_erase_blacklists(self, env, numbers, emails):
+        """Delete the opt-out list entries of these numbers and addresses, and
+        their chatter (it names the number): the suppression list keeps the
+        numbers' keyed hashes and wins over any later consent."""
+        removed = []
+        for model, field, values in (
+            ("phone.blacklist", "number", numbers),
+            ("mail.blacklist", "email", emails),
+        ):
+            values = [v for v in values if v]
+            if not values or model not in env:
+                continue
+            entries = (
+                env[model]
+                .with_context(active_test=False)
+                .search([(field, "in", values)])
+            )
+            env["mail.message"].search(
+                [("model", "=", model), ("res_id", "in", entries.ids)]
+            ).unlink()
+            removed += [(model, entry_id) for entry_id in entries.ids]
+            entries.unlink()
+        return removed
+
+    @api.model
+    def _sms_erase_sms(self, env, partners, numbers):
+        """Cancel the queued SMS of these contacts, empty the number and text
+        of all their SMS and of Odoo's SMS notifications."""
+        recipients = Domain("partner_id", "in", partners.ids)
+        if numbers:
+            recipients |= Domain("number", "in", list(numbers))
+        sms = env["sms.sms"].search(recipients)
+        sms.filtered(lambda s: s.state == "outgoing").action_set_canceled()
+        sms.write({"number": False, "body": False})
+        notifications = Domain("res_partner_id", "in", partners.ids)
+        if numbers:
+            notifications |= Domain("sms_number", "in", list(numbers))
+        env["mail.notification"].search(notifications).write(
+            {"sms_number": False, "failure_reason": False}
+        )
+        return sms
+
+    @api.model
+    def _sms_erase_funnels(self, env, enrollments):
+        """Take these enrolments out of their funnels and replace their number
+        by its keyed hash (as on the consent events): the funnel and cohort
+        reports keep counting them, nobody can read the number back."""
+        if not enrollments:
+            return
+        active = enrollments.filtered(lambda e: e.state == "active")
+        active._exit("erased")
+        Suppression = env["sms.microfunnel.suppression"]
+        key = Suppression._key()
+        for number, group in enrollments.grouped("number").items():
+            group.write(
+                {
+                    "number": Suppression._hash(number, key) if number else False,
+                    "values": False,
+                    "idempotency_key": False,
+                }
+            )
+        traces = enrollments.trace_ids
+        erased = {"body": False, "reply_text": False}
+        if "email" in traces._fields:
+            erased["email"] = False
+        traces.write(erased)
+
+    @api.model
+    def _sms_erase_mailing_traces(self, env, partners, leads, numbers, emails):
+        """Empty the number and address of the mailing traces of these
+        contacts (kept for the mailing statistics) and the IP address of
+        their link clicks."""
+        Trace = env["mailing.trace"]
+        domain = (
+            Domain("model", "=", "res.partner") & Domain("res_id", "in", partners.ids)
+        ) | (Domain("model", "=", "crm.lead") & Domain("res_id", "in", leads.ids))
+        if numbers and "sms_number" in Trace._fields:
+            domain |= Domain("sms_number", "in", list(numbers))
+        emails = [e for e in emails if e]
+        if emails:
+            domain |= Domain("email", "in", emails)
+        traces = Trace.search(domain)
+        erased = {"email": False, "failure_reason": False}
+        if "sms_number" in Trace._fields:
+            erased["sms_number"] = False
+        traces.write(erased)
+        traces.links_click_ids.write({"ip": False})
+        return traces
 
     @api.model
     def _sms_erase_inbound(self, env, partners, numbers):
@@ -353,3 +534,96 @@ class ResPartner(models.Model):
         erased = [f for f in INBOUND_ERASED_FIELDS if f in Inbound._fields]
         messages.write(dict.fromkeys(erased, False))
         return messages
+
+    @api.model
+    def _sms_erase_chatter(self, env, partners, leads, inbound, needles):
+        """Delete the chatter of these contacts, their messages elsewhere, the
+        messages and activities of their leads that name them, and the tracking
+        values that show their name, number or address."""
+        Message = env["mail.message"]
+        messages = Message.search(
+            (Domain("model", "=", "res.partner") & Domain("res_id", "in", partners.ids))
+            | Domain("author_id", "in", partners.ids)
+            | (
+                Domain("model", "=", INBOUND_MODEL)
+                & Domain("res_id", "in", inbound.ids)
+            )
+        )
+        candidates = Message.search(
+            [("model", "=", "crm.lead"), ("res_id", "in", leads.ids)]
+        )
+        messages |= candidates.filtered(
+            lambda m: (
+                needles.found_in(m.body)
+                or needles.found_in(m.subject)
+                or needles.found_in(m.email_from)
+            )
+        )
+        candidates -= messages
+        candidates.filtered(lambda m: needles.found_in(m.record_name)).write(
+            {"record_name": False}
+        )
+        trackings = candidates.sudo().tracking_value_ids.filtered(
+            lambda t: any(
+                needles.found_in(t[f])
+                for f in (
+                    "old_value_char",
+                    "new_value_char",
+                    "old_value_text",
+                    "new_value_text",
+                )
+            )
+        )
+        trackings.unlink()
+        messages.unlink()
+        Activity = env["mail.activity"]
+        activities = Activity.search(
+            (
+                Domain("res_model", "=", "res.partner")
+                & Domain("res_id", "in", partners.ids)
+            )
+            | (Domain("res_model", "=", "crm.lead") & Domain("res_id", "in", leads.ids))
+        )
+        naming = activities.filtered(
+            lambda a: (
+                a.res_model == "res.partner"
+                or needles.found_in(a.summary)
+                or needles.found_in(a.note)
+            )
+        )
+        naming.unlink()
+        (activities - naming).filtered(lambda a: needles.found_in(a.res_name)).write(
+            {"res_name": False}
+        )
+        env["mail.followers"].search([("partner_id", "in", partners.ids)]).unlink()
+        # e-mails still in Odoo's outbox for them (sent ones are deleted)
+        outbox = Domain("recipient_ids", "in", partners.ids)
+        for email in needles.emails:
+            outbox |= Domain("email_to", "ilike", email)
+        mails = env["mail.mail"].search(outbox)
+        theirs = mails.filtered(lambda m: not (m.recipient_ids - partners))
+        theirs.unlink()
+        (mails - theirs).write(
+            {"recipient_ids": [Command.unlink(p) for p in partners.ids]}
+        )
+        self._sms_erase_bus(env, needles)
+
+    @api.model
+    def _sms_erase_bus(self, env, needles):
+        """Delete the pending live notifications (``bus.bus``, kept a few
+        minutes for the browsers) that carry these contacts' data."""
+        if "bus.bus" not in env:
+            return
+        env["bus.bus"].flush_model()
+        rows = env.execute_query(SQL("SELECT id, message FROM bus_bus"))
+        ids = []
+        for row_id, message in rows:
+            try:
+                # JSON escapes accents: compare the decoded text
+                text = json.dumps(json.loads(message), ensure_ascii=False)
+            except (TypeError, ValueError):
+                text = message
+            if needles.found_in(text):
+                ids.append(row_id)
+        if ids:
+            env.cr.execute(SQL("DELETE FROM bus_bus WHERE id = ANY(%s)", ids))

@@ -3,9 +3,16 @@
 
 Only a keyed hash (HMAC-SHA256) of the number is kept: a plain SHA-256 of a
 phone number can be brute-forced, a keyed one cannot without the key.  The key
-is the server option ``sms_microfunnel_suppression_key`` when set (kept outside
-the database, as CNIL recommends), else a random secret generated once per
-database.
+is never readable from the database alone:
+
+- the server option ``sms_microfunnel_suppression_key`` when set;
+- else a random secret generated once per database and stored in the system
+  parameter ``sms_microfunnel.suppression_key`` *encrypted* with the
+  encryption key, which lives outside the database (tools/sms_crypto.py).
+  A database that kept that secret in clear (before encryption at rest) has
+  it encrypted in place the first time it is used: the secret itself does not
+  change, so every existing hash keeps matching.  Rotating the encryption key
+  re-encrypts this secret too; the hashes never need recomputing.
 """
 
 import hashlib
@@ -14,6 +21,8 @@ import secrets
 
 from odoo import api, fields, models
 from odoo.tools import SQL, config
+
+from ..tools import sms_crypto
 
 KEY_PARAM = "sms_microfunnel.suppression_key"
 
@@ -45,15 +54,35 @@ class SmsMicrofunnelSuppression(models.Model):
         params = self.env["ir.config_parameter"].sudo()
         stored = params.get_param(KEY_PARAM)
         if not stored:
-            stored = secrets.token_hex(32)
+            stored = sms_crypto.encrypt(secrets.token_hex(32))
             params.set_param(KEY_PARAM, stored)
-        return stored.encode()
+        elif not sms_crypto.is_encrypted(stored):
+            # kept in clear by an earlier version: the same secret, encrypted
+            params.set_param(KEY_PARAM, sms_crypto.encrypt(stored))
+            return stored.encode()
+        return sms_crypto.decrypt(stored, strict=True).encode()
+
+    @api.model
+    def _reencrypt_key(self):
+        """Encrypt the stored secret with the current first key (rotation)."""
+        params = self.env["ir.config_parameter"].sudo()
+        stored = params.get_param(KEY_PARAM)
+        if stored:
+            params.set_param(KEY_PARAM, sms_crypto.reencrypt(stored, strict=True))
 
     @api.model
     def _hash(self, number, key=None):
         return hmac.new(
             key or self._key(), (number or "").encode(), hashlib.sha256
         ).hexdigest()
+
+    @api.model
+    def _keyed_hash(self, value, purpose, key=None):
+        """Keyed hash of another personal value (e.g. an IP address), to find
+        equal values without storing them in clear; False when empty."""
+        if not value:
+            return False
+        return self._hash(f"{purpose}:{value}", key=key)
 
     @api.model
     def _suppressed(self, numbers):

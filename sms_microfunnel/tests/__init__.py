@@ -20,3 +20,5 @@ from . import test_segment
 from . import test_french
 from . import test_preferences
 from . import test_funnel_channels
+from . import test_erasure_complete
+from . import test_encryption
