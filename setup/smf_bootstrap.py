@@ -384,6 +384,7 @@ def extract(archive, destination, step):
         )
     series = source_series(root)
     if series != ODOO_SERIES:
+        shutil.rmtree(work, ignore_errors=True)
         raise PrerequisiteError(
             f"{archive} holds Odoo {series}; these addons need Odoo {ODOO_SERIES}."
         )
@@ -454,7 +455,7 @@ def bootstrap_odoo(base_python, source, explicit=True):
         )
         needs, _ = missing_build_needs(base_python)
         ensure_system_packages(needs, version, "Installing Odoo's requirements")
-        steps = Steps(4)
+        steps = Steps(5 if kind == "url" else 4)
         if odoo_dir:
             odoo_dir = odoo_root_in(odoo_dir)
             with steps.step(f"Odoo source: using the checkout {odoo_dir}"):
