@@ -40,9 +40,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import smf_bootstrap as bootstrap  # noqa: E402
-import smf_postgres  # noqa: E402
-from smf_bootstrap import PrerequisiteError, StepFailed, say  # noqa: E402, F401
+import smf_bootstrap as bootstrap
+import smf_postgres
+from smf_bootstrap import PrerequisiteError, StepFailed, say
 
 REPO = Path(__file__).resolve().parent.parent
 ADDONS = tuple(sorted(p.parent.name for p in REPO.glob("*/__manifest__.py")))
@@ -85,7 +85,7 @@ def _terminate(signum, frame):
 NOTHING_LISTENS = re.compile(
     r"Connection refused|No such file or directory|could not translate host name|"
     r"timeout expired|Network is unreachable|could not connect to server",
-    re.I,
+    re.IGNORECASE,
 )
 
 
@@ -242,7 +242,7 @@ def install_requirements(*files):
 def prepare_python():
     """Odoo 19.0's interpreter: $PYTHON, or the project's environment (built
     on first use); exported as PYTHON for every child process."""
-    global PYTHON  # noqa: PLW0603 - one interpreter for the whole command
+    global PYTHON
     PYTHON = bootstrap.ensure_odoo_python(PYTHON)
     os.environ["PYTHON"] = PYTHON
     return check_python()

@@ -30,7 +30,9 @@ REPO = Path(__file__).resolve().parent.parent
 STATE = REPO / ".smf"
 ODOO_SERIES = "19.0"
 # The address a user would download Odoo 19.0 Community's source from by hand.
-DEFAULT_ODOO_SOURCE = "https://nightly.odoo.com/19.0/nightly/src/odoo_19.0.latest.tar.gz"
+DEFAULT_ODOO_SOURCE = (
+    "https://nightly.odoo.com/19.0/nightly/src/odoo_19.0.latest.tar.gz"
+)
 CONSTRAINTS = REPO / "setup" / "constraints.txt"
 SUPPORTED_PYTHON = ((3, 10), (3, 13))
 
@@ -169,8 +171,10 @@ def python_info(python):
         [
             python,
             "-c",
-            "import sys, sysconfig; print('%d.%d' % sys.version_info[:2]); "
-            "print(sysconfig.get_paths()['include'])",
+            (
+                "import sys, sysconfig; print('%d.%d' % sys.version_info[:2]); "
+                "print(sysconfig.get_paths()['include'])"
+            ),
         ],
         capture_output=True,
         text=True,
@@ -230,14 +234,22 @@ def ensure_system_packages(needs, python_version, purpose):
         try:
             run_logged(["apt-get", "update", "-q"], log, "system packages", env=env)
             run_logged(
-                ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+                [
+                    "apt-get",
+                    "install",
+                    "-y",
+                    "-q",
+                    "--no-install-recommends",
+                    *packages,
+                ],
                 log,
                 "system packages",
                 env=env,
             )
         except StepFailed as error:
+            command = install_command(packages, family, True)
             raise PrerequisiteError(
-                f"{error}\nInstall them by hand: {install_command(packages, family, True)}"
+                f"{error}\nInstall them by hand: {command}"
             ) from None
         return
     if family:
@@ -283,9 +295,11 @@ def venv_python(state=STATE):
 def source_series(root):
     """The Odoo series of a source tree, read from ``odoo/release.py``."""
     text = (Path(root) / "odoo" / "release.py").read_text(errors="replace")
-    match = re.search(r"^version_info\s*=\s*\(\s*(\d+)\s*,\s*(\d+)", text, re.M)
+    match = re.search(r"^version_info\s*=\s*\(\s*(\d+)\s*,\s*(\d+)", text, re.MULTILINE)
     if not match:
-        match = re.search(r"^(?:series|serie)\s*=\s*['\"](\d+)\.(\d+)", text, re.M)
+        match = re.search(
+            r"^(?:series|serie)\s*=\s*['\"](\d+)\.(\d+)", text, re.MULTILINE
+        )
     return f"{match.group(1)}.{match.group(2)}" if match else "unknown"
 
 
@@ -340,7 +354,10 @@ def download(url, target, step):
     part = target.with_name(target.name + ".part")
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(part, "wb") as out:
+        with (
+            urllib.request.urlopen(url, timeout=60) as response,
+            open(part, "wb") as out,
+        ):
             size = int(response.headers.get("Content-Length") or 0)
             done = 0
             shown = -1
@@ -376,11 +393,14 @@ def extract(archive, destination, step):
             with tarfile.open(archive) as tarred:
                 tarred.extractall(work, filter="data")
     except (OSError, tarfile.TarError, zipfile.BadZipFile) as error:
-        raise StepFailed(f"step '{step}' failed: cannot unpack {archive}: {error}") from None
+        raise StepFailed(
+            f"step '{step}' failed: cannot unpack {archive}: {error}"
+        ) from None
     root = odoo_root_in(work)
     if root is None:
         raise StepFailed(
-            f"step '{step}' failed: {archive} holds no Odoo source (no odoo/release.py)."
+            f"step '{step}' failed: {archive} holds no Odoo source "
+            "(no odoo/release.py)."
         )
     series = source_series(root)
     if series != ODOO_SERIES:
@@ -430,10 +450,14 @@ def bootstrap_odoo(base_python, source, explicit=True):
     logs = STATE / "logs"
     odoo_stamp = STATE / "odoo.source"
     req_stamp = STATE / "venv" / ".smf-requirements"
-    if python.exists() and complete(python, req_stamp) and (
-        not explicit
-        or stamp_ok(odoo_stamp, source)
-        or linked_odoo(python) == Path(source).expanduser().resolve()
+    if (
+        python.exists()
+        and complete(python, req_stamp)
+        and (
+            not explicit
+            or stamp_ok(odoo_stamp, source)
+            or linked_odoo(python) == Path(source).expanduser().resolve()
+        )
     ):
         return python
     kind = check_source(source)

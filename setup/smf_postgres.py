@@ -36,7 +36,9 @@ def server_binaries():
     """The folder holding initdb and pg_ctl (newest installed server), or None."""
     candidates = sorted(
         Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+        key=lambda p: (
+            int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0
+        ),
     )
     if candidates:
         return candidates[-1].parent
@@ -107,7 +109,11 @@ class Cluster:
             raise StepFailed(
                 f"step '{step}' of the private PostgreSQL cluster failed (exit {rc}). "
                 f"Last lines of {log}:\n{tail(log)}"
-                + (f"\nServer log ({self.log}):\n{tail(self.log)}" if self.log.exists() else "")
+                + (
+                    f"\nServer log ({self.log}):\n{tail(self.log)}"
+                    if self.log.exists()
+                    else ""
+                )
             )
 
     def give(self, path):
@@ -169,7 +175,9 @@ class Cluster:
             )
 
     def initialized(self):
-        return (self.folder / "initialized").exists() and (self.data / "PG_VERSION").exists()
+        return (self.folder / "initialized").exists() and (
+            self.data / "PG_VERSION"
+        ).exists()
 
     def init(self):
         """initdb with the ``odoo`` superuser (an interrupted one starts over)."""
@@ -177,7 +185,15 @@ class Cluster:
         self.give(self.folder)
         if os.geteuid() == 0:
             probe = subprocess.run(
-                ["runuser", "-u", self.owner.pw_name, "--", "test", "-w", str(self.folder)],
+                [
+                    "runuser",
+                    "-u",
+                    self.owner.pw_name,
+                    "--",
+                    "test",
+                    "-w",
+                    str(self.folder),
+                ],
                 capture_output=True,
                 check=False,
             )
@@ -229,7 +245,10 @@ class Cluster:
     def choose_port(self):
         with contextlib.suppress(OSError, ValueError):
             port = int((self.folder / "port").read_text())
-            if port_free(port) and not Path(self.socket_dir, f".s.PGSQL.{port}").exists():
+            if (
+                port_free(port)
+                and not Path(self.socket_dir, f".s.PGSQL.{port}").exists()
+            ):
                 return port
         port = free_port()
         (self.folder / "port").write_text(str(port))
@@ -242,7 +261,10 @@ class Cluster:
         with locked(self.folder.parent / "postgresql.lock"):
             port = self.running_port()
             if port:
-                say(f"Using the private PostgreSQL cluster already running on port {port}.")
+                say(
+                    "Using the private PostgreSQL cluster already running on "
+                    f"port {port}."
+                )
                 self.port = port
                 return self
             if not self.initialized():
@@ -277,7 +299,18 @@ class Cluster:
             return
         self.started_here = False
         try:
-            self.run("stop", "pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", "60", "stop")
+            self.run(
+                "stop",
+                "pg_ctl",
+                "-D",
+                self.data,
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "stop",
+            )
         except StepFailed as error:
             say(f"setup: {error}")
         else:

@@ -13,7 +13,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 _spec = importlib.util.spec_from_file_location(
@@ -142,8 +141,9 @@ def test_missing_system_packages_without_root_print_the_command(monkeypatch):
     else:
         raise AssertionError("a missing package must stop the script")
     assert "OpenLDAP headers, SASL headers" in message
-    assert "sudo apt-get install -y --no-install-recommends libldap-dev libsasl2-dev" in (
-        message
+    assert (
+        "sudo apt-get install -y --no-install-recommends libldap-dev libsasl2-dev"
+        in (message)
     )
     monkeypatch.setattr(boot, "os_release", lambda: {"ID": "arch"})
     try:
@@ -172,7 +172,9 @@ def test_missing_system_package_exits_2_without_traceback(monkeypatch, capsys):
     assert "Traceback" not in err
 
 
-def test_root_on_debian_installs_with_apt_after_saying_what(monkeypatch, capsys, tmp_path):
+def test_root_on_debian_installs_with_apt_after_saying_what(
+    monkeypatch, capsys, tmp_path
+):
     calls = []
     monkeypatch.setattr(boot.os, "geteuid", lambda: 0)
     monkeypatch.setattr(boot, "os_release", lambda: DEBIAN)
@@ -205,7 +207,7 @@ def test_odoo_source_kinds_and_archive_layouts(tmp_path):
     assert boot.check_source(str(tmp_path / "src")) == "folder"  # one level down
     assert boot.odoo_root_in(tmp_path / "src") == tree
     old = _odoo_tree(tmp_path / "old", (17, 0))
-    with pytest.raises(boot.PrerequisiteError, match="holds Odoo 17.0"):
+    with pytest.raises(boot.PrerequisiteError, match=r"holds Odoo 17\.0"):
         boot.check_source(str(old))
     with pytest.raises(boot.PrerequisiteError, match="does not exist"):
         boot.check_source(str(tmp_path / "missing"))
@@ -273,12 +275,13 @@ def test_private_cluster_life_cycle_and_interrupted_initdb():
             script = (
                 "import psycopg2, sys\n"
                 "for host in sys.argv[1:]:\n"
-                "    c = psycopg2.connect(dbname='postgres', host=host, port=%s,"
-                " user=%r, password=%r)\n"
+                "    c = psycopg2.connect(dbname='postgres', host=host, "
+                f"port={env['PGPORT']}, user={env['PGUSER']!r}, "
+                f"password={env['PGPASSWORD']!r})\n"
                 "    cur = c.cursor(); cur.execute('select current_user, "
                 "(select rolsuper from pg_roles where rolname = current_user)')\n"
                 "    print(*cur.fetchone())\n"
-            ) % (env["PGPORT"], env["PGUSER"], env["PGPASSWORD"])
+            )
             out = subprocess.run(
                 [smf.PYTHON, "-c", script, env["PGHOST"], "127.0.0.1"],
                 capture_output=True,

@@ -11,12 +11,14 @@ of this machine's Odoo 19.0 built for the test (outside the repository), and
    reach the simulator; Ctrl-C stops Odoo, the simulator and the cluster;
 3. a third run reuses everything and is ready quickly; SIGTERM stops it all.
 
-Slow on its first run on a machine (it installs Odoo's requirements from the
-package index; pip's own cache, outside the repository, serves later runs).
+Slow on its first run on a machine: it archives Odoo (kept in ~/.cache/smf-tests
+for the next runs) and installs Odoo's requirements from the package index
+(pip's own cache, outside the repository, serves later runs).
 """
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -50,6 +52,50 @@ def odoo_source_root():
         check=False,
     ).stdout.strip()
     return Path(out) if out and (Path(out) / "odoo" / "release.py").exists() else None
+
+
+def odoo_archive(source):
+    """An archive of this machine's Odoo tree, as a user would download it.
+
+    Built once per Odoo version and tree into the user's cache (outside the
+    repository): it takes minutes and a few hundred MB."""
+    digest = hashlib.sha256(str(source).encode())
+    digest.update((source / "odoo" / "release.py").read_bytes())
+    # a module added, removed or updated in place changes its folder's times
+    for folder in (source / "addons", source / "odoo" / "addons"):
+        for entry in sorted(folder.iterdir()):
+            digest.update(f"{entry.name}{entry.stat().st_mtime_ns}".encode())
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    archive = cache / "smf-tests" / f"odoo-19.0-{digest.hexdigest()[:12]}.tar.gz"
+    if archive.exists():
+        return archive
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    for old in archive.parent.glob("odoo-19.0-*.tar.gz"):
+        old.unlink()  # one archive at a time
+    partial = archive.with_name(f"{archive.name}.{os.getpid()}.part")
+    try:
+        subprocess.run(
+            [
+                "tar",
+                "-C",
+                str(source.parent),
+                "--exclude=.git",
+                "--exclude=custom_addons",
+                "--exclude=__pycache__",
+                "--exclude=*.egg-info",
+                "-I",
+                "gzip -1",
+                "-cf",
+                str(partial),
+                source.name,
+            ],
+            check=True,
+            timeout=1200,
+        )
+        partial.replace(archive)
+    finally:
+        partial.unlink(missing_ok=True)
+    return archive
 
 
 class Run:
@@ -139,24 +185,7 @@ def test_fresh_machine_setup_run():
     with public_tmpdir("smf-fresh-") as tmp:
         try:
             started = time.monotonic()
-            archive = tmp / "odoo-19.0.tar.gz"
-            subprocess.run(
-                [
-                    "tar",
-                    "-C",
-                    str(source.parent),
-                    "--exclude=.git",
-                    "--exclude=custom_addons",
-                    "--exclude=__pycache__",
-                    "--exclude=*.egg-info",
-                    "-I",
-                    "gzip -1",
-                    "-cf",
-                    str(archive),
-                    source.name,
-                ],
-                check=True,
-            )
+            archive = odoo_archive(source)
             timings["archive"] = time.monotonic() - started
             repo = copy_repo(tmp / "clone")
             started = time.monotonic()
@@ -174,7 +203,10 @@ def test_fresh_machine_setup_run():
                 and k not in ("PYTHONPATH", "VIRTUAL_ENV")
             }
             probe = subprocess.run(
-                [str(python), "-c", "import odoo"], env=env, capture_output=True, check=False
+                [str(python), "-c", "import odoo"],
+                env=env,
+                capture_output=True,
+                check=False,
             )
             assert probe.returncode, "the new virtual environment must not have Odoo"
             pg_port, http_port, twilio_port = (smf.free_port() for _ in range(3))
@@ -215,9 +247,10 @@ def test_fresh_machine_setup_run():
                 assert response.status == 200
             deadline = time.monotonic() + 240
             messages = []
-            while time.monotonic() < deadline and len(
-                [m for m in messages if "bienvenue" in m["body"].lower()]
-            ) < 3:
+            while (
+                time.monotonic() < deadline
+                and len([m for m in messages if "bienvenue" in m["body"].lower()]) < 3
+            ):
                 messages = simulator_messages(twilio_port)
                 time.sleep(3)
             welcome = [m for m in messages if "bienvenue" in m["body"].lower()]
@@ -227,7 +260,9 @@ def test_fresh_machine_setup_run():
             assert run.signal(signal.SIGINT) == 0, run.output[-3000:]
             assert "Private PostgreSQL cluster stopped" in run.output
             assert_all_stopped(run, tmp, [http_port, twilio_port, cluster_port])
-            assert not (repo / ".smf" / "postgresql" / "data" / "postmaster.pid").exists()
+            assert not (
+                repo / ".smf" / "postgresql" / "data" / "postmaster.pid"
+            ).exists()
 
             # 3. a re-run reuses everything; SIGTERM (to setup/run alone) stops all
             run = Run(repo, env)

@@ -60,9 +60,13 @@ def test_missing_odoo_with_a_wrong_source_is_reported():
 
         odoo17 = tmp / "odoo-17" / "odoo"
         odoo17.mkdir(parents=True)
-        (odoo17 / "release.py").write_text("version_info = (17, 0, 0, 'final', 0, '')\n")
+        (odoo17 / "release.py").write_text(
+            "version_info = (17, 0, 0, 'final', 0, '')\n"
+        )
         archive = tmp / "odoo-17.tar.gz"
-        subprocess.run(["tar", "-C", str(tmp), "-czf", str(archive), "odoo-17"], check=True)
+        subprocess.run(
+            ["tar", "-C", str(tmp), "-czf", str(archive), "odoo-17"], check=True
+        )
         result = run_in_copy(repo, {"PYTHON": str(python), "ODOO_SOURCE": str(archive)})
         assert result.returncode == 2, result.stdout + result.stderr
         assert "holds Odoo 17.0; these addons need Odoo 19.0" in result.stderr
@@ -88,7 +92,7 @@ def test_failed_bootstrap_step_names_step_log_and_its_end():
         assert "[2/4] Virtual environment" in result.stdout
         assert re.search(r"done in \d+\.\d s", result.stdout)
         log = repo / ".smf" / "logs" / "requirements.log"
-        assert f"step 'Python requirements' failed (exit 1)" in result.stderr
+        assert "step 'Python requirements' failed (exit 1)" in result.stderr
         assert str(log) in result.stderr
         assert "smf-no-such-package-zz" in result.stderr  # the log's last lines
         assert "Traceback" not in result.stderr
