@@ -127,8 +127,15 @@ def pg_args():
 
 
 def db_options():
-    """Odoo's database options from the environment (libpq's PG* variables)."""
-    return [f"--{option}={value}" for option, value in pg_settings().items()]
+    """Odoo's database options from the environment (libpq's PG* variables).
+
+    Not the password: libpq reads PGPASSWORD from the environment Odoo
+    inherits, and a command line is visible to every local user."""
+    return [
+        f"--{option}={value}"
+        for option, value in pg_settings().items()
+        if option != "db_password"
+    ]
 
 
 def addons_path():
