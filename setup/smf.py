@@ -122,8 +122,12 @@ def pg_settings():
 
 
 def pg_args():
-    """The PG* values, in a fixed order, for the small psycopg2 probes."""
-    return [os.environ.get(name, "") for name in PG_ENV_TO_ODOO]
+    """The PG* values, in a fixed order, for the small psycopg2 probes (the
+    password stays in the environment, where libpq finds it)."""
+    return [
+        "" if name == "PGPASSWORD" else os.environ.get(name, "")
+        for name in PG_ENV_TO_ODOO
+    ]
 
 
 def db_options():
