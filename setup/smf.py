@@ -192,7 +192,12 @@ def check_postgresql():
         [PYTHON, "-c", script, *args], capture_output=True, text=True, check=False
     )
     if probe.returncode:
-        detail = last_line(probe.stderr)
+        errors = [
+            line.split(":", 1)[1].strip()
+            for line in probe.stderr.splitlines()
+            if line.startswith("psycopg2.OperationalError:")
+        ]
+        detail = errors[0] if errors else last_line(probe.stderr)
         raise PostgresqlUnreachable(
             "PostgreSQL is not reachable with the settings Odoo will use "
             f"(PGHOST={os.environ.get('PGHOST', '<local socket>')}, "
@@ -612,8 +617,8 @@ def wire_demo_to_simulator(dbname, odoo_url, simulator_url):
     )
     cmd = odoo_command(
         f"--addons-path={addons_path()}",
+        "shell",  # only --addons-path may come before Odoo's subcommand
         *db_options(),
-        "shell",
         "-d",
         dbname,
         "--no-http",

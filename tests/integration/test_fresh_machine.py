@@ -123,6 +123,11 @@ class Run:
             if "demo is ready" in line:
                 self.ready_after = time.monotonic() - self.started
                 self.ready.set()
+        self.ready.set()  # it stopped: whoever waits must not wait in vain
+
+    def wait_ready(self, timeout):
+        """True once the demo is served; False when it stopped or timed out."""
+        return self.ready.wait(timeout) and self.ready_after is not None
 
     @property
     def output(self):
@@ -234,7 +239,7 @@ def test_fresh_machine_setup_run():
             # 2. again: recovers, serves, SMS reach the simulator, Ctrl-C stops all
             run = Run(repo, env)
             runs.append(run)
-            assert run.ready.wait(READY_TIMEOUT), run.output[-5000:]
+            assert run.wait_ready(READY_TIMEOUT), run.output[-5000:]
             timings["bootstrap to ready"] = run.ready_after
             out = run.output
             for step in ("Unpacking", "Virtual environment", "Python requirements"):
@@ -267,7 +272,7 @@ def test_fresh_machine_setup_run():
             # 3. a re-run reuses everything; SIGTERM (to setup/run alone) stops all
             run = Run(repo, env)
             runs.append(run)
-            assert run.ready.wait(300), run.output[-5000:]
+            assert run.wait_ready(300), run.output[-5000:]
             timings["re-run to ready"] = run.ready_after
             out = run.output
             assert "Reusing demo database" in out
