@@ -607,8 +607,28 @@ def start_simulator(port, odoo_url):
 
 
 def wire_demo_to_simulator(dbname, odoo_url, simulator_url):
+    """Run ``demo_twilio.py`` in ``odoo shell``, unless it already ran with
+    the same URLs, language and script (an ``odoo shell`` costs a registry
+    load: skipping it keeps a re-run quick)."""
+    script = (REPO / "setup" / "demo_twilio.py").read_text()
+    wiring = " ".join(
+        [
+            odoo_url,
+            simulator_url,
+            os.environ.get("SMF_LANG") or "en_US",
+            hashlib.sha256(script.encode()).hexdigest()[:16],
+        ]
+    )
+    done = psql_query(
+        "SELECT value FROM ir_config_parameter WHERE key = 'smf_setup.demo_wiring'",
+        dbname,
+    )
+    if done == [[wiring]]:
+        say("Demo company already wired to the simulator.")
+        return
     env = dict(
         os.environ,
+        SMF_DEMO_WIRING=wiring,
         SMF_ODOO_URL=odoo_url,
         SMF_TWILIO_URL=simulator_url,
         SMF_TWILIO_SID=DEMO_TWILIO_SID,
@@ -624,7 +644,6 @@ def wire_demo_to_simulator(dbname, odoo_url, simulator_url):
         "--no-http",
         "--log-level=warn",
     )
-    script = (REPO / "setup" / "demo_twilio.py").read_text()
     proc = subprocess.run(
         cmd,
         input=script,

@@ -4,6 +4,7 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def public_tmpdir(prefix):
         for pid in leftover_processes(path):
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+        # rm is much faster than shutil.rmtree on an Odoo tree and a venv
+        subprocess.run(["rm", "-rf", str(path)], check=False)
         shutil.rmtree(path, ignore_errors=True)
 
 

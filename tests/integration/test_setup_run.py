@@ -341,6 +341,7 @@ def test_run_serves_demo_and_is_safe_to_rerun(odoo_ready):
                 assert "Creating demo database" in demo.output
             else:
                 assert "Reusing demo database" in demo.output
+                assert "Demo company already wired" in demo.output
         assert states[0]["has_funnel_menu"]
         assert states[0]["provider"] == "twilio", "demo company sends via the simulator"
         assert states[0]["templates"] >= 2, "our demo SMS templates are missing"
