@@ -13,6 +13,11 @@ Databases it creates (all on the PostgreSQL server Odoo is configured for):
   the dependency list, so a change of either builds a new template.
 * ``smf_test_<pid>_<n>``: throwaway copies of a template for one test run.
 * ``$SMF_DB`` (default ``smf_demo``): the demo database of ``setup/run``.
+
+When ``$PYTHON`` has no Odoo, ``smf_bootstrap`` installs Odoo 19.0 into the
+project's environment ``.smf/venv`` first; when no PostgreSQL server is
+reachable, ``smf_postgres`` runs the project's private cluster for the
+duration of the command.
 """
 
 import argparse
@@ -33,6 +38,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import smf_bootstrap as bootstrap
+import smf_postgres
+from smf_bootstrap import PrerequisiteError, StepFailed, say
+
 REPO = Path(__file__).resolve().parent.parent
 ADDONS = tuple(sorted(p.parent.name for p in REPO.glob("*/__manifest__.py")))
 ODOO_SERIES = "19.0"
@@ -52,12 +63,30 @@ ALLOWED_LOG_PROBLEMS = (
 )
 
 
-class PrerequisiteError(Exception):
-    """Something the project needs is missing; the message says what to do."""
+class PostgresqlUnreachable(PrerequisiteError):
+    """No connection to the configured server; ``refused`` when nothing
+    answered at all (as opposed to a server that rejected us)."""
+
+    def __init__(self, message, detail, refused):
+        super().__init__(message)
+        self.detail = detail
+        self.refused = refused
 
 
-def say(message):
-    print(message, flush=True)
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: unwinds like Ctrl-C, so every ``finally`` stops what it started."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+# What libpq says when nothing answers at the address it tried.
+NOTHING_LISTENS = re.compile(
+    r"Connection refused|No such file or directory|could not translate host name|"
+    r"timeout expired|Network is unreachable|could not connect to server",
+    re.IGNORECASE,
+)
 
 
 def last_line(text):
@@ -93,13 +122,24 @@ def pg_settings():
 
 
 def pg_args():
-    """The PG* values, in a fixed order, for the small psycopg2 probes."""
-    return [os.environ.get(name, "") for name in PG_ENV_TO_ODOO]
+    """The PG* values, in a fixed order, for the small psycopg2 probes (the
+    password stays in the environment, where libpq finds it)."""
+    return [
+        "" if name == "PGPASSWORD" else os.environ.get(name, "")
+        for name in PG_ENV_TO_ODOO
+    ]
 
 
 def db_options():
-    """Odoo's database options from the environment (libpq's PG* variables)."""
-    return [f"--{option}={value}" for option, value in pg_settings().items()]
+    """Odoo's database options from the environment (libpq's PG* variables).
+
+    Not the password: libpq reads PGPASSWORD from the environment Odoo
+    inherits, and a command line is visible to every local user."""
+    return [
+        f"--{option}={value}"
+        for option, value in pg_settings().items()
+        if option != "db_password"
+    ]
 
 
 def addons_path():
@@ -152,15 +192,22 @@ def check_postgresql():
         [PYTHON, "-c", script, *args], capture_output=True, text=True, check=False
     )
     if probe.returncode:
-        detail = last_line(probe.stderr)
-        raise PrerequisiteError(
+        errors = [
+            line.split(":", 1)[1].strip()
+            for line in probe.stderr.splitlines()
+            if line.startswith("psycopg2.OperationalError:")
+        ]
+        detail = errors[0] if errors else last_line(probe.stderr)
+        raise PostgresqlUnreachable(
             "PostgreSQL is not reachable with the settings Odoo will use "
             f"(PGHOST={os.environ.get('PGHOST', '<local socket>')}, "
             f"PGPORT={os.environ.get('PGPORT', '5432')}, "
             f"PGUSER={os.environ.get('PGUSER', '<current user>')}): {detail}\n"
             "Start PostgreSQL (13 or newer) and make sure this role exists and may "
             "create databases (Odoo refuses the 'postgres' role), e.g.: "
-            "sudo -u postgres createuser --superuser $USER"
+            "sudo -u postgres createuser --superuser $USER",
+            detail,
+            bool(NOTHING_LISTENS.search(probe.stderr)),
         )
     version = int(probe.stdout.strip())
     if version < 130000:
@@ -172,10 +219,20 @@ def check_postgresql():
 
 
 def install_requirements(*files):
-    """Install the project's Python requirements into $PYTHON (quiet when met)."""
+    """Install the project's Python requirements into $PYTHON (quiet when met).
+
+    In the project's own environment a stamp of the files skips pip when they
+    did not change since the last install."""
     args = []
+    digest = hashlib.sha256(PYTHON.encode())
     for name in files:
         args += ["-r", str(REPO / name)]
+        digest.update((REPO / name).read_bytes())
+    stamp = None
+    if Path(PYTHON).resolve().is_relative_to(bootstrap.STATE.resolve()):
+        stamp = bootstrap.STATE / "venv" / f".smf-{digest.hexdigest()[:16]}"
+        if stamp.exists():
+            return
     result = subprocess.run(
         [
             PYTHON,
@@ -194,16 +251,109 @@ def install_requirements(*files):
             f"{result.returncode}). Install them by hand: {PYTHON} -m pip install "
             + " ".join(args)
         )
+    if stamp:
+        stamp.write_text("")
+
+
+def prepare_python():
+    """Odoo 19.0's interpreter: $PYTHON, or the project's environment (built
+    on first use); exported as PYTHON for every child process."""
+    global PYTHON
+    PYTHON = bootstrap.ensure_odoo_python(PYTHON)
+    os.environ["PYTHON"] = PYTHON
+    return check_python()
+
+
+def pg_configured():
+    return any(os.environ.get(name) for name in PG_ENV_TO_ODOO)
+
+
+@contextlib.contextmanager
+def postgresql():
+    """The server for this command: the one the PG* variables (or libpq's
+    defaults) reach, else the project's private cluster, started here and
+    stopped at the end.  ``SMF_POSTGRES=server|private`` forces the choice.
+    Yields the server's version number."""
+    mode = os.environ.get("SMF_POSTGRES", "auto")
+    if mode not in ("auto", "server", "private"):
+        raise PrerequisiteError(
+            f"SMF_POSTGRES={mode}: use 'server', 'private' or leave it unset."
+        )
+    if mode != "private":
+        try:
+            version = check_postgresql()
+        except PostgresqlUnreachable as error:
+            if mode == "server" or (pg_configured() and not error.refused):
+                raise
+            say(
+                f"No PostgreSQL server answers ({error.detail.strip()}): "
+                "using the project's private cluster."
+            )
+        else:
+            yield version
+            return
+    cluster = smf_postgres.Cluster()
+    if cluster.bindir is None:
+        version, _ = bootstrap.python_info(PYTHON)
+        bootstrap.ensure_system_packages(
+            ["postgresql"], version, "The private PostgreSQL cluster"
+        )
+        cluster = smf_postgres.Cluster()
+        if cluster.bindir is None:
+            raise PrerequisiteError(
+                "No PostgreSQL server binaries (initdb, pg_ctl) were found in "
+                "/usr/lib/postgresql/*/bin or on PATH."
+            )
+    saved = {name: os.environ.get(name) for name in PG_ENV_TO_ODOO}
+    try:
+        cluster.start()
+        os.environ.update(cluster.environment())
+        yield check_postgresql()
+    finally:
+        cluster.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def browser_needs():
+    """What the test suite needs from the OS: Chromium (tours), wkhtmltopdf."""
+    needs = []
+    browsers = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+    if not any(shutil.which(name) for name in browsers):
+        needs.append("chromium")
+    if not shutil.which("wkhtmltopdf"):
+        needs.append("wkhtmltopdf")
+    return needs
 
 
 def check_prerequisites(requirements=("requirements.txt",)):
-    series = check_python()
+    """For scripts that run on their own (benchmarks): Odoo 19.0 (the project's
+    environment is built if needed) and a reachable PostgreSQL server, which
+    they use after this returns (so not the private cluster)."""
+    series = prepare_python()
     pg = check_postgresql()
     install_requirements(*requirements)
-    say(
-        f"ok: Odoo {series} from {PYTHON}; PostgreSQL {pg // 10000}; "
-        f"requirements installed ({', '.join(requirements)})"
-    )
+    say(f"ok: Odoo {series} from {PYTHON}; PostgreSQL {pg // 10000}")
+
+
+@contextlib.contextmanager
+def prerequisites(requirements=("requirements.txt",), for_tests=False):
+    """Odoo, the OS packages, PostgreSQL and the Python requirements, for the
+    duration of one command."""
+    series = prepare_python()
+    if for_tests:
+        version, _ = bootstrap.python_info(PYTHON)
+        bootstrap.ensure_system_packages(browser_needs(), version, "The test suite")
+    with postgresql() as pg:
+        install_requirements(*requirements)
+        say(
+            f"ok: Odoo {series} from {PYTHON}; PostgreSQL {pg // 10000}; "
+            f"requirements installed ({', '.join(requirements)})"
+        )
+        yield
 
 
 # ---------------------------------------------------------------------------
@@ -285,8 +435,9 @@ def run_odoo(args, log_path=None, check=True):
         Path(log_path).write_text(log)
     if check and proc.returncode:
         tail = "\n".join(log.splitlines()[-30:])
+        where = f"\nFull log: {log_path}" if log_path else ""
         raise RuntimeError(
-            f"Odoo failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}"
+            f"Odoo failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}{where}"
         )
     return proc.returncode, log
 
@@ -350,7 +501,9 @@ def ensure_template(demo=True):
         ]
         if demo:
             args.append("--with-demo")
-        run_odoo(args)
+        logs = bootstrap.STATE / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        run_odoo(args, log_path=logs / f"{name}.log")
         run_odoo_db("rename", building, name)
         say(f"Template {name} built in {time.monotonic() - started:.0f} s")
     return name
@@ -454,8 +607,28 @@ def start_simulator(port, odoo_url):
 
 
 def wire_demo_to_simulator(dbname, odoo_url, simulator_url):
+    """Run ``demo_twilio.py`` in ``odoo shell``, unless it already ran with
+    the same URLs, language and script (an ``odoo shell`` costs a registry
+    load: skipping it keeps a re-run quick)."""
+    script = (REPO / "setup" / "demo_twilio.py").read_text()
+    wiring = " ".join(
+        [
+            odoo_url,
+            simulator_url,
+            os.environ.get("SMF_LANG") or "en_US",
+            hashlib.sha256(script.encode()).hexdigest()[:16],
+        ]
+    )
+    done = psql_query(
+        "SELECT value FROM ir_config_parameter WHERE key = 'smf_setup.demo_wiring'",
+        dbname,
+    )
+    if done == [[wiring]]:
+        say("Demo company already wired to the simulator.")
+        return
     env = dict(
         os.environ,
+        SMF_DEMO_WIRING=wiring,
         SMF_ODOO_URL=odoo_url,
         SMF_TWILIO_URL=simulator_url,
         SMF_TWILIO_SID=DEMO_TWILIO_SID,
@@ -464,14 +637,13 @@ def wire_demo_to_simulator(dbname, odoo_url, simulator_url):
     )
     cmd = odoo_command(
         f"--addons-path={addons_path()}",
+        "shell",  # only --addons-path may come before Odoo's subcommand
         *db_options(),
-        "shell",
         "-d",
         dbname,
         "--no-http",
         "--log-level=warn",
     )
-    script = (REPO / "setup" / "demo_twilio.py").read_text()
     proc = subprocess.run(
         cmd,
         input=script,
@@ -488,17 +660,31 @@ def wire_demo_to_simulator(dbname, odoo_url, simulator_url):
 
 
 def stop_group(proc, timeout=20):
-    if proc and proc.poll() is None:
+    """SIGINT to a child's process group, SIGKILL if it lingers; reaped."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        proc.wait()
+
+
+def ignore_signals():
+    """While cleaning up: a second Ctrl-C or SIGTERM must not cut it short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def cmd_run(args):
-    check_prerequisites()
+    with prerequisites():
+        return serve_demo(args)
+
+
+def serve_demo(args):
     dbname = os.environ.get("SMF_DB", "smf_demo")
     port = int(os.environ.get("SMF_HTTP_PORT", "8069"))
     twilio_port = int(os.environ.get("SMF_TWILIO_PORT", "8075"))
@@ -534,15 +720,10 @@ def cmd_run(args):
         f"--http-port={port}",
         *args.odoo_args,
     )
-    simulator = start_simulator(twilio_port, odoo_url)
-    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True)
-
-    def stop(signum=None, frame=None):
-        stop_group(proc)
-        stop_group(simulator, timeout=5)
-
-    signal.signal(signal.SIGTERM, stop)
+    simulator = proc = None
     try:
+        simulator = start_simulator(twilio_port, odoo_url)
+        proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True)
         if wait_http(f"{odoo_url}/web/login", proc):
             say(
                 f"\nsms_microfunnel demo is ready: {odoo_url}/odoo  "
@@ -558,14 +739,14 @@ def cmd_run(args):
                 "interface: SMF_LANG=fr_FR ./setup/run, or Preferences > Language.\n"
                 "Press Ctrl-C to stop.\n"
             )
-        rc = proc.wait()
+        return proc.wait()
     except KeyboardInterrupt:
-        stop()
-        say("Stopped.")
+        say("Stopping…")
         return 0
     finally:
-        stop()
-    return rc
+        ignore_signals()
+        stop_group(proc)
+        stop_group(simulator, timeout=5)
 
 
 # ---------------------------------------------------------------------------
@@ -649,7 +830,11 @@ def core_test_paths():
 
 
 def cmd_test(args):
-    check_prerequisites(("requirements.txt", "requirements-test.txt"))
+    with prerequisites(("requirements.txt", "requirements-test.txt"), for_tests=True):
+        return run_tests(args)
+
+
+def run_tests(args):
     workdir = Path(tempfile.mkdtemp(prefix="smf-test-"))
     say(f"Logs and reports go to {workdir}")
     started = time.monotonic()
@@ -728,14 +913,32 @@ def main(argv=None):
     test.add_argument("pytest_args", nargs="*", help="pytest arguments, after --")
     sub.add_parser("check", help="check prerequisites only")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.command == "check":
-            check_prerequisites()
-            return 0
+            with prerequisites():
+                return 0
         return {"run": cmd_run, "test": cmd_test}[args.command](args)
     except PrerequisiteError as error:
         print(f"setup: {error}", file=sys.stderr)
         return EXIT_PREREQUISITE
+    except (StepFailed, RuntimeError) as error:
+        print(f"setup: {error}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as error:
+        print(
+            f"setup: {' '.join(map(str, error.cmd))[:300]} failed "
+            f"(exit {error.returncode}):\n{(error.stderr or '')[-3000:]}",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "setup: interrupted. Running the same command again resumes where "
+            "it stopped.",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":
