@@ -6,8 +6,9 @@ minutes/hours/days, live step figures, phone preview, dry-run labels."""
 from freezegun import freeze_time
 
 from odoo import Command
-from odoo.tests import Form, tagged
+from odoo.tests import Form, HttpCase, TransactionCase, tagged
 
+from .test_french import load_french
 from .test_funnel import SUNDAY_11H_PARIS, TUESDAY_10H_PARIS, FunnelCase
 
 
@@ -237,3 +238,112 @@ class TestFunnelBuilder(FunnelCase):
         result = wizard.action_send()
         self.assertEqual(result["tag"], "display_notification")
         self.assertIn("+33699887766", result["params"]["message"])
+
+
+@tagged("post_install", "-at_install")
+class TestMarketerTours(HttpCase):
+    """In Chromium, as a marketer walks: build a 3-step funnel on a new record
+    in one pass, preview, pre-flight, start with confirmation, then see the
+    figures on the canvas after a dispatch; in English and in French."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        company = cls.env.company
+        company.write(
+            {
+                "country_id": cls.env.ref("base.fr").id,
+                "sms_funnel_sender_label": "ACME: ",
+                "sms_funnel_optout_mention": "STOP au 36111",
+            }
+        )
+        Campaign = cls.env["sms.microfunnel.campaign"]
+        Partner = cls.env["res.partner"]
+        # only this test's contacts are marketable
+        Partner.search(Campaign._marketable_domain("res.partner")).action_archive()
+        fr = cls.env.ref("base.fr").id
+        cls.contacts = Partner.create(
+            [
+                {
+                    "name": name,
+                    "phone": phone,
+                    "country_id": fr,
+                    "tz": "Europe/Paris",
+                }
+                for name, phone in (
+                    ("Alice Tour", "+33611110001"),
+                    ("Bastien Tour", "+33611110002"),
+                    ("Céline Sans Accord", "+33611110003"),
+                )
+            ]
+        )
+        cls.env["sms.microfunnel.consent.event"]._record(
+            [
+                {
+                    "event_type": "confirmed",
+                    "number": partner.phone,
+                    "partner_id": partner.id,
+                    "source": "web_form",
+                    "wording": "J'accepte de recevoir des SMS.",
+                }
+                for partner in cls.contacts[:2]
+            ]
+        )
+
+    def walk(self, tour, name):
+        self.start_tour("/odoo", tour, login="admin")
+        funnel = self.env["sms.microfunnel.campaign"].search([("name", "=", name)])
+        self.assertEqual(funnel.state, "running")
+        steps = {step.name: step for step in funnel.step_ids}
+        self.assertEqual(set(steps), {"Offer", "Reminder", "Last call"})
+        self.assertFalse(steps["Offer"].parent_id)
+        self.assertEqual(steps["Reminder"].parent_id, steps["Offer"])
+        self.assertEqual(steps["Reminder"].condition, "not_clicked")
+        self.assertEqual(steps["Reminder"].wait_hours, 24)
+        self.assertEqual(steps["Last call"].parent_id, steps["Reminder"])
+        self.assertEqual(
+            set(funnel.enrollment_ids.mapped("res_id")),
+            set(self.contacts[:2].ids),
+            "the contact without consent is neither in the audience nor enrolled",
+        )
+        self.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch").method_direct_trigger()
+        self.start_tour(
+            f"/odoo/action-sms_microfunnel.action_sms_funnel/{funnel.id}",
+            "sms_microfunnel_builder_counts_tour",
+            login="admin",
+        )
+
+    def test_marketer_builds_and_starts_a_funnel(self):
+        self.walk("sms_microfunnel_marketer_tour", "Tour funnel")
+
+    def test_marketer_builds_and_starts_a_funnel_in_french(self):
+        load_french(self.env)
+        self.env.ref("base.user_admin").lang = "fr_FR"
+        self.walk("sms_microfunnel_marketer_tour_fr", "Parcours visite")
+
+
+@tagged("post_install", "-at_install")
+class TestConsentWording(TransactionCase):
+    def test_wording_names_the_company_in_each_language(self):
+        load_french(self.env)
+        company = self.env["res.company"].create({"name": "Horizon Formation"})
+        self.assertIn("{company}", company.sms_consent_wording)
+        self.assertTrue(company.sms_consent_wording_warning)
+        english = company.with_context(lang="en_US")._sms_consent_wording_text()
+        french = company.with_context(lang="fr_FR")._sms_consent_wording_text()
+        self.assertIn("from Horizon Formation at this number", english)
+        self.assertTrue(french.startswith("J'accepte de recevoir"), french)
+        self.assertIn("de Horizon Formation", french)
+        # the form's wizard records the same text
+        settings = self.env["res.config.settings"].with_company(company).create({})
+        self.assertTrue(settings.sms_consent_wording_warning)
+        company.sms_consent_wording = (
+            "J'accepte les SMS de Horizon Formation. STOP au 36111."
+        )
+        self.assertFalse(company.sms_consent_wording_warning)
+        self.assertEqual(
+            company.with_context(lang="fr_FR")._sms_consent_wording_text(),
+            "J'accepte les SMS de Horizon Formation. STOP au 36111.",
+        )
+        company.sms_consent_wording = "I agree to SMS from YourCompany."
+        self.assertTrue(company.sms_consent_wording_warning, "the demo name")

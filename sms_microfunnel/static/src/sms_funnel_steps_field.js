@@ -79,6 +79,14 @@ const STEP_ICONS = {
     crm_update: "fa-handshake-o",
 };
 
+/** One step card of the builder, with its branches below (recursive). */
+export class SmsFunnelBuilderNode extends Component {
+    static template = "sms_microfunnel.SmsFunnelBuilderNode";
+    static props = {node: Object, builder: Object};
+    static components = {Dropdown, DropdownItem};
+}
+SmsFunnelBuilderNode.components.SmsFunnelBuilderNode = SmsFunnelBuilderNode;
+
 /**
  * The funnel builder: the steps of a funnel drawn top-down as a tree of cards
  * joined by their branch conditions (Odoo's one2many of steps, edited in the
@@ -92,7 +100,7 @@ const STEP_ICONS = {
  */
 export class SmsFunnelBuilderField extends X2ManyField {
     static template = "sms_microfunnel.SmsFunnelBuilderField";
-    static components = {...X2ManyField.components, Dropdown, DropdownItem};
+    static components = {...X2ManyField.components, SmsFunnelBuilderNode};
 
     setup() {
         super.setup();
@@ -166,13 +174,20 @@ export class SmsFunnelBuilderField extends X2ManyField {
     waitLabel(record) {
         const mode = record.data.wait_mode;
         const value = record.data.wait_value || 0;
-        const unit = this.selectionLabel(record, "wait_unit").toLowerCase();
-        const amount = `${formatFloat(value, {digits: [16, 2]}).replace(/[.,]00$/, "")} ${unit}`;
+        const units = {
+            minutes: [_t("minute"), _t("minutes")],
+            hours: [_t("hour"), _t("hours")],
+            days: [_t("day"), _t("days")],
+        }[record.data.wait_unit || "hours"];
+        const number = formatFloat(value, {digits: [16, 2]}).replace(/[.,]00$/, "");
+        const amount = `${number} ${value === 1 ? units[0] : units[1]}`;
         if (mode === "before_date" || mode === "after_date") {
             return `${amount} · ${this.selectionLabel(record, "wait_mode")}`;
         }
         if (!value) {
-            return mode === "after_parent" ? _t("Right after the previous step") : _t("At enrolment");
+            return mode === "after_parent"
+                ? _t("Right after the previous step")
+                : _t("At enrolment");
         }
         return mode === "after_parent"
             ? _t("%(wait)s after the previous step", {wait: amount})
