@@ -81,7 +81,7 @@ class SmsMicrofunnelConsentEvent(models.Model):
     _rec_name = "event_type"
 
     event_date = fields.Datetime(
-        "Date (UTC)", required=True, default=fields.Datetime.now, readonly=True
+        "Date", required=True, default=fields.Datetime.now, readonly=True
     )
     event_type = fields.Selection(EVENT_TYPES, "Event", required=True, readonly=True)
     proven = fields.Boolean(
@@ -114,7 +114,8 @@ class SmsMicrofunnelConsentEvent(models.Model):
     wording = fields.Text(help="The exact text the person agreed to or was shown.")
     wording_version = fields.Char()
     wording_sha256 = fields.Char("Wording SHA-256", readonly=True)
-    lang = fields.Char("Language")
+    lang = fields.Char("Language Code")
+    lang_name = fields.Char("Language", compute="_compute_lang_name")
     ip = fields.Char("IP Address")
     user_agent = fields.Char()
     user_id = fields.Many2one(
@@ -145,6 +146,15 @@ class SmsMicrofunnelConsentEvent(models.Model):
         readonly=True,
         help="The labels of the chosen interests exactly as shown to the person.",
     )
+
+    @api.depends("lang")
+    @api.depends_context("lang")
+    def _compute_lang_name(self):
+        """The language's name in the reader's language (“Français”), not its
+        code."""
+        names = dict(self.env["res.lang"].get_installed())
+        for event in self:
+            event.lang_name = names.get(event.lang, event.lang or "")
 
     # -- immutability --------------------------------------------------------
 

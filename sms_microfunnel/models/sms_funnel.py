@@ -62,7 +62,7 @@ class SmsMicrofunnelCampaign(models.Model):
         domain="[('model_name', '=', model_name), ('company_id', '=', company_id)]",
         index="btree_not_null",
         help="Audience: the members of this segment that also match the filter. "
-        "Enrolments remember it, for the rates per segment.",
+        "Enrollments remember it, for the rates per segment.",
     )
     utm_campaign_id = fields.Many2one("utm.campaign", "UTM Campaign")
     goal = fields.Selection(
@@ -80,8 +80,8 @@ class SmsMicrofunnelCampaign(models.Model):
     attribution_hours = fields.Integer("Attribution Window (hours)", default=168)
     exit_on_conversion = fields.Boolean(default=True)
     reenroll = fields.Selection(
-        [("never", "Never"), ("after_exit", "After the previous enrolment ended")],
-        "Re-enrolment",
+        [("never", "Never"), ("after_exit", "After the previous enrollment ended")],
+        "Re-enrollment",
         default="never",
         required=True,
     )
@@ -99,7 +99,8 @@ class SmsMicrofunnelCampaign(models.Model):
     )
     enroll_at = fields.Datetime(
         "Enroll Audience At",
-        help="Scheduled enrolment: the audience is enrolled at this time (UTC) if "
+        help="Scheduled enrollment: the audience is enrolled at this time (in your "
+        "time zone) if "
         "the funnel is running.",
     )
     audience_enrolled_at = fields.Datetime(readonly=True, copy=False)
@@ -163,7 +164,7 @@ class SmsMicrofunnelCampaign(models.Model):
                 ["__count"],
             )
         )
-        # "in progress": enrolments that can still receive something (a message
+        # "in progress": enrollments that can still receive something (a message
         # scheduled, deferred or handed to the provider), not those whose every
         # message was cancelled
         reachable = dict(
@@ -279,17 +280,22 @@ class SmsMicrofunnelCampaign(models.Model):
     @api.model
     def default_get(self, fields_list):
         values = super().default_get(fields_list)
-        # a funnel created from the screens starts on its marketable records,
-        # not on "every record" (companies and users included)
-        if (
-            "domain" in fields_list
-            and self.env.context.get("sms_funnel_marketable_default")
-            and "default_domain" not in self.env.context
-        ):
+        # a new funnel starts on its marketable records, not on "every record"
+        # (companies and users included)
+        if "domain" in fields_list and "default_domain" not in self.env.context:
             values["domain"] = repr(
                 self._marketable_domain(values.get("model_name") or "res.partner")
             )
         return values
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            if "domain" not in vals and "default_domain" not in self.env.context:
+                vals["domain"] = repr(
+                    self._marketable_domain(vals.get("model_name") or "res.partner")
+                )
+        return super().create(vals_list)
 
     @api.onchange("model_name")
     def _onchange_model_name_audience(self):
@@ -437,7 +443,7 @@ class SmsMicrofunnelCampaign(models.Model):
     def _cron_decide_ab_winners(self):
         """Pick the winning variant of A/B steps whose decision delay is over:
         best click rate (clicking / queued) or conversion rate (converted
-        enrolments / queued); ties and empty samples keep the test running."""
+        enrollments / queued); ties and empty samples keep the test running."""
         now = fields.Datetime.now()
         steps = self.env["sms.microfunnel.step"].search(
             [
@@ -526,11 +532,11 @@ class SmsMicrofunnelCampaign(models.Model):
         return action
 
     def _enroll_from_event(self, payload):
-        """Enrol the contact an external event names; returns a JSON-able dict.
+        """Enroll the contact an external event names; returns a JSON-able dict.
 
         The contact is found by ``partner_id``, ``ref`` or ``phone`` (created
         from ``phone`` + ``name`` when unknown, for contact funnels).  The same
-        ``idempotency_key`` twice enrols once.
+        ``idempotency_key`` twice enrolls once.
         """
         self.ensure_one()
         values = payload.get("values") or {}
@@ -600,7 +606,7 @@ class SmsMicrofunnelCampaign(models.Model):
 
     def _enroll(self, records, values=None, idempotency_key=None):
         """Enroll ``records`` (of the funnel's target model); returns the new
-        enrolments. Records already enrolled (or not re-enrollable) are skipped."""
+        enrollments. Records already enrolled (or not re-enrollable) are skipped."""
         self.ensure_one()
         if records._name != self.model_name:
             raise UserError(
@@ -714,7 +720,11 @@ class SmsMicrofunnelStep(models.Model):
     name = fields.Char(required=True)
     sequence = fields.Integer(default=10)
     campaign_id = fields.Many2one(
-        "sms.microfunnel.campaign", required=True, ondelete="cascade", index=True
+        "sms.microfunnel.campaign",
+        "Funnel",
+        required=True,
+        ondelete="cascade",
+        index=True,
     )
     company_id = fields.Many2one(related="campaign_id.company_id", store=True)
     parent_id = fields.Many2one(
@@ -742,7 +752,7 @@ class SmsMicrofunnelStep(models.Model):
     )
     wait_mode = fields.Selection(
         [
-            ("after_enrollment", "After enrolment"),
+            ("after_enrollment", "After enrollment"),
             ("after_parent", "After the previous step"),
             ("before_date", "Before a date of the record"),
             ("after_date", "After a date of the record"),

@@ -133,7 +133,7 @@ class TestFunnelDispatch(FunnelCase):
             first = self.funnel._enroll(self.anna | self.bruno)
             again = self.funnel._enroll(self.anna)
         self.assertEqual(len(first), 2)
-        self.assertFalse(again, "one enrolment per funnel and record")
+        self.assertFalse(again, "one enrollment per funnel and record")
         self.assertEqual(len(first.trace_ids), 2, "only root steps are scheduled")
         self.assertEqual(set(first.trace_ids.mapped("state")), {"scheduled"})
 

@@ -22,9 +22,7 @@ class TestFunnelLaunch(FunnelCase):
         cls.funnel.domain = repr([("id", "in", cls.four.ids)])
 
     def test_new_funnel_targets_marketable_records(self):
-        Campaign = self.env["sms.microfunnel.campaign"].with_context(
-            sms_funnel_marketable_default=True
-        )
+        Campaign = self.env["sms.microfunnel.campaign"]
         with Form(Campaign) as form:
             form.name = "Spring offer"
         funnel = form.record
@@ -54,9 +52,13 @@ class TestFunnelLaunch(FunnelCase):
             form.model_name = "crm.lead"
         self.assertIn("sms_consent_state", funnel.domain)
         self.assertNotIn("is_company", funnel.domain)
-        # funnels created by code keep an explicit audience
+        # funnels created by code too, for their own target
+        leads = Campaign.create({"name": "API", "model_name": "crm.lead"})
         self.assertEqual(
-            self.env["sms.microfunnel.campaign"].create({"name": "API"}).domain, "[]"
+            leads.domain, repr(Campaign._marketable_domain("crm.lead"))
+        )
+        self.assertEqual(
+            Campaign.create({"name": "All", "domain": "[]"}).domain, "[]"
         )
 
     def test_start_confirms_with_preflight_figures(self):
@@ -108,7 +110,7 @@ class TestFunnelLaunch(FunnelCase):
             self.assertEqual(len(self.funnel.enrollment_ids), 4)
             self.dispatch()
         self.funnel.invalidate_recordset()
-        # the two blocked enrolments had their only message cancelled: they are
+        # the two blocked enrollments had their only message cancelled: they are
         # no longer "in progress" although still active
         self.assertEqual(
             len(self.funnel.enrollment_ids.filtered(lambda e: e.state == "active")), 4

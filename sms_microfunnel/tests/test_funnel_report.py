@@ -155,9 +155,9 @@ class TestFunnelReport(FunnelCase):
         self.assertAlmostEqual(figures["deliverability_rate:avg"], 60.0)
         # 1 clicking recipient / 3 delivered
         self.assertAlmostEqual(figures["click_rate:avg"], 100 / 3)
-        # 1 STOP / 5 enrolments that received an SMS
+        # 1 STOP / 5 enrollments that received an SMS
         self.assertAlmostEqual(figures["unsubscribe_rate:avg"], 20.0)
-        # 1 conversion / 5 enrolments that received an SMS
+        # 1 conversion / 5 enrollments that received an SMS
         self.assertAlmostEqual(figures["conversion_rate:avg"], 20.0)
 
     def test_conversion_outside_window_is_not_counted(self):

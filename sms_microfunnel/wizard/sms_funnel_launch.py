@@ -1,6 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Start / Enroll audience confirmation: what the compliance gate would decide
-for the funnel's audience (pre-flight figures), then start and enrol only the
+for the funnel's audience (pre-flight figures), then start and enroll only the
 records a message can reach, unless the user also wants the blocked ones."""
 
 from odoo import api, fields, models
@@ -24,8 +24,8 @@ class SmsFunnelLaunch(models.TransientModel):
         "Enroll the Audience Now",
         default=True,
         help="Without it, the funnel runs but nobody is enrolled until you click "
-        "“Enroll audience”, the scheduled enrolment time comes, or an automation "
-        "rule or the event API enrols someone.",
+        "“Enroll audience”, the scheduled enrollment time comes, or an automation "
+        "rule or the event API enrolls someone.",
     )
     keep_blocked = fields.Boolean(
         "Also Enroll the Blocked Records",
@@ -122,9 +122,9 @@ class SmsFunnelLaunch(models.TransientModel):
         enrolled = reachable + (self.block_count if self.keep_blocked else 0)
         if self.mode == "start" and not self.enroll_now:
             return self.env._(
-                "The funnel starts running but enrols nobody yet. Next: click "
+                "The funnel starts running but enrolls nobody yet. Next: click "
                 "“Enroll audience” when you are ready, or let an automation rule, "
-                "the scheduled enrolment time or the event API enrol contacts."
+                "the scheduled enrollment time or the event API enroll contacts."
             )
         text = self.env._(
             "%(count)s records will be enrolled. The first messages go out "

@@ -10,7 +10,7 @@ class SmsFunnelSimulate(models.TransientModel):
     _name = "sms.microfunnel.simulate"
     _description = "SMS Funnel Dry-run"
 
-    campaign_id = fields.Many2one("sms.microfunnel.campaign", required=True)
+    campaign_id = fields.Many2one("sms.microfunnel.campaign", "Funnel", required=True)
     model_name = fields.Selection(related="campaign_id.model_name")
     res_id = fields.Many2oneReference("Record", model_field="model_name")
     partner_id = fields.Many2one("res.partner", "Contact")
@@ -121,7 +121,7 @@ class SmsFunnelSendTest(models.TransientModel):
     _name = "sms.microfunnel.send.test"
     _description = "SMS Funnel: Send a Test"
 
-    campaign_id = fields.Many2one("sms.microfunnel.campaign", required=True)
+    campaign_id = fields.Many2one("sms.microfunnel.campaign", "Funnel", required=True)
     step_id = fields.Many2one(
         "sms.microfunnel.step",
         required=True,

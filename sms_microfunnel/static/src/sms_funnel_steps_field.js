@@ -187,11 +187,11 @@ export class SmsFunnelBuilderField extends X2ManyField {
         if (!value) {
             return mode === "after_parent"
                 ? _t("Right after the previous step")
-                : _t("At enrolment");
+                : _t("At enrollment");
         }
         return mode === "after_parent"
             ? _t("%(wait)s after the previous step", {wait: amount})
-            : _t("%(wait)s after enrolment", {wait: amount});
+            : _t("%(wait)s after enrollment", {wait: amount});
     }
 
     slotLabel(record) {
