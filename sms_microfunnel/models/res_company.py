@@ -131,7 +131,7 @@ class ResCompany(models.Model):
         "company's name.",
     )
     sms_consent_wording_warning = fields.Boolean(
-        compute="_compute_sms_consent_wording_warning"
+        "Consent Wording to Review", compute="_compute_sms_consent_wording_warning"
     )
     sms_consent_wording_version = fields.Integer(
         string="SMS Consent Wording Version", default=1, readonly=True
