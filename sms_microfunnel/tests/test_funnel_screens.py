@@ -188,6 +188,16 @@ class TestUnsubscribePage(HttpCase):
         company = self.env.ref("base.main_company")
         company.country_id = self.env.ref("base.fr")
         self.env["sms.microfunnel.interest"].search([]).active = False
+        self.env["sms.microfunnel.consent.event"]._record(
+            [
+                {
+                    "event_type": "confirmed",
+                    "number": "+33612340088",
+                    "source": "web_form",
+                    "wording": "J'accepte.",
+                }
+            ]
+        )
         url = self.env["sms.microfunnel.consent"]._unsubscribe_url(
             "+33612340088", company
         )
