@@ -1001,6 +1001,8 @@ def test_default_opt_out_is_off_unless_asked(sim, validating_receiver, http):
     sim.inject_inbound(validating_receiver.url + "/in", ALICE, SENDER, "STOP")
     assert [m["direction"] for m in sim.messages] == ["inbound"]
     assert create(http, sim).status_code == 201
-    assert sim_mod._build_parser().parse_args(
-        ["--account-sid", ACCOUNT, "--auth-token", TOKEN]
-    ).default_opt_out, "the script (setup/run's demo) answers like Twilio"
+    assert (
+        sim_mod._build_parser()
+        .parse_args(["--account-sid", ACCOUNT, "--auth-token", TOKEN])
+        .default_opt_out
+    ), "the script (setup/run's demo) answers like Twilio"

@@ -94,6 +94,7 @@ COMPANY_PLACEHOLDER = "{company}"
 #: Odoo's name of a new database's company
 DEMO_COMPANY_NAME = "YourCompany"
 
+
 class ResCompany(models.Model):
     _inherit = "res.company"
 

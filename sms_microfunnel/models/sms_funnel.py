@@ -240,10 +240,12 @@ class SmsMicrofunnelCampaign(models.Model):
                     ["__count"],
                 ):
                     bump(step, key, count)
-            reasons = dict(Trace._fields["cancel_reason"]._description_selection(self.env))
+            reasons = dict(
+                Trace._fields["cancel_reason"]._description_selection(self.env)
+            )
             top = {}
             for step, reason, count in Trace._read_group(
-                base + [("state", "=", "canceled"), ("cancel_reason", "!=", False)],
+                [*base, ("state", "=", "canceled"), ("cancel_reason", "!=", False)],
                 ["step_id", "cancel_reason"],
                 ["__count"],
             ):
@@ -873,9 +875,11 @@ class SmsMicrofunnelStep(models.Model):
                 continue
             if model not in cache:
                 Campaign = self.env["sms.microfunnel.campaign"]
-                record = self.env[model].search(
-                    Campaign._marketable_domain(model), limit=1
-                ) if model else None
+                record = (
+                    self.env[model].search(Campaign._marketable_domain(model), limit=1)
+                    if model
+                    else None
+                )
                 if model and not record:
                     record = self.env[model].search([], limit=1)
                 cache[model] = record
@@ -915,7 +919,9 @@ class SmsMicrofunnelStep(models.Model):
             lambda match: match.group(0) if match.group(0).startswith(host) else short,
             body,
         )
-        number = record.phone_sanitized if record and "phone_sanitized" in record else None
+        number = (
+            record.phone_sanitized if record and "phone_sanitized" in record else None
+        )
         try:
             composed = rules._compose(
                 body,
@@ -945,7 +951,9 @@ class SmsMicrofunnelStep(models.Model):
     def _compute_wait_hours(self):
         factors = {"minutes": 1 / 60, "hours": 1, "days": 24}
         for step in self:
-            step.wait_hours = (step.wait_value or 0) * factors[step.wait_unit or "hours"]
+            step.wait_hours = (step.wait_value or 0) * factors[
+                step.wait_unit or "hours"
+            ]
 
     @api.model
     def _wait_from_hours(self, hours):
@@ -1011,7 +1019,7 @@ class SmsMicrofunnelStep(models.Model):
             for index, record in zip(ready, records, strict=True):
                 created[index] = record.id
                 pending.pop(index)
-            for index, vals in pending.items():
+            for vals in pending.values():
                 key = vals.get("parent_key")
                 for record in records:
                     if key and record.builder_key == key:

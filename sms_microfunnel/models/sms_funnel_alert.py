@@ -173,7 +173,9 @@ class SmsMicrofunnelCampaign(models.Model):
                 company=company, country=company.country_id
             ).currency_id
             if cost and price_currency and price_currency != company.currency_id:
-                cost = price_currency._convert(cost, company.currency_id, company, today)
+                cost = price_currency._convert(
+                    cost, company.currency_id, company, today
+                )
             funnel.report_conversion_count = won
             funnel.report_cost = cost
             funnel.report_cost_per_acquisition = cost / won if won else 0.0

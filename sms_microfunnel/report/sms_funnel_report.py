@@ -29,9 +29,7 @@ class SmsMicrofunnelReport(models.Model):
     step_id = fields.Many2one("sms.microfunnel.step", readonly=True)
     variant_id = fields.Many2one("sms.microfunnel.step.variant", readonly=True)
     trace_id = fields.Many2one("sms.microfunnel.trace", readonly=True)
-    enrollment_id = fields.Many2one(
-        "sms.microfunnel.enrollment", "Enrollment", readonly=True
-    )
+    enrollment_id = fields.Many2one("sms.microfunnel.enrollment", readonly=True)
     partner_id = fields.Many2one("res.partner", "Contact", readonly=True)
     segment_id = fields.Many2one("sms.microfunnel.segment", readonly=True)
     company_id = fields.Many2one("res.company", readonly=True)

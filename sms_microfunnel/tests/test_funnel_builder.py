@@ -54,12 +54,8 @@ class TestFunnelLaunch(FunnelCase):
         self.assertNotIn("is_company", funnel.domain)
         # funnels created by code too, for their own target
         leads = Campaign.create({"name": "API", "model_name": "crm.lead"})
-        self.assertEqual(
-            leads.domain, repr(Campaign._marketable_domain("crm.lead"))
-        )
-        self.assertEqual(
-            Campaign.create({"name": "All", "domain": "[]"}).domain, "[]"
-        )
+        self.assertEqual(leads.domain, repr(Campaign._marketable_domain("crm.lead")))
+        self.assertEqual(Campaign.create({"name": "All", "domain": "[]"}).domain, "[]")
 
     def test_start_confirms_with_preflight_figures(self):
         with freeze_time(SUNDAY_11H_PARIS):
@@ -80,7 +76,9 @@ class TestFunnelLaunch(FunnelCase):
             self.assertIn("The 2 blocked records are not enrolled.", wizard.next_steps)
             result = wizard.action_confirm()
         self.assertEqual(self.funnel.state, "running")
-        self.assertEqual(result["params"]["next"]["type"], "ir.actions.act_window_close")
+        self.assertEqual(
+            result["params"]["next"]["type"], "ir.actions.act_window_close"
+        )
         self.funnel.invalidate_recordset()
         self.assertEqual(
             set(self.funnel.enrollment_ids.mapped("res_id")),
@@ -197,10 +195,14 @@ class TestFunnelBuilder(FunnelCase):
         self.assertEqual(thanks.wait_hours, 0.5)
 
     def test_waits_in_hours_show_in_the_largest_unit(self):
-        self.assertEqual((self.reminder.wait_value, self.reminder.wait_unit), (1, "days"))
+        self.assertEqual(
+            (self.reminder.wait_value, self.reminder.wait_unit), (1, "days")
+        )
         self.assertEqual((self.thanks.wait_value, self.thanks.wait_unit), (1, "hours"))
         self.thanks.wait_hours = 0.25
-        self.assertEqual((self.thanks.wait_value, self.thanks.wait_unit), (15, "minutes"))
+        self.assertEqual(
+            (self.thanks.wait_value, self.thanks.wait_unit), (15, "minutes")
+        )
         self.assertEqual(self.thanks.parent_key, self.offer.builder_key)
 
     def test_phone_preview_composes_without_creating_links(self):
@@ -308,7 +310,9 @@ class TestMarketerTours(HttpCase):
             set(self.contacts[:2].ids),
             "the contact without consent is neither in the audience nor enrolled",
         )
-        self.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch").method_direct_trigger()
+        self.env.ref(
+            "sms_microfunnel.ir_cron_sms_funnel_dispatch"
+        ).method_direct_trigger()
         self.start_tour(
             f"/odoo/action-sms_microfunnel.action_sms_funnel/{funnel.id}",
             "sms_microfunnel_builder_counts_tour",

@@ -1,6 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import json
-import re
 
 from odoo.tests import HttpCase, tagged
 

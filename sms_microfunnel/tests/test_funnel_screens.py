@@ -47,7 +47,13 @@ class TestScreenLabels(TransactionCase):
                         if field.get("relation") == "sms.microfunnel.campaign":
                             self.assertNotIn("Campaign", text)
         menus = self.env["ir.ui.menu"].search(
-            [("id", "child_of", self.env.ref("sms_microfunnel.menu_sms_funnel_root").id)]
+            [
+                (
+                    "id",
+                    "child_of",
+                    self.env.ref("sms_microfunnel.menu_sms_funnel_root").id,
+                )
+            ]
         )
         self.assertIn("Enrollments", menus.mapped("name"))
 
@@ -220,9 +226,11 @@ class TestDemoData(TransactionCase):
         self.assertEqual(funnel.company_id, company)
         self.assertIn("Horizon Formation", company.sms_funnel_sender_label)
         camille = self.env.ref("sms_microfunnel.demo_partner_camille")
-        wording = self.env["sms.microfunnel.consent.event"].search(
-            [("partner_id", "=", camille.id)], limit=1
-        ).wording
+        wording = (
+            self.env["sms.microfunnel.consent.event"]
+            .search([("partner_id", "=", camille.id)], limit=1)
+            .wording
+        )
         self.assertIn("Horizon Formation", wording)
         audience = funnel._audience()
         self.assertIn(camille, audience)

@@ -100,9 +100,7 @@ class SmsFunnelLaunch(models.TransientModel):
                         "%(count)s on %(when)s", count=count, when=wizard._when(until)
                     )
                 )
-            parts.append(
-                self.env._("%(count)s blocked", count=preflight.block_count)
-            )
+            parts.append(self.env._("%(count)s blocked", count=preflight.block_count))
             summary = self.env._(
                 "%(total)s selected: %(parts)s",
                 total=preflight.total_count,

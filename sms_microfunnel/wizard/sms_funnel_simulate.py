@@ -5,7 +5,6 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 
-
 class SmsFunnelSimulate(models.TransientModel):
     _name = "sms.microfunnel.simulate"
     _description = "SMS Funnel Dry-run"

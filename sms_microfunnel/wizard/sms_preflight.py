@@ -81,7 +81,8 @@ class SmsMicrofunnelPreflight(models.TransientModel):
             if model in self.env and res_id.isdigit():
                 record = self.env[model].browse(int(res_id)).exists()
                 if record:
-                    label = f"{self.env['ir.model']._get(model).name}: {record.display_name}"
+                    kind = self.env["ir.model"]._get(model).name
+                    label = f"{kind}: {record.display_name}"
             wizard.scope_display = label
 
     @api.model

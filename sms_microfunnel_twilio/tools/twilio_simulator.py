@@ -95,7 +95,6 @@ _logger = logging.getLogger(__name__)
 _HERE = Path(__file__).resolve().parent
 
 
-
 #: Twilio's default opt-out handling (long codes and toll-free numbers): a
 #: message made of one of these words only (any case) is answered by Twilio
 #: itself, and after an opt-out keyword Twilio refuses to send from that
