@@ -75,8 +75,10 @@ class FunnelCase(TransactionCase):
                 }
             ]
         )
+        # every contact (the default audience is the marketable ones): the
+        # tests enrol who they need
         cls.funnel = cls.env["sms.microfunnel.campaign"].create(
-            {"name": "Diagnostic offer", "model_name": "res.partner"}
+            {"name": "Diagnostic offer", "model_name": "res.partner", "domain": "[]"}
         )
         cls.offer = cls.env["sms.microfunnel.step"].create(
             {

@@ -228,6 +228,14 @@ class TestFunnelReport(FunnelCase):
         )
         total = sum(rows.mapped("cost"))
         self.assertGreater(total, 0, "the French price list prices the SMS")
+        # the form shows it in the company currency
+        company = self.metrics_funnel.company_id
+        prices = self.env["sms.microfunnel.price"]._get_price(
+            company=company, country=company.country_id
+        )
+        total = prices.currency_id._convert(
+            total, company.currency_id, company, fields.Date.today()
+        )
         self.assertAlmostEqual(self.metrics_funnel.report_cost, total)
         self.assertAlmostEqual(
             self.metrics_funnel.report_cost_per_acquisition, total / 1

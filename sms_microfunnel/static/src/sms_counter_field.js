@@ -143,7 +143,10 @@ export class SmsFunnelCounterField extends SmsWidget {
         const text = this.currentBody;
         const start = el ? el.selectionStart ?? text.length : text.length;
         const end = el ? el.selectionEnd ?? start : start;
-        const value = text.slice(0, start) + placeholder + text.slice(end);
+        const before = text.slice(0, start);
+        // a word of its own: not glued to the word (or link) before it
+        const space = before && !/\s$/.test(before) ? " " : "";
+        const value = before + space + placeholder + text.slice(end);
         this.live.text = null;
         this.props.record.update({[this.props.name]: value});
     }

@@ -233,7 +233,10 @@ export class SmsFunnelBuilderField extends X2ManyField {
         if (parent && parent.data.step_type === "sms") {
             context.default_message_class = parent.data.message_class;
         }
-        await this._openRecord({context: {...this.props.context, ...context}});
+        await this._openRecord({
+            context: {...this.props.context, ...context},
+            title: _t("New step"),
+        });
     }
 
     branchConditions(parent) {
@@ -260,6 +263,7 @@ export class SmsFunnelBuilderField extends X2ManyField {
                 default_condition: condition,
                 default_message_class: parent.data.message_class || "marketing",
             },
+            title: _t("New step"),
         });
     }
 
@@ -268,6 +272,7 @@ export class SmsFunnelBuilderField extends X2ManyField {
             record,
             context: this.props.context,
             readonly: !this.canEdit,
+            title: _t("Step: %(name)s", {name: record.data.name || ""}),
         });
     }
 

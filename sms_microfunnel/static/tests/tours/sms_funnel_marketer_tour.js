@@ -53,6 +53,11 @@ function marketerSteps(texts) {
             run: "edit Offre -20 % cette semaine : https://example.com/offre",
         },
         {
+            content: "Insert the recipient's name from the field picker",
+            trigger: ".modal .o_sms_funnel_placeholder_picker select",
+            run: "select name",
+        },
+        {
             content: "Leave the text (the preview is composed by the server)",
             trigger: ".modal .o_field_widget[name=name] input",
             run: "click",
@@ -60,7 +65,7 @@ function marketerSteps(texts) {
         {
             content: "The phone shows the final text: sender, short link, STOP mention",
             trigger:
-                ".modal .o_sms_phone_preview_bubble:contains('ACME'):contains('STOP au 36111'):not(:contains('example.com'))",
+                ".modal .o_sms_phone_preview_bubble:contains('ACME'):contains('STOP au 36111'):contains('Alice Tour'):not(:contains('example.com'))",
         },
         {
             content: "Save the offer",
@@ -125,6 +130,64 @@ function marketerSteps(texts) {
             content: "Save the last call",
             trigger: ".modal .o_form_button_save",
             run: "click",
+        },
+        {
+            content: "Add a first-level step by mistake",
+            trigger: "body:not(:has(.modal)) .o_sms_funnel_builder_add_root",
+            run: "click",
+        },
+        {
+            content: "Mistake: name",
+            trigger: ".modal .o_field_widget[name=name] input",
+            run: "edit Mistake",
+        },
+        {
+            content: "Mistake: text",
+            trigger: ".modal .o_field_widget[name=body] textarea",
+            run: "edit Oups",
+        },
+        {
+            content: "Save the mistake",
+            trigger: ".modal .o_form_button_save",
+            run: "click",
+        },
+        {
+            content: "And a step after it",
+            trigger: `body:not(:has(.modal)) ${node("Mistake")} > .o_sms_funnel_builder_actions .o_sms_funnel_builder_add`,
+            run: "click",
+        },
+        {
+            content: "Its name",
+            trigger: ".modal .o_field_widget[name=name] input",
+            run: "edit Mistake child",
+        },
+        {
+            content: "Its text",
+            trigger: ".modal .o_field_widget[name=body] textarea",
+            run: "edit Oups encore",
+        },
+        {
+            content: "Save it",
+            trigger: ".modal .o_form_button_save",
+            run: "click",
+        },
+        {
+            content: "The second mistake hangs under the first",
+            trigger: `body:not(:has(.modal)) ${node("Mistake")} ${node("Mistake child")}`,
+        },
+        {
+            content: "Delete the first mistake",
+            trigger: `${node("Mistake")} > .o_sms_funnel_builder_card .o_sms_funnel_builder_delete`,
+            run: "click",
+        },
+        {
+            content: "Confirm: the step and the one after it",
+            trigger: ".modal:contains('Mistake') .modal-footer .btn-primary",
+            run: "click",
+        },
+        {
+            content: "Both are gone, the three steps stay",
+            trigger: `body:not(:has(.modal)) .o_sms_funnel_builder:not(:has([data-node-name^='Mistake'])) ${node("Last call")}`,
         },
         {
             content: "The last call card",
