@@ -218,21 +218,22 @@ class TestUnsubscribePage(HttpCase):
 @tagged("post_install", "-at_install")
 class TestDemoData(TransactionCase):
     def test_demo_under_the_demo_company_and_marketable(self):
+        """The demo funnels belong to the demo company (renamed “Horizon
+        Formation” by setup/run) and reach its consenting contacts only, not
+        the company's own partner, other companies or users."""
         funnel = self.env.ref("sms_microfunnel.demo_funnel_cart", False)
         if not funnel:
             self.skipTest("installed without demo data")
         company = self.env.ref("base.main_company")
-        self.assertEqual(company.name, "Horizon Formation")
         self.assertEqual(funnel.company_id, company)
-        self.assertIn("Horizon Formation", company.sms_funnel_sender_label)
         camille = self.env.ref("sms_microfunnel.demo_partner_camille")
-        wording = (
-            self.env["sms.microfunnel.consent.event"]
-            .search([("partner_id", "=", camille.id)], limit=1)
-            .wording
-        )
-        self.assertIn("Horizon Formation", wording)
         audience = funnel._audience()
         self.assertIn(camille, audience)
+        self.assertNotIn(company.partner_id, audience)
         self.assertFalse(audience.filtered("is_company"), "no company")
         self.assertFalse(audience.user_ids, "no user of the database")
+        # a funnel created the way setup/run creates its welcome funnel
+        welcome = self.env["sms.microfunnel.campaign"].create(
+            {"name": "Bienvenue", "model_name": "res.partner"}
+        )
+        self.assertEqual(welcome._audience(), audience)
