@@ -332,24 +332,24 @@ class TestMarketerTours(HttpCase):
 class TestConsentWording(TransactionCase):
     def test_wording_names_the_company_in_each_language(self):
         load_french(self.env)
-        company = self.env["res.company"].create({"name": "Horizon Formation"})
+        company = self.env["res.company"].create({"name": "Atelier Horizon"})
         self.assertIn("{company}", company.sms_consent_wording)
         self.assertTrue(company.sms_consent_wording_warning)
         english = company.with_context(lang="en_US")._sms_consent_wording_text()
         french = company.with_context(lang="fr_FR")._sms_consent_wording_text()
-        self.assertIn("from Horizon Formation at this number", english)
+        self.assertIn("from Atelier Horizon at this number", english)
         self.assertTrue(french.startswith("J'accepte de recevoir"), french)
-        self.assertIn("de Horizon Formation", french)
+        self.assertIn("de Atelier Horizon", french)
         # the form's wizard records the same text
         settings = self.env["res.config.settings"].with_company(company).create({})
         self.assertTrue(settings.sms_consent_wording_warning)
         company.sms_consent_wording = (
-            "J'accepte les SMS de Horizon Formation. STOP au 36111."
+            "J'accepte les SMS d'Atelier Horizon. STOP au 36111."
         )
         self.assertFalse(company.sms_consent_wording_warning)
         self.assertEqual(
             company.with_context(lang="fr_FR")._sms_consent_wording_text(),
-            "J'accepte les SMS de Horizon Formation. STOP au 36111.",
+            "J'accepte les SMS d'Atelier Horizon. STOP au 36111.",
         )
         company.sms_consent_wording = "I agree to SMS from YourCompany."
         self.assertTrue(company.sms_consent_wording_warning, "the demo name")
