@@ -51,6 +51,7 @@
         "data/sms_policy_data.xml",
         "views/sms_policy_views.xml",
         "wizard/sms_preflight_views.xml",
+        "wizard/sms_funnel_launch_views.xml",
         "report/sms_funnel_report_views.xml",
         "report/sms_send_time_report_views.xml",
         "data/ir_cron_alert.xml",

@@ -966,3 +966,43 @@ def test_cli_serves_until_sigterm(http):
             process.kill()
         process.communicate(timeout=5)
     assert urlsplit(base_url).hostname == "127.0.0.1"
+
+
+def test_default_opt_out_handling_answers_keywords(validating_receiver, http):
+    """Like Twilio's default opt-out handling: STOP, START and HELP get
+    Twilio's own answer, an opted-out number cannot be texted (21610) until it
+    opts in again, and every message still reaches the webhook."""
+    url = validating_receiver.url + "/in"
+    with sim_mod.TwilioSimulator(ACCOUNT, TOKEN, default_opt_out=True) as sim:
+
+        def replies():
+            return [m for m in sim.messages if m["direction"] == "outbound-reply"]
+
+        assert sim.inject_inbound(url, ALICE, SENDER, " stop ")[0] == 200
+        (reply,) = replies()
+        assert (reply["from"], reply["to"]) == (SENDER, ALICE)
+        assert reply["body"].startswith("You have successfully been unsubscribed")
+        assert_twilio_error(create(http, sim), 400, 21610)
+        other = create(http, sim, To="+33612345699")
+        assert other.status_code == 201, "only the opted-out number is refused"
+        sim.inject_inbound(url, ALICE, SENDER, "Start")
+        assert "re-subscribed" in replies()[-1]["body"]
+        assert create(http, sim).status_code == 201
+        sim.inject_inbound(url, ALICE, SENDER, "HELP")
+        assert replies()[-1]["body"].startswith("Reply STOP to unsubscribe")
+        sim.inject_inbound(url, ALICE, SENDER, "stop please")
+        assert len(replies()) == 3, "only a keyword alone is answered"
+        assert create(http, sim).status_code == 201
+    bodies = [post["form"]["Body"] for post in validating_receiver.posts]
+    assert bodies == [" stop ", "Start", "HELP", "stop please"]
+
+
+def test_default_opt_out_is_off_unless_asked(sim, validating_receiver, http):
+    sim.inject_inbound(validating_receiver.url + "/in", ALICE, SENDER, "STOP")
+    assert [m["direction"] for m in sim.messages] == ["inbound"]
+    assert create(http, sim).status_code == 201
+    assert (
+        sim_mod._build_parser()
+        .parse_args(["--account-sid", ACCOUNT, "--auth-token", TOKEN])
+        .default_opt_out
+    ), "the script (setup/run's demo) answers like Twilio"

@@ -21,7 +21,7 @@ class SmsFunnelClickController(MailingSMSController):
 
 
 class SmsFunnelEventController(http.Controller):
-    """External events (abandoned cart, missed call…) enrol a contact.
+    """External events (abandoned cart, missed call…) enroll a contact.
 
     ``POST /sms_microfunnel/event/<funnel id>`` with ``Authorization: Bearer
     <funnel token>`` and a JSON body ``{"phone" | "partner_id" | "ref",

@@ -94,7 +94,7 @@ class SmsConsentController(http.Controller):
         return company
 
     def _sms_wording(self, company, lang):
-        return company.with_context(lang=lang).sms_consent_wording or ""
+        return company.with_context(lang=lang)._sms_consent_wording_text()
 
     def _sms_blocked(self, number):
         """Erased (suppressed) or globally blacklisted: never contacted again."""

@@ -8,7 +8,7 @@ class MailActivity(models.Model):
     def _action_done(self, feedback=False, attachment_ids=None):
         """Funnels learn that their activities are done ("activity done"
         branches), and done activities of an entry type (e.g. a call not
-        answered) enrol their record in the matching funnels."""
+        answered) enroll their record in the matching funnels."""
         now = fields.Datetime.now()
         funnel_traces = (
             self.env["sms.microfunnel.trace"]

@@ -62,7 +62,7 @@ class MailingMailing(models.Model):
     _inherit = "mailing.mailing"
 
     def _get_seen_list(self):
-        """A funnel email step sends once per enrolment, not once per address
+        """A funnel email step sends once per enrollment, not once per address
         for ever: a re-enrolled record gets it again."""
         funnel_step = (
             self.env["sms.microfunnel.step"]

@@ -89,6 +89,12 @@ def phone_language(number):
 REGULATED_SECTORS = [("health", "Health"), ("legal", "Legal"), ("finance", "Finance")]
 
 
+#: stands for the company's name in the consent wording
+COMPANY_PLACEHOLDER = "{company}"
+#: Odoo's name of a new database's company
+DEMO_COMPANY_NAME = "YourCompany"
+
+
 class ResCompany(models.Model):
     _inherit = "res.company"
 
@@ -119,15 +125,14 @@ class ResCompany(models.Model):
     sms_consent_wording = fields.Text(
         string="SMS Consent Wording",
         translate=True,
-        default=lambda self: self.env._(
-            "I agree to receive marketing text messages (about 2 per month) from "
-            "%(company)s at this number. Reply STOP to opt out at any time, HELP "
-            "for help. Consent is not a condition of purchase.",
-            company=self.env.company.name,
-        ),
+        default=lambda self: self._sms_consent_wording_default(),
         help="Text shown next to the consent checkbox of the public form. Each "
         "change creates a new version; every consent event stores the exact "
-        "text, its version and its SHA-256 hash.",
+        "text, its version and its SHA-256 hash. {company} stands for the "
+        "company's name.",
+    )
+    sms_consent_wording_warning = fields.Boolean(
+        "Consent Wording to Review", compute="_compute_sms_consent_wording_warning"
     )
     sms_consent_wording_version = fields.Integer(
         string="SMS Consent Wording Version", default=1, readonly=True
@@ -228,6 +233,36 @@ class ResCompany(models.Model):
             sector=sectors.get(self.sms_funnel_regulated_sector, ""),
             step=step.name,
         )
+
+    @api.model
+    def _sms_consent_wording_default(self):
+        """The stock wording in the context's language; ``{company}`` is
+        replaced by the company's name when shown and stored."""
+        return self.env._(
+            "I agree to receive marketing text messages (about 2 per month) from "
+            "%(company)s at this number. Reply STOP to opt out at any time, HELP "
+            "for help. Consent is not a condition of purchase.",
+            company=COMPANY_PLACEHOLDER,
+        )
+
+    def _sms_consent_wording_text(self):
+        """The wording a contact reads in the context's language, with the
+        company's real name: the stock wording in that language while the
+        company kept it untranslated."""
+        self.ensure_one()
+        wording = self.sms_consent_wording or ""
+        english = self.with_context(lang="en_US")._sms_consent_wording_default()
+        if wording == english:
+            wording = self._sms_consent_wording_default()
+        return wording.replace(COMPANY_PLACEHOLDER, self.name or "")
+
+    @api.depends("sms_consent_wording", "name")
+    def _compute_sms_consent_wording_warning(self):
+        for company in self:
+            wording = company.sms_consent_wording or ""
+            company.sms_consent_wording_warning = COMPANY_PLACEHOLDER in wording or (
+                DEMO_COMPANY_NAME in wording and company.name != DEMO_COMPANY_NAME
+            )
 
     def write(self, vals):
         if "sms_consent_wording" in vals:

@@ -23,6 +23,9 @@ class ResConfigSettings(models.TransientModel):
     sms_consent_wording_version = fields.Integer(
         related="company_id.sms_consent_wording_version"
     )
+    sms_consent_wording_warning = fields.Boolean(
+        related="company_id.sms_consent_wording_warning"
+    )
     sms_doi_expiry_hours = fields.Integer(
         related="company_id.sms_doi_expiry_hours", readonly=False
     )

@@ -84,7 +84,7 @@ class SmsMicrofunnelConsentEvent(models.Model):
     _rec_name = "event_type"
 
     event_date = fields.Datetime(
-        "Date (UTC)", required=True, default=fields.Datetime.now, readonly=True
+        "Date", required=True, default=fields.Datetime.now, readonly=True
     )
     event_type = fields.Selection(EVENT_TYPES, "Event", required=True, readonly=True)
     proven = fields.Boolean(
@@ -125,7 +125,8 @@ class SmsMicrofunnelConsentEvent(models.Model):
         help="The decrypted wording still has the SHA-256 recorded with the "
         "event: the text shown is the one the person saw.",
     )
-    lang = fields.Char("Language")
+    lang = fields.Char("Language Code")
+    lang_name = fields.Char("Language", compute="_compute_lang_name")
     ip = EncryptedChar("IP Address")
     ip_hash = fields.Char(
         "IP Address (keyed hash)",
@@ -171,6 +172,15 @@ class SmsMicrofunnelConsentEvent(models.Model):
             event.wording_verified = bool(
                 event.wording and wording_hash(event.wording) == event.wording_sha256
             )
+
+    @api.depends("lang")
+    @api.depends_context("lang")
+    def _compute_lang_name(self):
+        """The language's name in the reader's language (“Français”), not its
+        code."""
+        names = dict(self.env["res.lang"].get_installed())
+        for event in self:
+            event.lang_name = names.get(event.lang, event.lang or "")
 
     # -- immutability --------------------------------------------------------
 

@@ -1,7 +1,9 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Micro-funnels: a campaign, its tree of steps and A/B variants."""
 
+import re
 import secrets
+import uuid
 from datetime import timedelta
 
 import pytz
@@ -9,10 +11,12 @@ import pytz
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.fields import Domain
+from odoo.tools.mail import TEXT_URL_REGEX
 from odoo.tools.safe_eval import safe_eval
 
 from .sms_send_time import SLOT_PRESETS
 
+URL_PATTERN = re.compile(TEXT_URL_REGEX)
 TARGET_MODELS = [("res.partner", "Contacts"), ("crm.lead", "CRM Leads")]
 
 
@@ -58,7 +62,7 @@ class SmsMicrofunnelCampaign(models.Model):
         domain="[('model_name', '=', model_name), ('company_id', '=', company_id)]",
         index="btree_not_null",
         help="Audience: the members of this segment that also match the filter. "
-        "Enrolments remember it, for the rates per segment.",
+        "Enrollments remember it, for the rates per segment.",
     )
     utm_campaign_id = fields.Many2one("utm.campaign", "UTM Campaign")
     goal = fields.Selection(
@@ -76,8 +80,8 @@ class SmsMicrofunnelCampaign(models.Model):
     attribution_hours = fields.Integer("Attribution Window (hours)", default=168)
     exit_on_conversion = fields.Boolean(default=True)
     reenroll = fields.Selection(
-        [("never", "Never"), ("after_exit", "After the previous enrolment ended")],
-        "Re-enrolment",
+        [("never", "Never"), ("after_exit", "After the previous enrollment ended")],
+        "Re-enrollment",
         default="never",
         required=True,
     )
@@ -89,9 +93,14 @@ class SmsMicrofunnelCampaign(models.Model):
     active_enrollment_count = fields.Integer(compute="_compute_counts")
     converted_count = fields.Integer(compute="_compute_counts")
     sent_count = fields.Integer(compute="_compute_counts")
+    step_stats = fields.Json(
+        compute="_compute_step_stats",
+        help="Live figures of each step for the funnel builder: {step id: counts}.",
+    )
     enroll_at = fields.Datetime(
         "Enroll Audience At",
-        help="Scheduled enrolment: the audience is enrolled at this time (UTC) if "
+        help="Scheduled enrollment: the audience is enrolled at this time (in your "
+        "time zone) if "
         "the funnel is running.",
     )
     audience_enrolled_at = fields.Datetime(readonly=True, copy=False)
@@ -155,14 +164,151 @@ class SmsMicrofunnelCampaign(models.Model):
                 ["__count"],
             )
         )
+        # "in progress": enrollments that can still receive something (a message
+        # scheduled, deferred or handed to the provider), not those whose every
+        # message was cancelled
+        reachable = dict(
+            Enrollment._read_group(
+                [
+                    ("campaign_id", "in", self.ids),
+                    ("state", "=", "active"),
+                    (
+                        "trace_ids",
+                        "any",
+                        [("state", "in", ("scheduled", "deferred", "queued"))],
+                    ),
+                ],
+                ["campaign_id"],
+                ["__count"],
+            )
+        )
         for funnel in self:
             by_state = counts.get(funnel.id, {})
             funnel.enrollment_count = sum(by_state.values())
-            funnel.active_enrollment_count = by_state.get("active", 0)
+            funnel.active_enrollment_count = reachable.get(funnel, 0)
             funnel.converted_count = by_state.get("converted", 0)
             funnel.sent_count = sent.get(funnel, 0)
 
+    def _compute_step_stats(self):
+        """Per step: scheduled, sent, delivered, clicked, replied, converted,
+        cancelled and the most frequent cancel reason (a few grouped queries
+        per funnel set, whatever the number of traces)."""
+        Trace = self.env["sms.microfunnel.trace"]
+        saved = self.filtered("id")
+        stats = {}
+
+        def bump(step, key, count):
+            line = stats.setdefault(
+                step.id,
+                dict.fromkeys(
+                    (
+                        "scheduled",
+                        "sent",
+                        "delivered",
+                        "clicked",
+                        "replied",
+                        "converted",
+                        "cancelled",
+                    ),
+                    0,
+                ),
+            )
+            line[key] += count
+
+        if saved:
+            base = [("campaign_id", "in", saved.ids)]
+            buckets = {
+                "scheduled": ("scheduled", "deferred", "queued"),
+                "sent": ("sent", "delivered", "failed", "bounced", "done"),
+                "delivered": ("delivered",),
+                "cancelled": ("canceled",),
+            }
+            for step, state, count in Trace._read_group(
+                base, ["step_id", "state"], ["__count"]
+            ):
+                for key, states in buckets.items():
+                    if state in states:
+                        bump(step, key, count)
+            for key, domain in (
+                ("clicked", [("clicked_at", "!=", False)]),
+                ("replied", [("replied_at", "!=", False)]),
+                ("converted", [("enrollment_id.converted_at", "!=", False)]),
+            ):
+                for step, count in Trace._read_group(
+                    base + domain + [("state", "!=", "canceled")],
+                    ["step_id"],
+                    ["__count"],
+                ):
+                    bump(step, key, count)
+            reasons = dict(
+                Trace._fields["cancel_reason"]._description_selection(self.env)
+            )
+            top = {}
+            for step, reason, count in Trace._read_group(
+                [*base, ("state", "=", "canceled"), ("cancel_reason", "!=", False)],
+                ["step_id", "cancel_reason"],
+                ["__count"],
+            ):
+                if count > top.get(step.id, ("", 0))[1]:
+                    top[step.id] = (reason, count)
+            for step_id, (reason, _count) in top.items():
+                stats[step_id]["top_reason"] = reasons.get(reason, reason)
+        for funnel in self:
+            funnel.step_stats = {
+                str(step_id): line
+                for step_id, line in stats.items()
+                if step_id in funnel.step_ids.ids
+            }
+
     # -- audience ----------------------------------------------------------------
+
+    @api.model
+    def _marketable_domain(self, model_name):
+        """The records of ``model_name`` a marketing SMS may reach: a number,
+        SMS marketing consent, and for contacts neither a company nor a user of
+        this database."""
+        if not model_name or model_name not in self.env:
+            return []
+        Model = self.env[model_name]
+        domain = []
+        if model_name == "res.partner":
+            domain += [("is_company", "=", False), ("partner_share", "=", True)]
+        if "phone_sanitized" in Model._fields:
+            domain.append(("phone_sanitized", "!=", False))
+        if "sms_consent_state" in Model._fields:
+            domain.append(("sms_consent_state", "in", ["confirmed"]))
+        return domain
+
+    @api.model
+    def default_get(self, fields_list):
+        values = super().default_get(fields_list)
+        # a new funnel starts on its marketable records, not on "every record"
+        # (companies and users included)
+        if "domain" in fields_list and "default_domain" not in self.env.context:
+            values["domain"] = repr(
+                self._marketable_domain(values.get("model_name") or "res.partner")
+            )
+        return values
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            if "domain" not in vals and "default_domain" not in self.env.context:
+                vals["domain"] = repr(
+                    self._marketable_domain(vals.get("model_name") or "res.partner")
+                )
+        return super().create(vals_list)
+
+    @api.onchange("model_name")
+    def _onchange_model_name_audience(self):
+        origin = self._origin.model_name if self._origin else False
+        if self.domain in (
+            False,
+            "[]",
+            repr(self._marketable_domain(origin)),
+            repr(self._marketable_domain("res.partner")),
+        ):
+            self.domain = repr(self._marketable_domain(self.model_name))
 
     def _audience_domain(self):
         self.ensure_one()
@@ -191,6 +337,35 @@ class SmsMicrofunnelCampaign(models.Model):
         self.write({"state": "running"})
         self.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch")._trigger()
         return True
+
+    def action_open_launch(self):
+        """Start / Enroll audience from the form: a confirmation with the
+        pre-flight figures of the audience (``launch_mode`` in the context)."""
+        self.ensure_one()
+        mode = self.env.context.get("launch_mode") or (
+            "enroll" if self.state == "running" else "start"
+        )
+        if mode == "start":
+            if not self.step_ids:
+                raise UserError(self.env._("Add at least one step before starting."))
+            self.step_ids._check_ready()
+        wizard = (
+            self.env["sms.microfunnel.launch"]
+            .with_context(active_test=True)
+            .create({"campaign_id": self.id, "mode": mode})
+        )
+        wizard._check_audience()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Start the funnel")
+            if mode == "start"
+            else self.env._("Enroll the audience"),
+            "res_model": wizard._name,
+            "res_id": wizard.id,
+            "view_mode": "form",
+            "views": [(False, "form")],
+            "target": "new",
+        }
 
     def action_pause(self):
         self.write({"state": "paused"})
@@ -224,6 +399,11 @@ class SmsMicrofunnelCampaign(models.Model):
             },
         }
 
+    def _consent_scope(self):
+        """The consent scope of this funnel (a funnel-level opt-out blocks)."""
+        self.ensure_one()
+        return f"{self._name},{self.id}"
+
     def action_preflight(self):
         """Open the pre-flight check on this funnel's audience."""
         self.ensure_one()
@@ -239,7 +419,7 @@ class SmsMicrofunnelCampaign(models.Model):
                 "default_domain": self.domain or "[]",
                 "default_segment_id": self.segment_id.id,
                 "default_company_id": self.company_id.id,
-                "default_scope": f"{self._name},{self.id}",
+                "default_scope": self._consent_scope(),
                 "default_message_class": "marketing"
                 if "marketing" in classes
                 else "transactional",
@@ -265,7 +445,7 @@ class SmsMicrofunnelCampaign(models.Model):
     def _cron_decide_ab_winners(self):
         """Pick the winning variant of A/B steps whose decision delay is over:
         best click rate (clicking / queued) or conversion rate (converted
-        enrolments / queued); ties and empty samples keep the test running."""
+        enrollments / queued); ties and empty samples keep the test running."""
         now = fields.Datetime.now()
         steps = self.env["sms.microfunnel.step"].search(
             [
@@ -323,6 +503,19 @@ class SmsMicrofunnelCampaign(models.Model):
         for funnel in self:
             funnel.event_token = secrets.token_urlsafe(32)
 
+    def action_open_send_test(self):
+        """Send a test of the funnel's first message (saved first)."""
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Send a test"),
+            "res_model": "sms.microfunnel.send.test",
+            "view_mode": "form",
+            "views": [(False, "form")],
+            "target": "new",
+            "context": {"default_campaign_id": self.id},
+        }
+
     def action_view_enrollments(self):
         self.ensure_one()
         action = self.env["ir.actions.act_window"]._for_xml_id(
@@ -341,11 +534,11 @@ class SmsMicrofunnelCampaign(models.Model):
         return action
 
     def _enroll_from_event(self, payload):
-        """Enrol the contact an external event names; returns a JSON-able dict.
+        """Enroll the contact an external event names; returns a JSON-able dict.
 
         The contact is found by ``partner_id``, ``ref`` or ``phone`` (created
         from ``phone`` + ``name`` when unknown, for contact funnels).  The same
-        ``idempotency_key`` twice enrols once.
+        ``idempotency_key`` twice enrolls once.
         """
         self.ensure_one()
         values = payload.get("values") or {}
@@ -415,7 +608,7 @@ class SmsMicrofunnelCampaign(models.Model):
 
     def _enroll(self, records, values=None, idempotency_key=None):
         """Enroll ``records`` (of the funnel's target model); returns the new
-        enrolments. Records already enrolled (or not re-enrollable) are skipped."""
+        enrollments. Records already enrolled (or not re-enrollable) are skipped."""
         self.ensure_one()
         if records._name != self.model_name:
             raise UserError(
@@ -467,9 +660,9 @@ class SmsMicrofunnelCampaign(models.Model):
                 )
             line = {
                 "step_name": step.name,
-                "condition": dict(step._fields["condition"].selection).get(
-                    step.condition
-                ),
+                "condition": dict(
+                    step._fields["condition"]._description_selection(self.env)
+                ).get(step.condition),
                 "due_at": due,
             }
             if due is None:
@@ -529,7 +722,11 @@ class SmsMicrofunnelStep(models.Model):
     name = fields.Char(required=True)
     sequence = fields.Integer(default=10)
     campaign_id = fields.Many2one(
-        "sms.microfunnel.campaign", required=True, ondelete="cascade", index=True
+        "sms.microfunnel.campaign",
+        "Funnel",
+        required=True,
+        ondelete="cascade",
+        index=True,
     )
     company_id = fields.Many2one(related="campaign_id.company_id", store=True)
     parent_id = fields.Many2one(
@@ -540,6 +737,11 @@ class SmsMicrofunnelStep(models.Model):
         index="btree_not_null",
     )
     child_ids = fields.One2many("sms.microfunnel.step", "parent_id")
+    # The funnel builder links a new step to a step not saved yet (an unsaved
+    # funnel has no step ids): each step has a key, a child names its parent's
+    # key, and the server turns it into ``parent_id`` when both are saved.
+    builder_key = fields.Char(default=lambda self: uuid.uuid4().hex, copy=True)
+    parent_key = fields.Char(copy=True)
     step_type = fields.Selection(
         [
             ("sms", "SMS"),
@@ -552,7 +754,7 @@ class SmsMicrofunnelStep(models.Model):
     )
     wait_mode = fields.Selection(
         [
-            ("after_enrollment", "After enrolment"),
+            ("after_enrollment", "After enrollment"),
             ("after_parent", "After the previous step"),
             ("before_date", "Before a date of the record"),
             ("after_date", "After a date of the record"),
@@ -560,7 +762,19 @@ class SmsMicrofunnelStep(models.Model):
         default="after_enrollment",
         required=True,
     )
-    wait_hours = fields.Float("Wait (hours)", default=0)
+    wait_hours = fields.Float(
+        "Wait (hours)",
+        compute="_compute_wait_hours",
+        store=True,
+        readonly=False,
+        precompute=True,
+    )
+    wait_value = fields.Float("Wait", default=0)
+    wait_unit = fields.Selection(
+        [("minutes", "Minutes"), ("hours", "Hours"), ("days", "Days")],
+        default="hours",
+        required=True,
+    )
     date_field_id = fields.Many2one(
         "ir.model.fields",
         ondelete="cascade",
@@ -638,6 +852,193 @@ class SmsMicrofunnelStep(models.Model):
     company_regulated_sector = fields.Selection(
         related="company_id.sms_funnel_regulated_sector"
     )
+    # phone preview (views: sms_funnel_phone_preview widget)
+    preview_ref = fields.Reference(
+        selection="_selection_preview_models",
+        string="Preview For",
+        compute="_compute_preview_ref",
+        readonly=False,
+        help="The record whose values fill the placeholders of the preview.",
+    )
+    preview = fields.Json(compute="_compute_preview")
+
+    @api.model
+    def _selection_preview_models(self):
+        return self.env["sms.microfunnel.campaign"]._selection_target_models()
+
+    @api.depends("campaign_id.model_name")
+    def _compute_preview_ref(self):
+        cache = {}
+        for step in self:
+            model = step.campaign_id.model_name
+            if step.preview_ref and step.preview_ref._name == model:
+                continue
+            if model not in cache:
+                Campaign = self.env["sms.microfunnel.campaign"]
+                record = (
+                    self.env[model].search(Campaign._marketable_domain(model), limit=1)
+                    if model
+                    else None
+                )
+                if model and not record:
+                    record = self.env[model].search([], limit=1)
+                cache[model] = record
+            record = cache[model]
+            step.preview_ref = f"{record._name},{record.id}" if record else False
+
+    @api.depends(
+        "body",
+        "message_class",
+        "step_type",
+        "preview_ref",
+        "campaign_id.company_id",
+        "variant_ids.body",
+    )
+    def _compute_preview(self):
+        rules = self.env["sms.microfunnel.message.rules"]
+        for step in self:
+            body = (step.variant_ids[:1].body if step.variant_ids else step.body) or ""
+            if step.step_type != "sms" or not body.strip():
+                step.preview = False
+                continue
+            step.preview = step._compose_preview(
+                rules,
+                body,
+                step.preview_ref or None,
+                step.campaign_id.company_id or self.env.company,
+            )
+
+    def _compose_preview(self, rules, body, record, company):
+        """The text as the recipient will read it, composed by the message
+        rules (sender, opt-out mention, placeholders rendered on ``record``),
+        without creating anything: links show as a short link of the length
+        the tracker will give them, the unsubscribe link as its estimate."""
+        host = rules._short_url_host()
+        short = host + "x" * rules._estimated_short_code_length()
+        body = URL_PATTERN.sub(
+            lambda match: match.group(0) if match.group(0).startswith(host) else short,
+            body,
+        )
+        number = (
+            record.phone_sanitized if record and "phone_sanitized" in record else None
+        )
+        try:
+            composed = rules._compose(
+                body,
+                record=record,
+                company=company,
+                message_class=self.message_class,
+                shorten_links=False,
+            )
+        except UserError as error:  # a placeholder that does not render
+            return {"error": str(error)}
+        currency = self.env["res.currency"].browse(composed.get("currency_id"))
+        sender = rules._sender_name(company) if company else ""
+        return {
+            "text": composed["text"],
+            "sender": sender or company.name,
+            "number": number or "",
+            "encoding": composed["encoding"],
+            "segments": composed["segments"],
+            "units_left": composed["units_left"],
+            "cost": composed["cost"],
+            "cost_label": currency.format(composed["cost"]) if currency else "",
+            "blocked_message": composed["blocked_message"] or "",
+            "record": record.display_name if record else "",
+        }
+
+    @api.depends("wait_value", "wait_unit")
+    def _compute_wait_hours(self):
+        factors = {"minutes": 1 / 60, "hours": 1, "days": 24}
+        for step in self:
+            step.wait_hours = (step.wait_value or 0) * factors[
+                step.wait_unit or "hours"
+            ]
+
+    @api.model
+    def _wait_from_hours(self, hours):
+        """(value, unit) showing ``hours`` in the largest whole unit."""
+        hours = hours or 0
+        if hours and hours % 24 == 0:
+            return hours / 24, "days"
+        if hours and round(hours * 60) != round(hours) * 60:
+            return round(hours * 60, 2), "minutes"
+        return hours, "hours"
+
+    def _builder_vals(self, vals):
+        """Fill ``wait_value``/``wait_unit`` from ``wait_hours`` and keep the
+        parent key and ``parent_id`` of ``vals`` in step."""
+        vals = dict(vals)
+        if "wait_hours" in vals and not {"wait_value", "wait_unit"} & set(vals):
+            vals["wait_value"], vals["wait_unit"] = self._wait_from_hours(
+                vals["wait_hours"]
+            )
+            vals.pop("wait_hours")
+        if vals.get("parent_id") and "parent_key" not in vals:
+            vals["parent_key"] = self.browse(vals["parent_id"]).builder_key
+        elif "parent_id" in vals and not vals["parent_id"]:
+            vals.setdefault("parent_key", False)
+        return vals
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        """Create parents before their children: a child naming its parent by
+        ``parent_key`` gets the parent's id (the builder adds steps to funnels
+        and steps not saved yet)."""
+        vals_list = [self._builder_vals(vals) for vals in vals_list]
+        pending = dict(enumerate(vals_list))
+        created = {}
+        while pending:
+            ready = {}
+            for index, vals in pending.items():
+                key = vals.get("parent_key")
+                if vals.get("parent_id") or not key:
+                    ready[index] = vals
+                    continue
+                waiting = any(
+                    other.get("builder_key") == key
+                    for i, other in pending.items()
+                    if i != index
+                )
+                if waiting:
+                    continue
+                parent = self.search(
+                    [
+                        ("campaign_id", "=", vals.get("campaign_id")),
+                        ("builder_key", "=", key),
+                    ],
+                    limit=1,
+                )
+                vals["parent_id"] = parent.id or False
+                if not parent:
+                    vals["parent_key"] = False
+                ready[index] = vals
+            if not ready:  # a loop of keys: let the constraint speak
+                ready = pending
+            records = super().create(list(ready.values()))
+            for index, record in zip(ready, records, strict=True):
+                created[index] = record.id
+                pending.pop(index)
+            for vals in pending.values():
+                key = vals.get("parent_key")
+                for record in records:
+                    if key and record.builder_key == key:
+                        vals["parent_id"] = record.id
+        return self.browse([created[index] for index in range(len(vals_list))])
+
+    def write(self, vals):
+        vals = self._builder_vals(vals)
+        if vals.get("parent_key") and not vals.get("parent_id"):
+            parent = self.search(
+                [
+                    ("campaign_id", "in", self.campaign_id.ids),
+                    ("builder_key", "=", vals["parent_key"]),
+                ],
+                limit=1,
+            )
+            if parent:
+                vals["parent_id"] = parent.id
+        return super().write(vals)
 
     @api.constrains("parent_id", "wait_mode", "date_field_id", "condition")
     def _check_tree(self):

@@ -48,7 +48,11 @@ class SmsMicrofunnelCampaign(models.Model):
     report_cost = fields.Float(
         "Cost",
         compute="_compute_report_cost",
+        help="Estimated cost of the sent messages, in the company currency.",
         groups="sms_microfunnel.group_sms_funnel_manager",
+    )
+    report_conversion_count = fields.Integer(
+        "Conversions", compute="_compute_report_cost"
     )
     report_cost_per_acquisition = fields.Float(
         "Cost per Acquisition",
@@ -158,8 +162,21 @@ class SmsMicrofunnelCampaign(models.Model):
             else []
         )
         figures = {campaign.id: values for campaign, *values in groups}
+        Price = self.env["sms.microfunnel.price"].sudo()
+        today = fields.Date.context_today(self)
         for funnel in self:
             cost, won, revenue = figures.get(funnel.id, (0.0, 0, 0.0))
+            # message costs are estimated in the currency of the SMS prices:
+            # shown (and compared with the revenue) in the company currency
+            company = funnel.company_id or self.env.company
+            price_currency = Price._get_price(
+                company=company, country=company.country_id
+            ).currency_id
+            if cost and price_currency and price_currency != company.currency_id:
+                cost = price_currency._convert(
+                    cost, company.currency_id, company, today
+                )
+            funnel.report_conversion_count = won
             funnel.report_cost = cost
             funnel.report_cost_per_acquisition = cost / won if won else 0.0
             funnel.report_roi = (revenue - cost) / cost * 100 if cost else 0.0

@@ -44,7 +44,7 @@ class SmsMicrofunnelCampaignChannel(models.AbstractModel):
 
     entry_activity_type_id = fields.Many2one(
         "mail.activity.type",
-        "Enrol on Done Activity",
+        "Enroll on Done Activity",
         help="When an activity of this type (e.g. “Call not answered”) is marked "
         "as done on a record of the funnel's target (or on a record whose contact "
         "is, for contact funnels), that record is enrolled while the funnel runs.",
@@ -114,7 +114,7 @@ class SmsMicrofunnelCampaignChannel(models.AbstractModel):
 
     @api.model
     def _enroll_from_activities(self, activities):
-        """Enrol the records of done activities in the running funnels whose
+        """Enroll the records of done activities in the running funnels whose
         entry point is their activity type (e.g. a call not answered)."""
         activities = activities.sudo().filtered(
             lambda a: a.activity_type_id and a.res_model and a.res_id
@@ -705,7 +705,7 @@ class SmsMicrofunnelTraceChannel(models.AbstractModel):
         return min(members.sorted("id"), key=lambda u: loads[u])
 
     def _last_reply(self):
-        """Text of the contact's last SMS reply in this enrolment."""
+        """Text of the contact's last SMS reply in this enrollment."""
         self.ensure_one()
         replied = self.enrollment_id.trace_ids.filtered("replied_at").sorted(
             "replied_at"
@@ -790,7 +790,7 @@ class SmsMicrofunnelTraceChannel(models.AbstractModel):
             if tags:
                 vals["tag_ids"] = tags
             # the execution is recorded first: a goal reached by this update
-            # (stage, won) may end the enrolment
+            # (stage, won) may end the enrollment
             trace._mark_executed(now, extra={"body": step._crm_update_summary()})
             if vals:
                 lead.write(vals)

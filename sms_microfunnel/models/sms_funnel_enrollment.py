@@ -15,7 +15,7 @@ ENROLLMENT_STATES = [
 
 class SmsMicrofunnelEnrollment(models.Model):
     _name = "sms.microfunnel.enrollment"
-    _description = "SMS Funnel Enrolment"
+    _description = "SMS Funnel Enrollment"
     _order = "enrolled_at desc, id desc"
     _rec_name = "display_target"
 
@@ -61,7 +61,7 @@ class SmsMicrofunnelEnrollment(models.Model):
         index="btree_not_null",
         ondelete="set null",
         help="The funnel's segment, when the record was a member of it at "
-        "enrolment: the reports give the rates per segment.",
+        "enrollment: the reports give the rates per segment.",
     )
     trace_ids = fields.One2many("sms.microfunnel.trace", "enrollment_id")
 
@@ -89,7 +89,7 @@ class SmsMicrofunnelEnrollment(models.Model):
 
     @api.model
     def _create_for(self, campaign, records, values=None, idempotency_key=None):
-        """Enrol ``records`` in ``campaign``, set-based; skip those already in."""
+        """Enroll ``records`` in ``campaign``, set-based; skip those already in."""
         existing_domain = [
             ("campaign_id", "=", campaign.id),
             ("res_model", "=", records._name),
@@ -142,7 +142,7 @@ class SmsMicrofunnelEnrollment(models.Model):
         return {}
 
     def _due_date(self, step, anchor=None):
-        """When ``step`` is due for this enrolment (UTC), or None without a date."""
+        """When ``step`` is due for this enrollment (UTC), or None without a date."""
         self.ensure_one()
         wait = timedelta(hours=step.wait_hours or 0)
         if step.wait_mode == "after_enrollment":

@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""One step for one enrolment: the unit of exactly-once dispatch.
+"""One step for one enrollment: the unit of exactly-once dispatch.
 
 State machine::
 
@@ -8,8 +8,8 @@ State machine::
         └──────► canceled (reason)              ├─► sent ─► delivered
                                                 └─► failed / bounced
 
-A unique index on (enrolment, step) and the row lock taken by the dispatch
-cron guarantee at most one SMS per enrolment and step, even with several
+A unique index on (enrollment, step) and the row lock taken by the dispatch
+cron guarantee at most one SMS per enrollment and step, even with several
 workers or a crash between queueing and commit (the transaction is then
 rolled back as a whole and the trace is picked up again).
 """
@@ -121,7 +121,7 @@ class SmsMicrofunnelTrace(models.Model):
         required=True,
         index=True,
     )
-    due_at = fields.Datetime("Due (UTC)", required=True, index=True)
+    due_at = fields.Datetime("Due", required=True, index=True)
     defer_reason = fields.Selection(
         [
             ("window_closed", "Send window closed"),
@@ -141,10 +141,10 @@ class SmsMicrofunnelTrace(models.Model):
     sms_uuid = fields.Char("SMS UUID", index="btree_not_null", readonly=True)
     queued_at = fields.Datetime(readonly=True)
     first_attempt = fields.Boolean(
-        "First Message of the Enrolment",
+        "First Message of the Enrollment",
         compute="_compute_first_attempt",
         store=True,
-        help="The enrolment's first queued message: it carries the enrolment's "
+        help="The enrollment's first queued message: it carries the enrollment's "
         "per-recipient figures in the funnel analysis.",
     )
     sent_at = fields.Datetime(readonly=True)
@@ -163,7 +163,7 @@ class SmsMicrofunnelTrace(models.Model):
     send_slot_source = fields.Selection(SLOT_SOURCES, "Send Slot Used", readonly=True)
 
     _one_per_step = models.UniqueIndex(
-        "(enrollment_id, step_id)", "A step runs once per enrolment."
+        "(enrollment_id, step_id)", "A step runs once per enrollment."
     )
 
     @api.depends("queued_at", "enrollment_id.trace_ids.queued_at")
@@ -183,7 +183,7 @@ class SmsMicrofunnelTrace(models.Model):
     def _schedule(self, steps, enrollments, parents=None):
         """Create the traces of ``steps`` for ``enrollments`` (set-based).
 
-        ``parents`` maps an enrolment id to the parent trace that triggered
+        ``parents`` maps an enrollment id to the parent trace that triggered
         these steps (for waits after the previous step and branch conditions).
         """
         parents = parents or {}

@@ -57,7 +57,7 @@ class SmsMicrofunnelInbound(models.Model):
     provider = fields.Char(required=True, readonly=True, default="generic")
     provider_message_id = fields.Char("Provider Message ID", readonly=True)
     received_at = fields.Datetime(
-        "Received (UTC)", required=True, readonly=True, default=fields.Datetime.now
+        "Received", required=True, readonly=True, default=fields.Datetime.now
     )
     company_id = fields.Many2one(
         "res.company",
@@ -196,8 +196,11 @@ class SmsMicrofunnelInbound(models.Model):
         inbound, created = self_sudo._claim(vals)
         if not created:
             return inbound.with_env(self.env)
-        inbound._act()
-        inbound._log_on_records()
+        # what was done is written for the company's team, in its language
+        team_lang = inbound.company_id.partner_id.lang
+        staff = inbound.with_context(lang=team_lang) if team_lang else inbound
+        staff._act()
+        staff._log_on_records()
         inbound._notify_funnels()
         return inbound.with_env(self.env)
 

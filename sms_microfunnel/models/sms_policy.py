@@ -66,7 +66,7 @@ class SmsMicrofunnelPolicy(models.Model):
     _inherit = ["mail.thread"]
     _order = "country_id, state_id desc, message_class, sequence, id"
 
-    name = fields.Char(required=True, tracking=True)
+    name = fields.Char(required=True, tracking=True, translate=True)
     code = fields.Char(
         "Key", help="Short key of the row in COMPLIANCE.md §4.2, e.g. FR or US-FL."
     )

@@ -35,7 +35,9 @@ class SmsMicrofunnelPrice(models.Model):
         help="Leave empty to share this price with every company.",
     )
     active = fields.Boolean(default=True)
-    note = fields.Char(help="Where the price comes from, e.g. the provider's page.")
+    note = fields.Char(
+        translate=True, help="Where the price comes from, e.g. the provider's page."
+    )
 
     _country_company_unique = models.UniqueIndex(
         "(COALESCE(country_id, 0), COALESCE(company_id, 0)) WHERE active",

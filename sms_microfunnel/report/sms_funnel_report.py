@@ -4,7 +4,7 @@
 ``sms.microfunnel.report`` has one row per SMS attempt (a trace that reached
 the queue).  Per-message measures are 0/1 columns; per-recipient measures
 (recipients, opt-outs, conversions, revenue) are carried by the first attempt
-of each enrolment only, so that sums never count an enrolment twice.  The rate
+of each enrollment only, so that sums never count an enrollment twice.  The rate
 columns hold 100/0 on the rows that belong to their denominator and NULL
 elsewhere: their average (``aggregator="avg"``) is therefore the exact ratio of
 the definitions written in ``readme/CONTEXT.md``.
@@ -29,9 +29,7 @@ class SmsMicrofunnelReport(models.Model):
     step_id = fields.Many2one("sms.microfunnel.step", readonly=True)
     variant_id = fields.Many2one("sms.microfunnel.step.variant", readonly=True)
     trace_id = fields.Many2one("sms.microfunnel.trace", readonly=True)
-    enrollment_id = fields.Many2one(
-        "sms.microfunnel.enrollment", "Enrolment", readonly=True
-    )
+    enrollment_id = fields.Many2one("sms.microfunnel.enrollment", readonly=True)
     partner_id = fields.Many2one("res.partner", "Contact", readonly=True)
     segment_id = fields.Many2one("sms.microfunnel.segment", readonly=True)
     company_id = fields.Many2one("res.company", readonly=True)
@@ -78,12 +76,12 @@ class SmsMicrofunnelReport(models.Model):
         return SQL(
             """
             WITH attempts AS (
-                -- first_attempt: the enrolment's earliest queued trace (a
+                -- first_attempt: the enrollment's earliest queued trace (a
                 -- stored flag, so no window function has to sort the table)
                 SELECT t.*, COALESCE(t.first_attempt, FALSE) AS is_first
                   FROM sms_microfunnel_trace t
                  WHERE t.queued_at IS NOT NULL
-            ), enrolments AS (
+            ), enrollments AS (
                 SELECT e.id, e.campaign_id, e.state, e.partner_id, e.segment_id,
                        e.res_model, e.res_id, e.enrolled_at, e.converted_at,
                        c.attribution_hours,
@@ -134,21 +132,21 @@ class SmsMicrofunnelReport(models.Model):
                    CASE WHEN a.is_first
                         THEN en.converted::int * 100.0 END AS conversion_rate
               FROM attempts a
-              JOIN enrolments en
+              JOIN enrollments en
                 ON en.id = a.enrollment_id AND en.campaign_id = a.campaign_id
             """,
             revenue=self._revenue_sql(),
         )
 
     def _revenue_sql(self):
-        """The revenue of a converted enrolment, as an SQL expression.
+        """The revenue of a converted enrollment, as an SQL expression.
 
         Extension hook (``sms_microfunnel_sale`` adds confirmed sale orders):
         override it and combine ``super()._revenue_sql()`` rather than
         rewriting the view.  The expression is evaluated once per converted
-        enrolment, on its first attempt, and may be NULL (no revenue).  In
+        enrollment, on its first attempt, and may be NULL (no revenue).  In
         scope: ``a`` (that first attempt: ``a.queued_at`` is the first send,
-        ``a.company_id``) and ``en`` (the enrolment: ``en.id``,
+        ``a.company_id``) and ``en`` (the enrollment: ``en.id``,
         ``en.res_model``, ``en.res_id``, ``en.partner_id``,
         ``en.enrolled_at``, ``en.converted_at``, ``en.attribution_hours``).
         Amounts are in the company currency.

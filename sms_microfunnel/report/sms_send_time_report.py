@@ -9,7 +9,7 @@ worked out at dispatch in the recipient's zone).  Definitions:
   its delivery report counts);
 * click, reply, click-or-reply rates: messages clicked / replied to / either,
   over the messages sent;
-* conversion (last touch): the enrolment reached the funnel's goal within the
+* conversion (last touch): the enrollment reached the funnel's goal within the
   attribution window, and this message is the last one it received before
   the conversion; the conversion rate is over the messages sent.
 

@@ -75,8 +75,10 @@ class FunnelCase(TransactionCase):
                 }
             ]
         )
+        # every contact (the default audience is the marketable ones): the
+        # tests enrol who they need
         cls.funnel = cls.env["sms.microfunnel.campaign"].create(
-            {"name": "Diagnostic offer", "model_name": "res.partner"}
+            {"name": "Diagnostic offer", "model_name": "res.partner", "domain": "[]"}
         )
         cls.offer = cls.env["sms.microfunnel.step"].create(
             {
@@ -133,7 +135,7 @@ class TestFunnelDispatch(FunnelCase):
             first = self.funnel._enroll(self.anna | self.bruno)
             again = self.funnel._enroll(self.anna)
         self.assertEqual(len(first), 2)
-        self.assertFalse(again, "one enrolment per funnel and record")
+        self.assertFalse(again, "one enrollment per funnel and record")
         self.assertEqual(len(first.trace_ids), 2, "only root steps are scheduled")
         self.assertEqual(set(first.trace_ids.mapped("state")), {"scheduled"})
 

@@ -598,7 +598,7 @@ class TestActivityAndCrmSteps(ChannelCase):
         lead.partner_id = self.anna
         with freeze_time(TUESDAY_10H_PARIS):
             callback.action_start()
-            # a plain call done does not enrol
+            # a plain call done does not enroll
             lead.activity_schedule(
                 "mail.mail_activity_data_call", user_id=self.salesperson.id
             ).action_feedback(feedback="OK")

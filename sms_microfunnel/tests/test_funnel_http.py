@@ -1,6 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import json
-import re
 
 from odoo.tests import HttpCase, tagged
 
@@ -83,54 +82,3 @@ class TestFunnelEventEndpoint(HttpCase):
         self.funnel.action_pause()
         response = self.post({"phone": "+33611111111"})
         self.assertEqual(response.status_code, 409)
-
-
-@tagged("post_install", "-at_install")
-class TestFunnelUi(HttpCase):
-    def test_build_and_start_a_two_step_funnel(self):
-        self.start_tour("/odoo", "sms_microfunnel_build_funnel_tour", login="admin")
-        funnel = self.env["sms.microfunnel.campaign"].search(
-            [("name", "=", "Tour funnel")]
-        )
-        self.assertEqual(funnel.state, "running")
-        self.assertEqual(len(funnel.step_ids), 2)
-        reminder = funnel.step_ids.filtered(lambda s: s.name == "Reminder")
-        self.assertEqual(reminder.parent_id.name, "Offer")
-        self.assertEqual(reminder.wait_hours, 24)
-
-
-@tagged("post_install", "-at_install")
-class TestFunnelClicks(HttpCase):
-    def test_click_route_marks_the_trace(self):
-        partner = self.env["res.partner"].create(
-            {
-                "name": "Zoé",
-                "phone": "+33699000001",
-                "country_id": self.env.ref("base.fr").id,
-            }
-        )
-        funnel = self.env["sms.microfunnel.campaign"].create(
-            {"name": "Clicks", "model_name": "res.partner", "goal": "link_clicked"}
-        )
-        self.env["sms.microfunnel.step"].create(
-            {
-                "campaign_id": funnel.id,
-                "name": "Link",
-                "message_class": "transactional",
-                "body": "Votre dossier : https://www.example.com/dossier/42",
-            }
-        )
-        funnel.action_start()
-        enrollment = funnel._enroll(partner)
-        trace = enrollment.trace_ids
-        trace._dispatch(trace, trace.due_at)
-        self.assertEqual(trace.state, "queued")
-        sms = self.env["sms.sms"].sudo().browse(trace.sms_id_int)
-        short = re.search(r"https?://\S+/r/\w+/s/\d+", sms.body)
-        self.assertTrue(short, sms.body)
-        self.assertNotIn("example.com", sms.body, "the link is shortened and tracked")
-        path = short[0].split("/r/", 1)[1]
-        response = self.url_open(f"/r/{path}", allow_redirects=False)
-        self.assertIn(response.status_code, (301, 302))
-        self.assertTrue(trace.clicked_at)
-        self.assertEqual(enrollment.state, "converted", "a click is this funnel's goal")

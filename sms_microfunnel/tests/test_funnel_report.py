@@ -155,9 +155,9 @@ class TestFunnelReport(FunnelCase):
         self.assertAlmostEqual(figures["deliverability_rate:avg"], 60.0)
         # 1 clicking recipient / 3 delivered
         self.assertAlmostEqual(figures["click_rate:avg"], 100 / 3)
-        # 1 STOP / 5 enrolments that received an SMS
+        # 1 STOP / 5 enrollments that received an SMS
         self.assertAlmostEqual(figures["unsubscribe_rate:avg"], 20.0)
-        # 1 conversion / 5 enrolments that received an SMS
+        # 1 conversion / 5 enrollments that received an SMS
         self.assertAlmostEqual(figures["conversion_rate:avg"], 20.0)
 
     def test_conversion_outside_window_is_not_counted(self):
@@ -228,6 +228,14 @@ class TestFunnelReport(FunnelCase):
         )
         total = sum(rows.mapped("cost"))
         self.assertGreater(total, 0, "the French price list prices the SMS")
+        # the form shows it in the company currency
+        company = self.metrics_funnel.company_id
+        prices = self.env["sms.microfunnel.price"]._get_price(
+            company=company, country=company.country_id
+        )
+        total = prices.currency_id._convert(
+            total, company.currency_id, company, fields.Date.today()
+        )
         self.assertAlmostEqual(self.metrics_funnel.report_cost, total)
         self.assertAlmostEqual(
             self.metrics_funnel.report_cost_per_acquisition, total / 1

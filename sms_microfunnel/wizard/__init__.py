@@ -4,3 +4,4 @@ from . import sms_consent_import
 from . import sms_contact_erase
 from . import sms_funnel_simulate
 from . import sms_preflight
+from . import sms_funnel_launch

@@ -131,7 +131,7 @@ class SmsMicrofunnelConsentRecord(models.TransientModel):
                 company = wizard.company_id
                 if wizard.partner_id.lang:
                     company = company.with_context(lang=wizard.partner_id.lang)
-                wizard.wording = company.sms_consent_wording
+                wizard.wording = company._sms_consent_wording_text()
                 wizard.wording_version = str(company.sms_consent_wording_version)
 
     # -- checks and recording ------------------------------------------------

@@ -52,6 +52,7 @@ class SmsMicrofunnelPreflight(models.TransientModel):
         help="Optional: a narrower consent scope (e.g. a funnel) that must not be "
         "withdrawn, on top of the company's marketing consent.",
     )
+    scope_display = fields.Char("Consent Scope Name", compute="_compute_scope_display")
     check_at = fields.Datetime(
         "Check For",
         help="Empty: now. The decisions (windows, caps) are computed for this time.",
@@ -69,6 +70,20 @@ class SmsMicrofunnelPreflight(models.TransientModel):
     line_ids = fields.One2many(
         "sms.microfunnel.preflight.line", "preflight_id", "Outcomes", readonly=True
     )
+
+    @api.depends("scope")
+    def _compute_scope_display(self):
+        """The scope as its users know it (“SMS Funnel: Spring offer”), not as
+        its reference (``sms.microfunnel.campaign,5``)."""
+        for wizard in self:
+            label = wizard.scope or ""
+            model, _sep, res_id = label.partition(",")
+            if model in self.env and res_id.isdigit():
+                record = self.env[model].browse(int(res_id)).exists()
+                if record:
+                    kind = self.env["ir.model"]._get(model).name
+                    label = f"{kind}: {record.display_name}"
+            wizard.scope_display = label
 
     @api.model
     def _selection_res_model(self):

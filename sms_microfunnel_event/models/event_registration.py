@@ -30,7 +30,7 @@ class EventRegistration(models.Model):
         return result
 
     def _sms_funnel_enroll_confirmed(self):
-        """Enrol confirmed registrations in the running funnels of their event."""
+        """Enroll confirmed registrations in the running funnels of their event."""
         confirmed = self.filtered(lambda r: r.state == "open" and r.active)
         for event, registrations in confirmed.grouped("event_id").items():
             funnels = event.sudo().sms_microfunnel_ids.filtered(

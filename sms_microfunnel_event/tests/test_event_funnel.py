@@ -124,7 +124,7 @@ class TestEventFunnel(FunnelCase):
         )
         self.assertEqual(wizard.line_ids[0].send_at, BEGIN.replace(day=11))
         self.assertIn("Rappel : Webinar SMS demain", wizard.line_ids[0].text)
-        self.assertFalse(self.journey.enrollment_ids, "a dry-run enrols nobody")
+        self.assertFalse(self.journey.enrollment_ids, "a dry-run enrolls nobody")
         wizard.record_ref = f"res.partner,{self.env.user.partner_id.id}"
         with self.assertRaises(UserError):
             wizard.action_simulate()

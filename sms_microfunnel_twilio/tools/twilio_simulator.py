@@ -19,7 +19,10 @@ plays Twilio's webhooks back at Odoo:
 * status callbacks are POSTed, signed like Twilio's (``X-Twilio-Signature``,
   section 7.1), to the ``StatusCallback`` of each message, automatically or on
   demand, in any order; inbound messages (``STOP``, ``YES``, free text) are
-  injected, signed, into a webhook.
+  injected, signed, into a webhook; with ``default_opt_out`` (the script's
+  default) the simulator also answers ``STOP``/``START``/``HELP`` and refuses
+  to send to an opted-out number (21610), as Twilio's default opt-out
+  handling does.
 
 The simulator never talks to anything but the loopback interface: it binds to
 a loopback address and refuses to POST a webhook elsewhere. A public callback
@@ -90,6 +93,39 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 _HERE = Path(__file__).resolve().parent
+
+
+#: Twilio's default opt-out handling (long codes and toll-free numbers): a
+#: message made of one of these words only (any case) is answered by Twilio
+#: itself, and after an opt-out keyword Twilio refuses to send from that
+#: number to the sender (error 21610) until it texts an opt-in keyword.
+DEFAULT_OPT_OUT_KEYWORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+)
+DEFAULT_OPT_IN_KEYWORDS = frozenset({"START", "YES", "UNSTOP"})
+DEFAULT_HELP_KEYWORDS = frozenset({"HELP", "INFO"})
+DEFAULT_AUTO_REPLIES = {
+    "STOP": "You have successfully been unsubscribed. You will not receive any "
+    "more messages from this number. Reply START to resubscribe.",
+    "START": "You have successfully been re-subscribed to messages from this "
+    "number. Reply HELP for help. Reply STOP to unsubscribe. Msg&Data Rates "
+    "May Apply.",
+    "HELP": "Reply STOP to unsubscribe. Msg&Data Rates May Apply.",
+}
+
+
+def default_keyword(body):
+    """``STOP``, ``START`` or ``HELP`` when Twilio's default opt-out handling
+    answers ``body``, else None."""
+    word = (body or "").strip().upper()
+    for kind, words in (
+        ("STOP", DEFAULT_OPT_OUT_KEYWORDS),
+        ("START", DEFAULT_OPT_IN_KEYWORDS),
+        ("HELP", DEFAULT_HELP_KEYWORDS),
+    ):
+        if word in words:
+            return kind
+    return None
 
 
 def _load_by_path(key, path):
@@ -383,6 +419,7 @@ class TwilioSimulator:
         webhook_timeout=5.0,
         service_number="+15005550006",
         default_outcomes=("sent", "delivered"),
+        default_opt_out=False,
     ):
         if not account_sid or not auth_token:
             raise ValueError("account_sid and auth_token are required")
@@ -396,6 +433,9 @@ class TwilioSimulator:
         self.port = port
         self.callback_base = callback_base
         self.inbound_url = inbound_url
+        # answer STOP/START/HELP and block opted-out senders, as Twilio does
+        self.default_opt_out = default_opt_out
+        self._opted_out = set()  # (recipient, our number) pairs
         self.auto_callbacks = auto_callbacks
         self.callback_delay = callback_delay
         self.callback_interval = callback_interval
@@ -518,6 +558,7 @@ class TwilioSimulator:
             self._webhooks = []
             self._messages = {}
             self._numbers = {}
+            self._opted_out = set()
             self._clear_faults()
 
     def reset(self):
@@ -932,6 +973,8 @@ class TwilioSimulator:
         if from_ and from_ == to:
             return 400, 21266, None
         with self._lock:
+            if (to, from_) in self._opted_out:
+                return 400, 21610, None
             config = self._numbers.get(to)
         if config and config["api_error"]:
             return config["api_error"]
@@ -1404,6 +1447,8 @@ class TwilioSimulator:
                     "status_callback": None,
                     "events": [],
                 }
+        if self.default_opt_out:
+            self._default_opt_out(from_number, to_number, body)
         entry = self._post_webhook(
             "inbound",
             webhook_url,
@@ -1415,6 +1460,51 @@ class TwilioSimulator:
             raise_errors=True,
         )
         return entry["response_status"], entry["response_text"]
+
+    def _default_opt_out(self, sender, our_number, body):
+        """Twilio's default opt-out handling of an inbound message: remember
+        an opt-out (or its end) and answer the keyword from our number."""
+        kind = default_keyword(body)
+        if not kind:
+            return None
+        now = _now()
+        sid = _new_sid()
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
+        reply = DEFAULT_AUTO_REPLIES[kind]
+        with self._lock:
+            if kind == "STOP":
+                self._opted_out.add((sender, our_number))
+            elif kind == "START":
+                self._opted_out.discard((sender, our_number))
+            self._messages[sid] = {
+                "resource": {
+                    "account_sid": self.account_sid,
+                    "api_version": API_VERSION,
+                    "body": reply,
+                    "date_created": _rfc2822(now),
+                    "date_sent": _rfc2822(now),
+                    "date_updated": _rfc2822(now),
+                    "direction": "outbound-reply",
+                    "error_code": None,
+                    "error_message": None,
+                    "from": our_number,
+                    "messaging_service_sid": None,
+                    "num_media": "0",
+                    "num_segments": str(max(1, count_segments(reply))),
+                    "price": None,
+                    "price_unit": self.PRICE_UNIT,
+                    "sid": sid,
+                    "status": "delivered",
+                    "subresource_uris": {"media": f"{uri}/Media.json"},
+                    "to": sender,
+                    "uri": f"{uri}.json",
+                },
+                "created": now,
+                "sent": now,
+                "status_callback": None,
+                "events": [],
+            }
+        return sid
 
     # ------------------------------------------------------------------
     # Control endpoints (for the script)
@@ -1566,6 +1656,13 @@ def _build_parser():
         help="seconds between a creation and its first callback",
     )
     parser.add_argument(
+        "--default-opt-out",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="answer STOP/START/HELP and refuse to send to opted-out numbers, "
+        "as Twilio's default opt-out handling does (default: on)",
+    )
+    parser.add_argument(
         "--latency", type=float, default=0.0, help="seconds before each answer"
     )
     parser.add_argument("--verbose", action="store_true", help="log every request")
@@ -1588,6 +1685,7 @@ def main(argv=None):
         inbound_url=args.inbound_url,
         auto_callbacks=args.auto_callbacks,
         callback_delay=args.callback_delay,
+        default_opt_out=args.default_opt_out,
     )
     if args.latency:
         simulator.set_latency(args.latency)

@@ -54,6 +54,7 @@ export class SmsFunnelCounterField extends SmsWidget {
     static props = {
         ...SmsWidget.props,
         messageClassField: {type: String, optional: true},
+        modelField: {type: String, optional: true},
     };
 
     setup() {
@@ -62,6 +63,16 @@ export class SmsFunnelCounterField extends SmsWidget {
         this.counterContext = null;
         // The text being typed, before it is committed to the record.
         this.live = useState({text: null});
+        // Placeholder picker: the fields of the funnel's target model.
+        this.picker = useState({model: null, fields: []});
+        useEffect(
+            (model) => {
+                if (model && model !== this.picker.model) {
+                    this.loadPlaceholderFields(model);
+                }
+            },
+            () => [this.targetModel]
+        );
         onWillStart(async () => {
             this.counterContext = await this.counterOrm.call(
                 "sms.microfunnel.message.rules",
@@ -89,6 +100,55 @@ export class SmsFunnelCounterField extends SmsWidget {
             },
             () => [this.textareaRef.el]
         );
+    }
+
+    get targetModel() {
+        const fieldName = this.props.modelField;
+        return (fieldName && this.props.record.data[fieldName]) || null;
+    }
+
+    async loadPlaceholderFields(model) {
+        this.picker.model = model;
+        const fields = await this.counterOrm.call(model, "fields_get", [], {
+            attributes: ["string", "type"],
+        });
+        const usable = ["char", "text", "selection", "many2one", "date", "datetime", "integer", "float", "monetary"];
+        this.picker.fields = Object.entries(fields)
+            .filter(
+                ([name, field]) =>
+                    usable.includes(field.type) &&
+                    !name.startsWith("_") &&
+                    !name.startsWith("message_") &&
+                    !name.startsWith("activity_") &&
+                    !["id", "display_name", "create_uid", "write_uid", "create_date", "write_date"].includes(name)
+            )
+            .map(([name, field]) => ({name, label: field.string, type: field.type}))
+            .sort((a, b) => a.label.localeCompare(b.label));
+    }
+
+    /**
+     * Insert the placeholder of a field of the target model where the cursor is.
+     * @param {Event} ev change of the picker
+     */
+    onPickPlaceholder(ev) {
+        const name = ev.target.value;
+        ev.target.value = "";
+        const field = this.picker.fields.find((f) => f.name === name);
+        if (!field) {
+            return;
+        }
+        const path = field.type === "many2one" ? `object.${name}.display_name` : `object.${name}`;
+        const placeholder = `{{ ${path} or '' }}`;
+        const el = this.textareaRef.el;
+        const text = this.currentBody;
+        const start = el ? el.selectionStart ?? text.length : text.length;
+        const end = el ? el.selectionEnd ?? start : start;
+        const before = text.slice(0, start);
+        // a word of its own: not glued to the word (or link) before it
+        const space = before && !/\s$/.test(before) ? " " : "";
+        const value = before + space + placeholder + text.slice(end);
+        this.live.text = null;
+        this.props.record.update({[this.props.name]: value});
     }
 
     get currentBody() {
@@ -171,6 +231,7 @@ export const smsFunnelCounterField = {
     extractProps: (fieldInfo, dynamicInfo) => ({
         ...smsWidget.extractProps(fieldInfo, dynamicInfo),
         messageClassField: fieldInfo.options?.message_class_field || "message_class",
+        modelField: fieldInfo.options?.model_field || "",
     }),
 };
 

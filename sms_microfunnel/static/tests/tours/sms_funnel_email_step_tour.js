@@ -37,7 +37,7 @@ registry.category("web_tour.tours").add("sms_microfunnel_email_step_tour", {
         },
         {
             content: "Add a step",
-            trigger: ".o_field_widget[name=step_ids] .o_field_x2many_list_row_add a",
+            trigger: ".o_field_widget[name=step_ids] .o_sms_funnel_builder_add_root",
             run: "click",
         },
         {
@@ -67,7 +67,7 @@ registry.category("web_tour.tours").add("sms_microfunnel_email_step_tour", {
         },
         {
             content: "The email step is listed with its channel",
-            trigger: ".o_field_widget[name=step_ids] .o_data_row:contains('Invitation'):contains('Email')",
+            trigger: ".o_field_widget[name=step_ids] .o_sms_funnel_builder_card:contains('Invitation'):contains('Email')",
         },
         {
             content: "Save the funnel",
