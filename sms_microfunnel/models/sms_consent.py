@@ -431,13 +431,16 @@ class SmsMicrofunnelConsent(models.Model):
         try:
             encoded, signature = (token or "").split(".", 1)
             payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-            company_id, number = payload.decode().split(":", 1)
-            company = self.env["res.company"].sudo().browse(int(company_id)).exists()
+            text = payload.decode()
+            company_id, number = text.split(":", 1)
+            company_id = int(company_id)
         except (ValueError, binascii.Error, UnicodeDecodeError):
             return None, None
-        expected = odoo_hmac(self.env(su=True), UNSUBSCRIBE_SCOPE, payload.decode())[
-            :32
-        ]
-        if not company or not consteq(signature, expected):
+        # the signature first: nothing of a forged token reaches the database
+        expected = odoo_hmac(self.env(su=True), UNSUBSCRIBE_SCOPE, text)[:32]
+        if not signature.isascii() or not consteq(signature, expected):
+            return None, None
+        company = self.env["res.company"].sudo().browse(company_id).exists()
+        if not company:
             return None, None
         return company, number

@@ -18,6 +18,8 @@ SIGNATURE_PATTERN = re.compile(r"[A-Za-z0-9+/]{27}=")
 # longest value we look up or store for the routing fields (a Twilio SID is
 # 34 characters, an E.164 number at most 16, a short code or sender id less)
 ROUTING_MAX_LENGTH = 64
+# a Twilio webhook is a few kB (a long SMS and its media URLs included)
+MAX_BODY_BYTES = 256 * 1024
 
 
 def _clean(value):
@@ -27,7 +29,14 @@ def _clean(value):
 
 
 class SmsMicrofunnelTwilioController(Controller):
-    @route(INBOUND_PATH, type="http", auth="public", methods=["POST"], csrf=False)
+    @route(
+        INBOUND_PATH,
+        type="http",
+        auth="public",
+        methods=["POST"],
+        csrf=False,
+        max_content_length=MAX_BODY_BYTES,
+    )
     def inbound(self, **_kwargs):
         """Twilio's incoming-message webhook: signed, stored once, then handled
         by the inbound job (``sms.microfunnel.inbound._cron_process_received``)

@@ -40,7 +40,7 @@ from ..models.sms_tracker import (
     STATUS_TO_SMS_STATE,
     status_allowed,
 )
-from .main import SIGNATURE_PATTERN
+from .main import MAX_BODY_BYTES, SIGNATURE_PATTERN
 
 _logger = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
         auth="public",
         methods=["POST"],
         csrf=False,
+        max_content_length=MAX_BODY_BYTES,
     )
     def status(self, uuid, **_kwargs):
         form = request.httprequest.form
