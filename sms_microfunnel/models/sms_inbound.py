@@ -10,7 +10,7 @@ shown to the salesperson.
 """
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg2.errors
 from markupsafe import Markup
@@ -24,6 +24,7 @@ from ..tools import sms_keywords
 _logger = logging.getLogger(__name__)
 
 PROCESS_CRON = "sms_microfunnel.ir_cron_sms_inbound_process"
+RETRY_DELAY = 2  # seconds
 CLASSIFICATIONS = [
     ("opt_out", "Opt-out (STOP)"),
     ("opt_in", "Opt-in (START)"),
@@ -329,6 +330,16 @@ class SmsMicrofunnelInbound(models.Model):
                 try:
                     with self.env.cr.savepoint():
                         inbound._handle()
+                except ConcurrencyError:
+                    # a page changed this number's consent at the same moment:
+                    # this batch starts again in a fresh transaction shortly
+                    self.env.cr.rollback()
+                    self.env.invalidate_all()
+                    self.env.ref(PROCESS_CRON)._trigger(
+                        fields.Datetime.now() + timedelta(seconds=RETRY_DELAY)
+                    )
+                    self.env["ir.cron"]._commit_progress(0)
+                    return
                 except Exception:
                     # a bug, not the sender's fault: keep the message, say so,
                     # and go on with the others

@@ -14,7 +14,9 @@ the context so that trackers apply it monotonically too.
 """
 
 import logging
+import random
 import re
+import time
 
 import psycopg2.errors
 
@@ -49,6 +51,9 @@ CORE_STATUS_PATH = "/sms_twilio/status/"
 UUID_PATTERN = re.compile(r"[0-9a-f]{32}")
 ERROR_CODE_PATTERN = re.compile(r"\d{1,8}")
 SID_PATTERN = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
+# a callback waiting for another one of the same SMS retries this often
+LOCK_ATTEMPTS = 40
+LOCK_PAUSE = 0.005
 # PostgreSQL errors of two transactions on the same rows: the request is
 # retried from the start in a fresh transaction (odoo.service.model.retrying)
 CONCURRENCY_ERRORS = (
@@ -150,12 +155,12 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
          LEFT JOIN sms_sms s ON s.uuid = t.sms_uuid
          LEFT JOIN sms_microfunnel_trace ft ON ft.id = t.sms_microfunnel_trace_id
              WHERE t.sms_uuid = %(uuid)s
-               FOR NO KEY UPDATE OF t
+               FOR NO KEY UPDATE OF t NOWAIT
             """,
             mailing=SQL("t.mailing_trace_id") if has_mailing else SQL("NULL::int"),
             uuid=uuid,
         )
-        _execute(env.cr, query)
+        self._lock(env.cr, query)
         rows = env.cr.dictfetchall()
         if rows:
             return rows[0]
@@ -167,6 +172,24 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
             SQL("SELECT id FROM sms_sms WHERE uuid = %s FOR NO KEY UPDATE", uuid),
         )
         return None
+
+    @staticmethod
+    def _lock(cr, query):
+        """Run the locking lookup ``query`` as first write-intent of the request.
+
+        Callbacks of one SMS arrive together (sent, delivered…): the one
+        holding the tracker makes the others start again at once in a fresh
+        transaction (nothing was written yet), rather than failing with a
+        serialization error or waiting for Odoo's retry back-off.
+        """
+        for attempt in range(LOCK_ATTEMPTS):
+            try:
+                cr.execute(query, log_exceptions=False)
+                return
+            except CONCURRENCY_ERRORS:
+                cr.rollback()
+                time.sleep(random.uniform(0, LOCK_PAUSE * (attempt + 1)))
+        raise ConcurrencyError("Twilio status callback: tracker busy")
 
     def _failure_type(self, status, error_code):
         """sms.sms failure type of a Twilio failure (as core maps it)."""
@@ -206,7 +229,7 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
         ):
             sms_set = [
                 SQL("state = %s", sms_state),
-                SQL("sms_twilio_hold = FALSE"),
+                SQL("sms_twilio_hold = NULL"),
                 SQL("sms_twilio_hold_until = NULL"),
                 SQL("failure_type = %s", failure_type if sms_state == "error" else None),
                 SQL("to_delete = TRUE"),
