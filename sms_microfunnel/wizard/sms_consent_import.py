@@ -188,7 +188,7 @@ class SmsMicrofunnelConsentImport(models.TransientModel):
                     max=CELL_MAX_LENGTH,
                 )
         number = False
-        if len(row.get("phone") or "") <= PHONE_MAX_LENGTH:
+        if 0 < len(row.get("phone") or "") <= PHONE_MAX_LENGTH:
             number = self.env["res.partner"]._phone_format(
                 number=row.get("phone"), country=country, force_format="E164"
             )
