@@ -5,3 +5,4 @@ from . import test_sending
 from . import test_error_mapping
 from . import test_status_callbacks
 from . import test_webhook_concurrency
+from . import test_webhook_fuzz
