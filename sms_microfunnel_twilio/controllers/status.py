@@ -207,7 +207,11 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
         """Tracker, SMS and funnel trace forward in one statement."""
         status = callback["status"]
         failure_type = self._failure_type(status, callback["error_code"])
-        tracker_set = [SQL("sms_twilio_status = %s", status)]
+        now = request.env.cr.now()
+        tracker_set = [
+            SQL("sms_twilio_status = %s", status),
+            SQL("write_date = %s", now),
+        ]
         if callback["error_code"]:
             tracker_set.append(SQL("sms_twilio_error_code = %s", callback["error_code"]))
         elif status == "delivered":
@@ -233,6 +237,7 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
                 SQL("sms_twilio_hold_until = NULL"),
                 SQL("failure_type = %s", failure_type if sms_state == "error" else None),
                 SQL("to_delete = TRUE"),
+                SQL("write_date = %s", now),
             ]
             if callback["error_code"]:
                 sms_set.append(SQL("sms_twilio_error_code = %s", callback["error_code"]))
