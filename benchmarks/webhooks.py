@@ -209,9 +209,7 @@ def fire(base_url, items, connections):
     import requests  # noqa: PLC0415
 
     local = threading.local()
-    signed = [
-        (path, params, sign(base_url + path, params)) for path, params in items
-    ]
+    signed = [(path, params, sign(base_url + path, params)) for path, params in items]
 
     def post(item):
         path, params, signature = item
@@ -341,15 +339,22 @@ def run(args, dbname, smf):
         fire(base_url, inbound_items(100, 0), args.connections)
         core_uuids, our_uuids = core_uuids[50:], our_uuids[50:]
         routes = {
-            "core /sms_twilio/status": (CORE_PATH, lambda r: status_items(
-                CORE_PATH, core_uuids[r * args.requests : (r + 1) * args.requests]
-            )),
-            "ours /sms_microfunnel_twilio/status": (STATUS_PATH, lambda r: status_items(
-                STATUS_PATH, our_uuids[r * args.requests : (r + 1) * args.requests]
-            )),
-            "ours /sms_microfunnel_twilio/inbound": (INBOUND_PATH, lambda r: (
-                inbound_items(args.requests, 100 + r * args.requests)
-            )),
+            "core /sms_twilio/status": (
+                CORE_PATH,
+                lambda r: status_items(
+                    CORE_PATH, core_uuids[r * args.requests : (r + 1) * args.requests]
+                ),
+            ),
+            "ours /sms_microfunnel_twilio/status": (
+                STATUS_PATH,
+                lambda r: status_items(
+                    STATUS_PATH, our_uuids[r * args.requests : (r + 1) * args.requests]
+                ),
+            ),
+            "ours /sms_microfunnel_twilio/inbound": (
+                INBOUND_PATH,
+                lambda r: inbound_items(args.requests, 100 + r * args.requests),
+            ),
         }
         load_before = uptime()
         for round_ in range(args.rounds):
@@ -387,21 +392,30 @@ def run(args, dbname, smf):
         job_seconds = time.perf_counter() - started
         job_queries = cr.sql_log_count - count_before
         delivered = env["sms.tracker"].search_count(
-            [("sms_uuid", "in", our_uuids + core_uuids)]
-            + [("sms_twilio_status", "=", "delivered")]
+            [
+                ("sms_uuid", "in", [*our_uuids, *core_uuids]),
+                ("sms_twilio_status", "=", "delivered"),
+            ]
         )
 
     print()
-    print(f"Signed webhooks, {args.connections} connections, --workers {args.workers}, "
-          f"{args.rounds} rounds of {args.requests} requests per route")
-    header = f"{'route':40} {'req/s (rounds)':>22} {'queries/req':>12} {'SQL ms/req':>11}  answers"
+    print(
+        f"Signed webhooks, {args.connections} connections, --workers {args.workers}, "
+        f"{args.rounds} rounds of {args.requests} requests per route"
+    )
+    header = (
+        f"{'route':40} {'req/s (rounds)':>22} {'queries/req':>12} "
+        f"{'SQL ms/req':>11}  answers"
+    )
     print(header)
     print("-" * len(header))
     core_rps = statistics.mean(results["core /sms_twilio/status"]["rps"])
     for label, entry in results.items():
         rps = statistics.mean(entry["rps"])
         rounds = ", ".join(f"{value:.0f}" for value in entry["rps"])
-        queries = statistics.mean(entry["queries"]) if entry["queries"] else float("nan")
+        queries = (
+            statistics.mean(entry["queries"]) if entry["queries"] else float("nan")
+        )
         sql = 1000 * statistics.mean(entry["sql"]) if entry["sql"] else float("nan")
         print(
             f"{label:40} {rps:8.0f} ({rounds:>11}) {queries:12.1f} {sql:11.2f}  "

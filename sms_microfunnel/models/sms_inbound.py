@@ -275,8 +275,8 @@ class SmsMicrofunnelInbound(models.Model):
                    WHERE provider_message_id IS NOT NULL DO NOTHING
                 RETURNING id
             ), triggered AS (
-                INSERT INTO ir_cron_trigger
-                       (cron_id, call_at, create_uid, write_uid, create_date, write_date)
+                INSERT INTO ir_cron_trigger (cron_id, call_at, create_uid,
+                       write_uid, create_date, write_date)
                 SELECT d.res_id, %(now)s, %(uid)s, %(uid)s, %(now)s, %(now)s
                   FROM ir_model_data d
                  WHERE d.module = %(module)s AND d.name = %(name)s
@@ -343,7 +343,9 @@ class SmsMicrofunnelInbound(models.Model):
                 except Exception:
                     # a bug, not the sender's fault: keep the message, say so,
                     # and go on with the others
-                    _logger.exception("Inbound SMS %s could not be processed", inbound.id)
+                    _logger.exception(
+                        "Inbound SMS %s could not be processed", inbound.id
+                    )
                     inbound.write(
                         {
                             "processed": True,

@@ -137,7 +137,9 @@ class TestFuzzPublicRoutes(HttpCase):
             return f"{encoded}.{'0' * 32}"
         return junk
 
-    token_kinds = st.sampled_from(["valid", "doi", "tampered", "forged_payload", "junk"])
+    token_kinds = st.sampled_from(
+        ["valid", "doi", "tampered", "forged_payload", "junk"]
+    )
 
     @FUZZ_SETTINGS
     @given(kind=token_kinds, junk=hostile_text, method=st.sampled_from(["GET", "POST"]))
@@ -291,7 +293,7 @@ class TestFuzzPublicRoutes(HttpCase):
             self.assertEqual(response.status_code, expected, body[:60])
         self.assertEqual(len(self.funnel.enrollment_ids), enrollments)
 
-    # -- the CSV consent import ---------------------------------------------------------
+    # -- the CSV consent import --------------------------------------------------
 
     csv_cells = st.one_of(hostile_text, st.sampled_from(["+33611223344", "2024-01-05"]))
 

@@ -46,6 +46,8 @@ def has_control_characters(value):
     """NUL and the other C0 controls but tab and newlines: no text we store
     may hold them (PostgreSQL refuses NUL outright)."""
     return any(ord(char) < 32 and char not in "\t\n\r" for char in value or "")
+
+
 IMPORT_HELP = """\
 UTF-8 CSV file, comma or semicolon separated, with a header line. Columns:
 phone (mandatory; international form, or national with the default country),

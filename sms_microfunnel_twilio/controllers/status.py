@@ -21,7 +21,7 @@ import time
 import psycopg2.errors
 
 from odoo.exceptions import ConcurrencyError
-from odoo.http import Controller, Response, request, route
+from odoo.http import Response, request, route
 from odoo.tools import SQL
 
 from odoo.addons.sms_microfunnel.models.sms_funnel_trace import (
@@ -35,13 +35,14 @@ from odoo.addons.sms_twilio.controllers.controllers import (
     SmsTwilioController,
 )
 from odoo.addons.sms_twilio.models.sms_tracker import TWILIO_CODE_TO_FAILURE_TYPE
-from ..tools import twilio_signature
+
 from ..models.sms_tracker import (
     CALLBACK_CONTEXT_KEY,
     SMS_STATE_RANK,
     STATUS_TO_SMS_STATE,
     status_allowed,
 )
+from ..tools import twilio_signature
 from .main import MAX_BODY_BYTES, SIGNATURE_PATTERN
 
 _logger = logging.getLogger(__name__)
@@ -213,7 +214,9 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
             SQL("write_date = %s", now),
         ]
         if callback["error_code"]:
-            tracker_set.append(SQL("sms_twilio_error_code = %s", callback["error_code"]))
+            tracker_set.append(
+                SQL("sms_twilio_error_code = %s", callback["error_code"])
+            )
         elif status == "delivered":
             tracker_set.append(SQL("sms_twilio_error_code = NULL"))
         if callback["sid"] and not row["sid"]:
@@ -227,20 +230,28 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
         ]
         sms_state = STATUS_TO_SMS_STATE.get(status)
         current = row["sms_state"]
-        if row["sms_id"] and sms_state and (
-            SMS_STATE_RANK[sms_state] > SMS_STATE_RANK.get(current, 0)
-            or (sms_state == "sent" and current != "sent")
+        if (
+            row["sms_id"]
+            and sms_state
+            and (
+                SMS_STATE_RANK[sms_state] > SMS_STATE_RANK.get(current, 0)
+                or (sms_state == "sent" and current != "sent")
+            )
         ):
             sms_set = [
                 SQL("state = %s", sms_state),
                 SQL("sms_twilio_hold = NULL"),
                 SQL("sms_twilio_hold_until = NULL"),
-                SQL("failure_type = %s", failure_type if sms_state == "error" else None),
+                SQL(
+                    "failure_type = %s", failure_type if sms_state == "error" else None
+                ),
                 SQL("to_delete = TRUE"),
                 SQL("write_date = %s", now),
             ]
             if callback["error_code"]:
-                sms_set.append(SQL("sms_twilio_error_code = %s", callback["error_code"]))
+                sms_set.append(
+                    SQL("sms_twilio_error_code = %s", callback["error_code"])
+                )
             parts.append(
                 SQL(
                     "UPDATE sms_sms SET %s WHERE id = %s",
@@ -252,7 +263,8 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
             # as core: a reported SMS is left to the queue's garbage collector
             parts.append(
                 SQL(
-                    "UPDATE sms_sms SET to_delete = TRUE WHERE id = %s AND NOT to_delete",
+                    "UPDATE sms_sms SET to_delete = TRUE "
+                    "WHERE id = %s AND NOT to_delete",
                     row["sms_id"],
                 )
             )
@@ -340,4 +352,3 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
             ErrorMessage=ErrorMessage,
             **kwargs,
         )
-

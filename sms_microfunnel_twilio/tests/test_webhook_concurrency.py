@@ -16,10 +16,10 @@ import requests
 
 from odoo import SUPERUSER_ID, api
 from odoo.modules.registry import Registry
+from odoo.orm.registry import DummyRLock
 from odoo.tests import BaseCase, tagged
 from odoo.tests.common import HOST, get_db_name
 from odoo.tools import config
-from odoo.orm.registry import DummyRLock
 
 from odoo.addons.sms_microfunnel_twilio.controllers.main import INBOUND_PATH
 from odoo.addons.sms_microfunnel_twilio.controllers.status import STATUS_PATH
@@ -100,9 +100,7 @@ class TestWebhookConcurrency(BaseCase):
                 [("number", "in", numbers)]
             ).unlink()
             sms = env["sms.sms"].search([("number", "in", numbers)])
-            env["sms.tracker"].search(
-                [("sms_uuid", "in", sms.mapped("uuid"))]
-            ).unlink()
+            env["sms.tracker"].search([("sms_uuid", "in", sms.mapped("uuid"))]).unlink()
             sms.unlink()
             env["res.partner"].search([("phone", "in", numbers)]).unlink()
             env["sms.twilio.number"].browse(self.twilio_number_id).unlink()
@@ -177,7 +175,9 @@ class TestWebhookConcurrency(BaseCase):
                 [NEW_CONTACT], company=env.company
             )
             self.assertEqual(states[NEW_CONTACT], "withdrawn")
-            self.assertTrue(env["phone.blacklist"].search([("number", "=", NEW_CONTACT)]))
+            self.assertTrue(
+                env["phone.blacklist"].search([("number", "=", NEW_CONTACT)])
+            )
             replies = env["sms.sms"].search([("number", "=", NEW_CONTACT)])
             self.assertEqual(len(replies), 1, "one STOP confirmation, not one per STOP")
         self.assertFalse(
@@ -214,7 +214,11 @@ class TestWebhookConcurrency(BaseCase):
                 batch.append(
                     (
                         STATUS_PATH + sms_uuid,
-                        {"SmsStatus": status, "MessageStatus": status, "MessageSid": sid},
+                        {
+                            "SmsStatus": status,
+                            "MessageStatus": status,
+                            "MessageSid": sid,
+                        },
                     )
                 )
         results = self.post_all(batch)
