@@ -125,6 +125,14 @@ class SmsMicrofunnelConsentImport(models.TransientModel):
         delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         header = [h.strip().lower() for h in next(reader)]
+        if any(has_control_characters(h) or len(h) > 64 for h in header):
+            raise UserError(
+                self.env._(
+                    "The header line holds a control character or an overlong "
+                    "column name: expected columns: %(columns)s.",
+                    columns=", ".join(COLUMNS),
+                )
+            )
         if "phone" not in header:
             raise UserError(
                 self.env._(
