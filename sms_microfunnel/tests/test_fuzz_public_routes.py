@@ -169,7 +169,8 @@ class TestFuzzPublicRoutes(HttpCase):
             response = self.open(url, data=data)
         self.assertFalse(watch.records, watch.messages())
         if kind not in ("valid", "doi") and token != self.contact_token:
-            self.assertEqual(response.status_code, 404, token)
+            # 404, or Odoo's redirection to the canonical form of an odd path
+            self.assertIn(response.status_code, (301, 404), token)
             self.assertEqual(self.counts(), before, "a refused link writes nothing")
 
     @FUZZ_SETTINGS
@@ -193,7 +194,8 @@ class TestFuzzPublicRoutes(HttpCase):
             response = self.open(url, data=data)
         self.assertFalse(watch.records, watch.messages())
         if kind not in ("valid", "doi") and token != self.contact_token:
-            self.assertEqual(response.status_code, 404, token)
+            # 404, or Odoo's redirection to the canonical form of an odd path
+            self.assertIn(response.status_code, (301, 404), token)
 
     # -- the event endpoint ----------------------------------------------------------
 
