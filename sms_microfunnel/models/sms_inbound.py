@@ -18,6 +18,7 @@ from markupsafe import Markup
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, ConcurrencyError, UserError
 from odoo.tools import SQL, create_index, mute_logger
+from odoo.tools.sql import table_exists
 
 from ..tools import sms_keywords
 
@@ -139,30 +140,34 @@ class SmsMicrofunnelInbound(models.Model):
 
     def init(self):
         super().init()
-        # the lookups of every inbound message: its contact, its lead and the
-        # funnel message it answers (one index scan each, never a table scan)
-        create_index(
-            self.env.cr,
-            "res_partner_sms_microfunnel_phone_sanitized_index",
-            "res_partner",
-            ["phone_sanitized"],
-            where="phone_sanitized IS NOT NULL",
-        )
-        if self.env.registry.get("crm.lead") is not None:
+        # after every model's table exists (the traces' table comes later)
+        self.pool.post_init(self._create_lookup_indexes)
+
+    def _create_lookup_indexes(self):
+        """The lookups of every inbound message: its contact, its lead and the
+        funnel message it answers (one index scan each, never a table scan)."""
+        cr = self.env.cr
+        indexes = [
+            ("res_partner", "res_partner_sms_microfunnel_phone_sanitized_index"),
+            ("crm_lead", "crm_lead_sms_microfunnel_phone_sanitized_index"),
+        ]
+        for table, name in indexes:
+            if table_exists(cr, table):
+                create_index(
+                    cr,
+                    name,
+                    table,
+                    ["phone_sanitized"],
+                    where="phone_sanitized IS NOT NULL",
+                )
+        if table_exists(cr, "sms_microfunnel_trace"):
             create_index(
-                self.env.cr,
-                "crm_lead_sms_microfunnel_phone_sanitized_index",
-                "crm_lead",
-                ["phone_sanitized"],
-                where="phone_sanitized IS NOT NULL",
+                cr,
+                "sms_microfunnel_trace_number_company_index",
+                "sms_microfunnel_trace",
+                ["number", "company_id"],
+                where="number IS NOT NULL",
             )
-        create_index(
-            self.env.cr,
-            "sms_microfunnel_trace_number_company_index",
-            "sms_microfunnel_trace",
-            ["number", "company_id"],
-            where="number IS NOT NULL",
-        )
 
     # -- entry point ----------------------------------------------------------
 

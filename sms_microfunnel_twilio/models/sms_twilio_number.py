@@ -11,8 +11,12 @@ class SmsTwilioNumber(models.Model):
 
     def init(self):
         super().init()
-        # inbound messages sent through a Messaging Service find their company
-        # by its SID
+        # once every model's columns exist (the SID is a column we add)
+        self.pool.post_init(self._create_service_sid_index)
+
+    def _create_service_sid_index(self):
+        """Inbound messages sent through a Messaging Service find their
+        company by its SID."""
         create_index(
             self.env.cr,
             "res_company_sms_twilio_messaging_service_sid_index",
