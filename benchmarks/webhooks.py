@@ -292,6 +292,31 @@ def uptime():
         return "uptime unavailable"
 
 
+LAUNCHER = """\
+import sys
+import time
+
+if sys.argv[1:2] == ["gevent"]:
+    # the websocket worker: no webhook goes through it; idle
+    while True:
+        time.sleep(3600)
+
+import odoo.cli
+
+odoo.cli.main()
+"""
+
+
+def odoo_server_command(directory, *args):
+    """A launcher script for Odoo: with ``--workers``, Odoo starts its
+    websocket worker again from its launcher (``python -m odoo`` cannot be);
+    that worker, unused here, stays idle (it needs gevent's plugins, which
+    some installations lack)."""
+    launcher = Path(directory) / "odoo_launcher.py"
+    launcher.write_text(LAUNCHER)
+    return [sys.executable, str(launcher), *args]
+
+
 def wait_up(url, proc, timeout=120):
     import requests  # noqa: PLC0415
 
@@ -316,7 +341,8 @@ def run(args, dbname, smf):
         registry, base_url, count, args.contacts
     )
     log_path = Path(tempfile.mkdtemp(prefix="smf-bench-webhooks-")) / "odoo.log"
-    cmd = smf.odoo_command(
+    cmd = odoo_server_command(
+        log_path.parent,
         f"--addons-path={smf.addons_path()}",
         *smf.db_options(),
         "-d",

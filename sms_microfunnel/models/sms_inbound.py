@@ -286,6 +286,11 @@ class SmsMicrofunnelInbound(models.Model):
                   FROM ir_model_data d
                  WHERE d.module = %(module)s AND d.name = %(name)s
                    AND d.model = 'ir.cron' AND EXISTS (SELECT FROM stored)
+                   -- one due trigger wakes the job for every message stored
+                   AND NOT EXISTS (
+                       SELECT FROM ir_cron_trigger t
+                        WHERE t.cron_id = d.res_id AND t.call_at <= %(now)s
+                   )
             )
             SELECT id FROM stored
             """,
