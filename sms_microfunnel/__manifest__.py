@@ -35,6 +35,7 @@
         "views/sms_funnel_channel_views.xml",
         "views/sms_send_time_views.xml",
         "views/sms_inbound_views.xml",
+        "data/ir_cron_inbound.xml",
         "views/sms_microfunnel_menus.xml",
         "views/sms_template_views.xml",
         "views/sms_regulated_views.xml",

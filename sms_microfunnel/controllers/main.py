@@ -24,6 +24,24 @@ NAME_MAX_LENGTH = 128
 PHONE_MAX_LENGTH = 32
 USER_AGENT_MAX_LENGTH = 512
 TOKEN_MAX_LENGTH = 256
+# database ids are PostgreSQL integers: a larger one is no record of ours
+MAX_ID = 2**31 - 1
+
+
+def is_clean_text(value):
+    """No NUL nor other control character (newlines and tabs aside): PostgreSQL
+    refuses NUL, and none of them belongs in a name, a number or a token."""
+    return not any(ord(char) < 32 and char not in "\t\n\r" for char in value or "")
+
+
+def is_token(value):
+    """A link token: short, printable ASCII."""
+    return (
+        bool(value)
+        and len(value) <= TOKEN_MAX_LENGTH
+        and value.isascii()
+        and value.isprintable()
+    )
 
 
 def mask_number(number):
@@ -45,7 +63,7 @@ class SmsConsentController(http.Controller):
         """(consent model, company, number) of a per-recipient link token;
         404 for a forged or oversized one."""
         Consent = request.env["sms.microfunnel.consent"].sudo()
-        if len(token or "") > TOKEN_MAX_LENGTH:
+        if not is_token(token):
             raise NotFound()
         company, number = Consent._decode_unsubscribe_token(token)
         if not company:
@@ -86,9 +104,12 @@ class SmsConsentController(http.Controller):
         if not company_id:
             return Company.browse(request.env.company.id)
         try:
-            company = Company.browse(int(company_id)).exists()
+            company_id = int(company_id)
         except (TypeError, ValueError):
-            company = Company
+            company_id = 0
+        company = Company
+        if 0 < company_id <= MAX_ID:
+            company = Company.browse(company_id).exists()
         if not company:
             raise NotFound()
         return company
@@ -206,10 +227,12 @@ class SmsConsentController(http.Controller):
             errors["name"] = "missing"
         elif len(name) > NAME_MAX_LENGTH:
             errors["name"] = "too_long"
+        elif not is_clean_text(name):
+            errors["name"] = "invalid"
         number = False
         if not phone:
             errors["phone"] = "missing"
-        elif len(phone) <= PHONE_MAX_LENGTH:
+        elif len(phone) <= PHONE_MAX_LENGTH and is_clean_text(phone):
             number = (
                 request.env["sms.microfunnel.consent"]
                 .sudo()
@@ -289,7 +312,7 @@ class SmsConsentController(http.Controller):
         ``withdrawn`` or ``unknown``.
         """
         Event = request.env["sms.microfunnel.consent.event"].sudo()
-        if not token or len(token) > TOKEN_MAX_LENGTH:
+        if not is_token(token):
             return Event, "unknown"
         doi_request = Event.search(
             [("doi_token", "=", token), ("event_type", "=", "requested")], limit=1

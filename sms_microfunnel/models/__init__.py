@@ -7,6 +7,7 @@ from . import sms_consent
 from . import sms_consent_mixin
 from . import res_partner
 from . import crm_lead
+from . import ir_http
 from . import sms_retention
 from . import sms_inbound
 from . import sms_funnel_channel

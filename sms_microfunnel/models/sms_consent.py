@@ -9,10 +9,12 @@ stored, so that audiences can be filtered in SQL.  A number in Odoo's global
 import base64
 import binascii
 
+import psycopg2.errors
+
 from odoo import Command, api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import ConcurrencyError, UserError
 from odoo.fields import Domain
-from odoo.tools import SQL, consteq
+from odoo.tools import SQL, consteq, mute_logger
 from odoo.tools.misc import hmac as odoo_hmac
 
 from .sms_consent_event import EVENT_STATE, LEGAL_BASES
@@ -115,6 +117,7 @@ class SmsMicrofunnelConsent(models.Model):
         if not latest:
             return self.browse()
         existing = self.sudo().search([("number", "in", list({k[0] for k in latest}))])
+        existing._lock_for_update()
         by_key = {
             (s.number, s.company_id.id, s.purpose, s.scope or False): s
             for s in existing
@@ -151,7 +154,40 @@ class SmsMicrofunnelConsent(models.Model):
                     number=number, company_id=company_id, purpose=purpose, scope=scope
                 )
                 to_create.append(vals)
-        return self.sudo().create(to_create)
+        if not to_create:
+            return self.browse()
+        try:
+            with mute_logger("odoo.sql_db"), self.env.cr.savepoint():
+                return self.sudo().create(to_create)
+        except psycopg2.errors.UniqueViolation as error:
+            # the first event of a number recorded twice at once (e.g. STOP
+            # from a web page and by SMS): start again, the status now exists
+            raise ConcurrencyError(
+                "A consent status is being created by another transaction."
+            ) from error
+
+    def _lock_for_update(self):
+        """Lock these statuses before changing them; one changed by a concurrent
+        transaction makes the whole transaction start again (Odoo retries a
+        ``ConcurrencyError``) instead of failing at commit with an error."""
+        if not self:
+            return
+        try:
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id FROM sms_microfunnel_consent WHERE id IN %s "
+                    "FOR NO KEY UPDATE",
+                    tuple(self.ids),
+                ),
+                log_exceptions=False,
+            )
+        except (
+            psycopg2.errors.SerializationFailure,
+            psycopg2.errors.DeadlockDetected,
+        ) as error:
+            raise ConcurrencyError(
+                "A consent status is being changed by another transaction."
+            ) from error
 
     # -- queries used by forms, funnels and the pre-flight check --------------
 
@@ -431,13 +467,16 @@ class SmsMicrofunnelConsent(models.Model):
         try:
             encoded, signature = (token or "").split(".", 1)
             payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-            company_id, number = payload.decode().split(":", 1)
-            company = self.env["res.company"].sudo().browse(int(company_id)).exists()
+            text = payload.decode()
+            company_id, number = text.split(":", 1)
+            company_id = int(company_id)
         except (ValueError, binascii.Error, UnicodeDecodeError):
             return None, None
-        expected = odoo_hmac(self.env(su=True), UNSUBSCRIBE_SCOPE, payload.decode())[
-            :32
-        ]
-        if not company or not consteq(signature, expected):
+        # the signature first: nothing of a forged token reaches the database
+        expected = odoo_hmac(self.env(su=True), UNSUBSCRIBE_SCOPE, text)[:32]
+        if not signature.isascii() or not consteq(signature, expected):
+            return None, None
+        company = self.env["res.company"].sudo().browse(company_id).exists()
+        if not company:
             return None, None
         return company, number

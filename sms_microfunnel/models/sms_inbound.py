@@ -10,20 +10,23 @@ shown to the salesperson.
 """
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg2.errors
 from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, ConcurrencyError, UserError
-from odoo.tools import mute_logger
+from odoo.tools import SQL, create_index, mute_logger
+from odoo.tools.sql import table_exists
 
 from ..tools import sms_keywords
 from ..tools.encrypted_fields import EncryptedText
 
 _logger = logging.getLogger(__name__)
 
+PROCESS_CRON = "sms_microfunnel.ir_cron_sms_inbound_process"
+RETRY_DELAY = 2  # seconds
 CLASSIFICATIONS = [
     ("opt_out", "Opt-out (STOP)"),
     ("opt_in", "Opt-in (START)"),
@@ -123,11 +126,50 @@ class SmsMicrofunnelInbound(models.Model):
         help="The provider already answered this keyword itself (e.g. Twilio's "
         "default STOP/START/HELP handling), so no reply was sent from Odoo.",
     )
+    processed = fields.Boolean(
+        readonly=True,
+        default=True,
+        help="Unticked while a message stored by a webhook waits for the inbound "
+        "job (a few seconds): the job reads it, changes consent, replies and "
+        "notifies in the order the messages arrived.",
+    )
 
     _provider_message_unique = models.UniqueIndex(
         "(provider, provider_message_id) WHERE provider_message_id IS NOT NULL",
         "This provider message was already received.",
     )
+    _to_process_index = models.Index("(received_at, id) WHERE NOT processed")
+
+    def init(self):
+        super().init()
+        # after every model's table exists (the traces' table comes later)
+        self.pool.post_init(self._create_lookup_indexes)
+
+    def _create_lookup_indexes(self):
+        """The lookups of every inbound message: its contact, its lead and the
+        funnel message it answers (one index scan each, never a table scan)."""
+        cr = self.env.cr
+        indexes = [
+            ("res_partner", "res_partner_sms_microfunnel_phone_sanitized_index"),
+            ("crm_lead", "crm_lead_sms_microfunnel_phone_sanitized_index"),
+        ]
+        for table, name in indexes:
+            if table_exists(cr, table):
+                create_index(
+                    cr,
+                    name,
+                    table,
+                    ["phone_sanitized"],
+                    where="phone_sanitized IS NOT NULL",
+                )
+        if table_exists(cr, "sms_microfunnel_trace"):
+            create_index(
+                cr,
+                "sms_microfunnel_trace_number_company_index",
+                "sms_microfunnel_trace",
+                ["number", "company_id"],
+                where="number IS NOT NULL",
+            )
 
     # -- entry point ----------------------------------------------------------
 
@@ -160,49 +202,211 @@ class SmsMicrofunnelInbound(models.Model):
         existing = self_sudo._find_received(provider, provider_message_id)
         if existing:
             return existing.with_env(self.env)
+        vals = self._received_vals(
+            from_number,
+            to_number,
+            body,
+            provider_message_id,
+            received_at=received_at,
+            provider=provider,
+            company=company,
+            provider_replied=provider_replied,
+        )
+        inbound, created = self_sudo._claim(vals)
+        if created:
+            inbound._handle()
+        return inbound.with_env(self.env)
 
+    @api.model
+    def _received_vals(
+        self,
+        from_number,
+        to_number,
+        body,
+        provider_message_id,
+        received_at=None,
+        provider="generic",
+        company=None,
+        provider_replied=False,
+    ):
+        """The stored columns of a message as received (nothing derived yet).
+
+        PostgreSQL cannot store NUL characters: they become U+FFFD in the
+        body (its only change) and are dropped from the numbers.
+        """
         body = body if isinstance(body, str) else (str(body) if body else "")
-        # PostgreSQL cannot store NUL characters: the only change to the body
-        body = body.replace("\x00", "\ufffd")
         raw_from = str(from_number).replace("\x00", "").strip() if from_number else ""
         to_number = str(to_number).replace("\x00", "").strip() if to_number else ""
-        number = self.env["sms.microfunnel.consent"]._sanitize_number(
-            raw_from, company=company, raise_exception=False
+        return {
+            "from_number_raw": raw_from or False,
+            "to_number": to_number or False,
+            "body": body.replace("\x00", "\ufffd"),
+            "provider": provider,
+            "provider_message_id": provider_message_id or False,
+            "received_at": self._to_utc(received_at),
+            "company_id": (company or self.env.company).id,
+            "provider_replied": bool(provider_replied),
+            "processed": False,
+        }
+
+    @api.model
+    def _store_received(self, vals):
+        """Store a message as received and trigger the inbound job.
+
+        One statement: the id, or None when this provider message is already
+        stored (a retried or concurrent delivery of the same message).  After
+        None the transaction may be aborted (the duplicate was committed by a
+        concurrent transaction after this one's snapshot): roll it back.
+        Column values go through the fields' own conversion.
+        """
+        now = fields.Datetime.now()
+        vals = {
+            **vals,
+            "classification": "none",
+            "create_uid": self.env.uid,
+            "write_uid": self.env.uid,
+            "create_date": now,
+            "write_date": now,
+        }
+        columns = list(vals)
+        values = [
+            self._fields[name].convert_to_column_insert(vals[name], self, vals)
+            for name in columns
+        ]
+        module, name = PROCESS_CRON.split(".")
+        query = SQL(
+            """
+            WITH stored AS (
+                INSERT INTO sms_microfunnel_inbound (%(columns)s) VALUES %(values)s
+                ON CONFLICT (provider, provider_message_id)
+                   WHERE provider_message_id IS NOT NULL DO NOTHING
+                RETURNING id
+            ), triggered AS (
+                INSERT INTO ir_cron_trigger (cron_id, call_at, create_uid,
+                       write_uid, create_date, write_date)
+                SELECT d.res_id, %(now)s, %(uid)s, %(uid)s, %(now)s, %(now)s
+                  FROM ir_model_data d
+                 WHERE d.module = %(module)s AND d.name = %(name)s
+                   AND d.model = 'ir.cron' AND EXISTS (SELECT FROM stored)
+                   -- one due trigger wakes the job for every message stored
+                   AND NOT EXISTS (
+                       SELECT FROM ir_cron_trigger t
+                        WHERE t.cron_id = d.res_id AND t.call_at <= %(now)s
+                   )
+            )
+            SELECT id FROM stored
+            """,
+            columns=SQL(", ").join(SQL.identifier(column) for column in columns),
+            values=tuple(values),
+            now=now,
+            uid=self.env.uid,
+            module=module,
+            name=name,
         )
-        partner, lead = self_sudo._match_contact(number, company)
+        try:
+            self.env.cr.execute(query, log_exceptions=False)
+        except psycopg2.errors.SerializationFailure:
+            # the same message, committed by a concurrent transaction
+            return None
+        row = self.env.cr.fetchone()
+        if not row:
+            return None
+        # wake the cron workers up once committed (as ir.cron._trigger does)
+        self.env.cr.postcommit.add(self.env["ir.cron"].sudo()._notifydb)
+        return row[0]
+
+    @api.model
+    def _cron_process_received(self, batch_size=100):
+        """Process the messages stored by webhooks, oldest first, in batches
+        committed one by one.  One job runs at a time, so the messages of one
+        number change its consent in the order they arrived."""
+        self.flush_model()
+        while True:
+            ids = [
+                row[0]
+                for row in self.env.execute_query(
+                    SQL(
+                        """
+                        SELECT id FROM sms_microfunnel_inbound
+                         WHERE NOT processed
+                      ORDER BY received_at, id
+                         LIMIT %s FOR NO KEY UPDATE SKIP LOCKED
+                        """,
+                        batch_size,
+                    )
+                )
+            ]
+            if not ids:
+                return
+            for inbound in self.sudo().browse(ids):
+                try:
+                    with self.env.cr.savepoint():
+                        inbound._handle()
+                except ConcurrencyError:
+                    # a page changed this number's consent at the same moment:
+                    # this batch starts again in a fresh transaction shortly
+                    self.env.cr.rollback()
+                    self.env.invalidate_all()
+                    self.env.ref(PROCESS_CRON)._trigger(
+                        fields.Datetime.now() + timedelta(seconds=RETRY_DELAY)
+                    )
+                    self.env["ir.cron"]._commit_progress(0)
+                    return
+                except Exception:
+                    # a bug, not the sender's fault: keep the message, say so,
+                    # and go on with the others
+                    _logger.exception(
+                        "Inbound SMS %s could not be processed", inbound.id
+                    )
+                    inbound.write(
+                        {
+                            "processed": True,
+                            "action_taken": self.env._(
+                                "Not processed: internal error (see the server log)."
+                            ),
+                        }
+                    )
+            self.env.flush_all()
+            remaining = self.search_count([("processed", "=", False)])
+            time_left = self.env["ir.cron"]._commit_progress(
+                len(ids), remaining=remaining
+            )
+            if not remaining or time_left <= 0:
+                return
+
+    def _handle(self):
+        """Classify a stored message and carry out what it asks (once)."""
+        self.ensure_one()
+        company = self.company_id
+        body = self.body or ""
+        number = self.env["sms.microfunnel.consent"]._sanitize_number(
+            self.from_number_raw, company=company, raise_exception=False
+        )
+        partner, lead = self._match_contact(number, company)
         found = sms_keywords.match(body, preferred=partner.lang or None)
         if found:
             classification = found.action
         else:
             classification = "reply" if body.strip() else "none"
-        vals = {
-            "from_number": number or False,
-            "from_number_raw": raw_from or False,
-            "to_number": to_number or False,
-            "body": body,
-            "provider": provider,
-            "provider_message_id": provider_message_id,
-            "received_at": self._to_utc(received_at),
-            "company_id": company.id,
-            "partner_id": partner.id,
-            "lead_id": lead.id,
-            "classification": classification,
-            "keyword_action": found.action if found else False,
-            "language": found.language if found else False,
-            "match_rule": found.rule if found else False,
-            "needs_review": bool(not found and sms_keywords.needs_review(body)),
-            "provider_replied": bool(provider_replied),
-        }
-        inbound, created = self_sudo._claim(vals)
-        if not created:
-            return inbound.with_env(self.env)
+        self.write(
+            {
+                "from_number": number or False,
+                "partner_id": partner.id,
+                "lead_id": lead.id,
+                "classification": classification,
+                "keyword_action": found.action if found else False,
+                "language": found.language if found else False,
+                "match_rule": found.rule if found else False,
+                "needs_review": bool(not found and sms_keywords.needs_review(body)),
+                "processed": True,
+            }
+        )
         # what was done is written for the company's team, in its language
-        team_lang = inbound.company_id.partner_id.lang
-        staff = inbound.with_context(lang=team_lang) if team_lang else inbound
+        team_lang = company.partner_id.lang
+        staff = self.with_context(lang=team_lang) if team_lang else self
         staff._act()
         staff._log_on_records()
-        inbound._notify_funnels()
-        return inbound.with_env(self.env)
+        self._notify_funnels()
 
     def _notify_funnels(self):
         """A reply counts for the last funnel message sent to this number

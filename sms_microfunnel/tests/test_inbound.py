@@ -273,6 +273,44 @@ class TestInboundSms(TransactionCase):
         self.assertEqual(self.Inbound.search_count([]), count)
         self.assertEqual(len(self.sms_to(self.number)), 1)
 
+    # -- stored by a webhook, processed by the inbound job -----------------------
+
+    def store(self, body, received_at, sid):
+        vals = self.Inbound._received_vals(
+            self.number, OUR_NUMBER, body, sid, received_at=received_at
+        )
+        return self.Inbound.browse(self.Inbound._store_received(vals))
+
+    def run_job(self):
+        IrCron = type(self.env["ir.cron"])
+        with patch.object(IrCron, "_commit_progress", lambda *a, **kw: 1.0):
+            self.Inbound._cron_process_received(batch_size=2)
+        self.env.invalidate_all()
+
+    def test_job_processes_stored_messages_in_arrival_order(self):
+        self.grant(self.number, self.partner)
+        # stored out of order: the job follows the time Twilio received them
+        later = self.store("START", datetime(2026, 3, 2, 9, 0, 5), "SMjob2")
+        first = self.store("STOP", datetime(2026, 3, 2, 9, 0, 0), "SMjob1")
+        third = self.store("Bonjour ?", datetime(2026, 3, 2, 9, 0, 9), "SMjob3")
+        self.assertFalse(self.store("STOP", datetime(2026, 3, 2, 9), "SMjob1"))
+        self.assertEqual((first | later | third).mapped("processed"), [False] * 3)
+        self.assertEqual(self.state(self.number), "confirmed")
+        self.run_job()
+        self.assertEqual((first | later | third).mapped("processed"), [True] * 3)
+        self.assertEqual(first.classification, "opt_out")
+        self.assertEqual(later.classification, "opt_in")
+        self.assertEqual(third.classification, "reply")
+        self.assertEqual(first.partner_id, self.partner)
+        # STOP then START, as sent: subscribed again (the other order would
+        # have left the number opted out)
+        self.assertEqual(self.state(self.number), "confirmed")
+        self.assertEqual(len(self.events(self.number, "opt_out")), 1)
+        self.assertEqual(len(self.events(self.number, "re_opt_in")), 1)
+        self.run_job()  # nothing left to do: nothing done twice
+        self.assertEqual(len(self.events(self.number, "opt_out")), 1)
+        self.assertEqual(len(self.sms_to(self.number)), 2, "STOP and START replies")
+
     # -- STOP ------------------------------------------------------------------
 
     def test_stop_blacklists_records_event_and_confirms_once(self):

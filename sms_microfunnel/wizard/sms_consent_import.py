@@ -37,6 +37,17 @@ COLUMNS = (
     "lang",
 )
 DATE_FORMATS = ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y")
+# a cell longer than this is no consent data (a phone number far less)
+CELL_MAX_LENGTH = 4096
+PHONE_MAX_LENGTH = 32
+
+
+def has_control_characters(value):
+    """NUL and the other C0 controls but tab and newlines: no text we store
+    may hold them (PostgreSQL refuses NUL outright)."""
+    return any(ord(char) < 32 and char not in "\t\n\r" for char in value or "")
+
+
 IMPORT_HELP = """\
 UTF-8 CSV file, comma or semicolon separated, with a header line. Columns:
 phone (mandatory; international form, or national with the default country),
@@ -114,6 +125,14 @@ class SmsMicrofunnelConsentImport(models.TransientModel):
         delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         header = [h.strip().lower() for h in next(reader)]
+        if any(has_control_characters(h) or len(h) > 64 for h in header):
+            raise UserError(
+                self.env._(
+                    "The header line holds a control character or an overlong "
+                    "column name: expected columns: %(columns)s.",
+                    columns=", ".join(COLUMNS),
+                )
+            )
         if "phone" not in header:
             raise UserError(
                 self.env._(
@@ -165,9 +184,24 @@ class SmsMicrofunnelConsentImport(models.TransientModel):
 
     def _prepare_row(self, line, row, country, now):
         """(E.164 number, event vals) or (None, error message)."""
-        number = self.env["res.partner"]._phone_format(
-            number=row.get("phone"), country=country, force_format="E164"
-        )
+        for column in COLUMNS:
+            value = row.get(column) or ""
+            if has_control_characters(value):
+                return None, self.env._(
+                    "the column “%(column)s” holds a control character (e.g. NUL)",
+                    column=column,
+                )
+            if len(value) > CELL_MAX_LENGTH:
+                return None, self.env._(
+                    "the column “%(column)s” is longer than %(max)s characters",
+                    column=column,
+                    max=CELL_MAX_LENGTH,
+                )
+        number = False
+        if 0 < len(row.get("phone") or "") <= PHONE_MAX_LENGTH:
+            number = self.env["res.partner"]._phone_format(
+                number=row.get("phone"), country=country, force_format="E164"
+            )
         if not number:
             return None, self.env._(
                 "invalid phone number “%(number)s”", number=row.get("phone", "")
@@ -294,6 +328,13 @@ class SmsMicrofunnelConsentImport(models.TransientModel):
             raise UserError(
                 self.env._(
                     "Name the import batch: it is the provenance of every event."
+                )
+            )
+        if has_control_characters(self.batch_label) or len(self.batch_label) > 256:
+            raise UserError(
+                self.env._(
+                    "The import batch name must be a short text without control "
+                    "characters."
                 )
             )
         if not self.file:

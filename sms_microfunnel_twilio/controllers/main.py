@@ -1,7 +1,11 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import logging
+import re
 
 from odoo.http import Controller, Response, request, route
+from odoo.tools import SQL
+
+from odoo.addons.sms_microfunnel.tools import sms_keywords
 
 from ..tools import twilio_signature
 
@@ -9,47 +13,135 @@ _logger = logging.getLogger(__name__)
 
 INBOUND_PATH = "/sms_microfunnel_twilio/inbound"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+# a Twilio signature is the base64 of an HMAC-SHA1 digest (28 characters)
+SIGNATURE_PATTERN = re.compile(r"[A-Za-z0-9+/]{27}=")
+# longest value we look up or store for the routing fields (a Twilio SID is
+# 34 characters, an E.164 number at most 16, a short code or sender id less)
+ROUTING_MAX_LENGTH = 64
+# a Twilio webhook is a few kB (a long SMS and its media URLs included)
+MAX_BODY_BYTES = 256 * 1024
+
+
+def _clean(value):
+    """A routing field as text, without NUL, or '' when absurdly long."""
+    value = (value or "").replace("\x00", "").strip()
+    return "" if len(value) > ROUTING_MAX_LENGTH else value
 
 
 class SmsMicrofunnelTwilioController(Controller):
-    @route(INBOUND_PATH, type="http", auth="public", methods=["POST"], csrf=False)
+    @route(
+        INBOUND_PATH,
+        type="http",
+        auth="public",
+        methods=["POST"],
+        csrf=False,
+        max_content_length=MAX_BODY_BYTES,
+    )
     def inbound(self, **_kwargs):
-        """Twilio's incoming-message webhook: signed, idempotent, one effect."""
+        """Twilio's incoming-message webhook: signed, stored once, then handled
+        by the inbound job (``sms.microfunnel.inbound._cron_process_received``)
+        in the order the messages arrived.
+
+        Two queries: the company and its token (one indexed lookup), then the
+        insert with the job's trigger (a duplicate is a no-op).  Nothing that could
+        race with another message of the same number happens here.
+        """
         httprequest = request.httprequest
-        params = list(httprequest.form.items(multi=True))
         form = httprequest.form
-        Company = request.env["res.company"].sudo()
-        company = Company._sms_twilio_inbound_company(
-            form.get("To", ""), form.get("MessagingServiceSid")
-        )
-        token = company.sms_twilio_auth_token if company else None
-        url = self._public_url(company) if company else ""
-        signature = httprequest.headers.get("X-Twilio-Signature")
-        if not twilio_signature.is_valid_signature(token, url, params, signature):
+        signature = httprequest.headers.get("X-Twilio-Signature") or ""
+        route_ = None
+        if SIGNATURE_PATTERN.fullmatch(signature):
+            route_ = self._inbound_route(
+                _clean(form.get("To")), _clean(form.get("MessagingServiceSid"))
+            )
+        params = list(form.items(multi=True))
+        if not route_ or not twilio_signature.is_valid_signature(
+            route_["token"], self._public_url(route_), params, signature
+        ):
             # no body in the log: it is personal data
             _logger.warning(
                 "Twilio inbound webhook refused (bad or missing signature, "
-                "MessageSid=%s)",
-                form.get("MessageSid"),
+                "MessageSid=%r)",
+                _clean(form.get("MessageSid"))[:40],
             )
             return Response("Forbidden", status=403)
-        if not form.get("MessageSid") or not form.get("From"):
+        message_sid = _clean(form.get("MessageSid"))
+        from_number = _clean(form.get("From"))
+        if not message_sid or not from_number:
             return Response("Missing MessageSid or From", status=400)
-        request.env["sms.microfunnel.inbound"].sudo()._process_inbound(
-            form.get("From"),
-            form.get("To"),
-            form.get("Body", ""),
-            form.get("MessageSid"),
+        body = form.get("Body", "")
+        Inbound = request.env["sms.microfunnel.inbound"].sudo()
+        vals = Inbound._received_vals(
+            from_number,
+            _clean(form.get("To")),
+            body,
+            message_sid,
             provider="twilio",
-            company=company,
-            provider_replied=company._sms_twilio_replied(
-                form.get("Body", ""), form.get("OptOutType")
+            company=request.env["res.company"].browse(route_["company_id"]),
+            provider_replied=self._provider_replied(
+                route_, body, form.get("OptOutType")
             ),
         )
+        if not Inbound._store_received(vals):
+            # already stored (a retry, or the same delivery in parallel)
+            request.env.cr.rollback()
         return Response(EMPTY_TWIML, status=200, content_type="text/xml")
 
-    def _public_url(self, company):
+    def _inbound_route(self, to_number, service_sid):
+        """{company_id, token, answers_keywords} of the Twilio company that
+        receives at ``to_number`` (or through Messaging Service ``service_sid``),
+        None for none.  One query on indexed columns; never raises."""
+        numbers = [n for n in {to_number, self._e164(to_number)} if n]
+        if not numbers and not service_sid:
+            return None
+        rows = request.env.execute_query_dict(
+            SQL(
+                """
+                SELECT c.id AS company_id, c.sms_twilio_auth_token AS token,
+                       c.sms_twilio_answers_keywords AS answers_keywords,
+                       0 AS priority, 0 AS sequence
+                  FROM res_company c
+                 WHERE c.sms_provider = 'twilio'
+                   AND c.sms_twilio_messaging_service_sid = %(service)s
+                 UNION ALL
+                SELECT c.id, c.sms_twilio_auth_token, c.sms_twilio_answers_keywords,
+                       1, n.sequence
+                  FROM sms_twilio_number n
+                  JOIN res_company c ON c.id = n.company_id
+                 WHERE c.sms_provider = 'twilio' AND n.number = ANY(%(numbers)s)
+              ORDER BY priority, sequence, company_id
+                 LIMIT 1
+                """,
+                service=service_sid or None,
+                numbers=numbers,
+            )
+        )
+        if not rows or not rows[0]["token"]:
+            return None
+        return rows[0]
+
+    @staticmethod
+    def _e164(number):
+        """``number`` in E.164 when it parses alone (Twilio sends E.164)."""
+        digits = re.sub(r"[\s().-]", "", number or "")
+        if digits.startswith("00"):
+            digits = "+" + digits[2:]
+        return digits if re.fullmatch(r"\+[1-9]\d{6,14}", digits) else ""
+
+    @staticmethod
+    def _provider_replied(route_, body, opt_out_type=None):
+        """True when Twilio already answered this message itself (its
+        default handling of the standard keywords)."""
+        if opt_out_type:
+            return True
+        if not route_["answers_keywords"]:
+            return False
+        word = sms_keywords.normalize(body or "").replace(" ", "")
+        return word in sms_keywords.TWILIO_DEFAULT_KEYWORDS
+
+    def _public_url(self, route_):
         """The exact URL Twilio signed: public base URL + path (+ query)."""
-        query = request.httprequest.query_string.decode()
+        query = request.httprequest.query_string.decode(errors="replace")
+        company = request.env["res.company"].sudo().browse(route_["company_id"])
         url = company._sms_twilio_public_base_url() + INBOUND_PATH
         return f"{url}?{query}" if query else url

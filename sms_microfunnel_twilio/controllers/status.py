@@ -1,20 +1,336 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-import hmac
+"""Twilio status callbacks.
 
-from odoo.http import request, route
+Our SMS ask Twilio to call ``/sms_microfunnel_twilio/status/<uuid>``
+(``tools/sms_api.py``): one indexed lookup that also locks the tracker, the
+signature, then one statement that moves the tracker, the SMS and the funnel
+trace forward together (monotonic, see ``models/sms_tracker.py``).  A callback
+that changes nothing (replayed, late or out of order) costs the lookup alone.
+Trackers linked to a chatter notification or a mailing trace take the ORM path
+of core's route, which knows those models.
+
+Core's route ``/sms_twilio/status/<uuid>`` keeps its code, with the callback in
+the context so that trackers apply it monotonically too.
+"""
+
+import logging
+import random
+import re
+import time
+
+import psycopg2.errors
+
+from odoo.exceptions import ConcurrencyError
+from odoo.http import Response, request, route
 from odoo.tools import SQL
 
-from odoo.addons.sms_twilio.controllers.controllers import SmsTwilioController
-from odoo.addons.sms_twilio.tools.sms_twilio import (
-    generate_twilio_sms_callback_signature,
+from odoo.addons.sms_microfunnel.models.sms_funnel_trace import (
+    BOUNCE_FAILURES,
+    RANK,
+    SMS_TO_TRACE,
+)
+from odoo.addons.sms_twilio.controllers.controllers import (
+    TWILIO_TO_SMS_STATE,
+    TWILIO_TO_SMS_STATE_ERRORS,
+    SmsTwilioController,
+)
+from odoo.addons.sms_twilio.models.sms_tracker import TWILIO_CODE_TO_FAILURE_TYPE
+
+from ..models.sms_tracker import (
+    CALLBACK_CONTEXT_KEY,
+    SMS_STATE_RANK,
+    STATUS_TO_SMS_STATE,
+    status_allowed,
+)
+from ..tools import twilio_signature
+from .main import MAX_BODY_BYTES, SIGNATURE_PATTERN
+
+_logger = logging.getLogger(__name__)
+
+STATUS_PATH = "/sms_microfunnel_twilio/status/"
+CORE_STATUS_PATH = "/sms_twilio/status/"
+UUID_PATTERN = re.compile(r"[0-9a-f]{32}")
+ERROR_CODE_PATTERN = re.compile(r"\d{1,8}")
+SID_PATTERN = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
+# a callback waiting for another one of the same SMS retries this often
+LOCK_ATTEMPTS = 40
+LOCK_PAUSE = 0.005
+# PostgreSQL errors of two transactions on the same rows: the request is
+# retried from the start in a fresh transaction (odoo.service.model.retrying)
+CONCURRENCY_ERRORS = (
+    psycopg2.errors.SerializationFailure,
+    psycopg2.errors.DeadlockDetected,
+    psycopg2.errors.LockNotAvailable,
 )
 
-from ..models.sms_tracker import CALLBACK_CONTEXT_KEY
+
+def _execute(cr, query):
+    """Run ``query``; a conflict with a concurrent transaction is retried
+    (INFO in the log), never logged as a failed query."""
+    try:
+        cr.execute(query, log_exceptions=False)
+    except CONCURRENCY_ERRORS as error:
+        raise ConcurrencyError(f"Twilio status callback: {error.pgcode}") from error
+
+
+def status_callback_url(url):
+    """The StatusCallback URL of our route for core's URL of the same SMS."""
+    return url.replace(CORE_STATUS_PATH, STATUS_PATH, 1)
 
 
 class SmsMicrofunnelTwilioStatus(SmsTwilioController):
-    """Core's status route, checks included, with the callback in the context
-    so that trackers apply it monotonically (see ``models/sms_tracker.py``)."""
+    # -- our route ------------------------------------------------------------
+
+    @route(
+        STATUS_PATH + "<string:uuid>",
+        type="http",
+        auth="public",
+        methods=["POST"],
+        csrf=False,
+        max_content_length=MAX_BODY_BYTES,
+    )
+    def status(self, uuid, **_kwargs):
+        form = request.httprequest.form
+        status = form.get("SmsStatus") or form.get("MessageStatus")
+        signature = request.httprequest.headers.get("X-Twilio-Signature") or ""
+        if not SIGNATURE_PATTERN.fullmatch(signature):
+            return Response("Forbidden", status=403)
+        if not UUID_PATTERN.fullmatch(uuid) or status not in TWILIO_TO_SMS_STATE:
+            return Response("Not Found", status=404)
+        row = self._status_lookup(uuid)
+        if not row or not row["token"]:
+            return Response("Not Found", status=404)
+        company = request.env["res.company"].sudo().browse(row["company_id"])
+        url = status_callback_url(
+            company.get_base_url().rstrip("/") + CORE_STATUS_PATH + uuid
+        )
+        if not self._signed(row["token"], url, signature):
+            _logger.warning(
+                "Twilio status callback refused (bad signature, uuid=%s)", uuid
+            )
+            return Response("Forbidden", status=403)
+        error_code = form.get("ErrorCode") or False
+        if error_code and not ERROR_CODE_PATTERN.fullmatch(error_code):
+            error_code = False
+        sid = form.get("MessageSid") or form.get("SmsSid") or False
+        if sid and not SID_PATTERN.fullmatch(sid):
+            sid = False
+        callback = {"status": status, "error_code": error_code, "sid": sid}
+        if not status_allowed(row["twilio_status"], status):
+            # replayed, late or out of order: nothing moves back
+            if sid and not row["sid"]:
+                _execute(
+                    request.env.cr,
+                    SQL(
+                        "UPDATE sms_tracker SET sms_twilio_sid = %s WHERE id = %s",
+                        sid,
+                        row["tracker_id"],
+                    ),
+                )
+            return "OK"
+        if row["notification_id"] or row["mailing_trace_id"]:
+            self._apply_with_orm(row, callback, form.get("ErrorMessage"))
+        else:
+            self._apply(row, callback)
+        return "OK"
+
+    def _signed(self, token, url, signature):
+        params = list(request.httprequest.form.items(multi=True))
+        return twilio_signature.is_valid_signature(token, url, params, signature)
+
+    def _status_lookup(self, uuid):
+        """The tracker of SMS ``uuid`` (locked), its company's token, its SMS and
+        its funnel trace: one query on unique indexes."""
+        env = request.env
+        has_mailing = "mailing_trace_id" in env["sms.tracker"]._fields
+        query = SQL(
+            """
+            SELECT t.id AS tracker_id, t.sms_twilio_status AS twilio_status,
+                   t.sms_twilio_sid AS sid, t.mail_notification_id AS notification_id,
+                   %(mailing)s AS mailing_trace_id,
+                   c.id AS company_id, c.sms_twilio_auth_token AS token,
+                   s.id AS sms_id, s.state AS sms_state,
+                   ft.id AS trace_id, ft.state AS trace_state, ft.sent_at AS sent_at
+              FROM sms_tracker t
+              JOIN res_company c ON c.id = t.sms_twilio_company_id
+         LEFT JOIN sms_sms s ON s.uuid = t.sms_uuid
+         LEFT JOIN sms_microfunnel_trace ft ON ft.id = t.sms_microfunnel_trace_id
+             WHERE t.sms_uuid = %(uuid)s
+               FOR NO KEY UPDATE OF t NOWAIT
+            """,
+            mailing=SQL("t.mailing_trace_id") if has_mailing else SQL("NULL::int"),
+            uuid=uuid,
+        )
+        self._lock(env.cr, query)
+        rows = env.cr.dictfetchall()
+        if rows:
+            return rows[0]
+        # No tracker: a sender may hold this SMS, its tracker not yet
+        # committed.  Wait for it; if it changed the SMS meanwhile, start again
+        # with a fresh snapshot (which then sees the tracker).
+        _execute(
+            env.cr,
+            SQL("SELECT id FROM sms_sms WHERE uuid = %s FOR NO KEY UPDATE", uuid),
+        )
+        return None
+
+    @staticmethod
+    def _lock(cr, query):
+        """Run the locking lookup ``query`` as first write-intent of the request.
+
+        Callbacks of one SMS arrive together (sent, delivered…): the one
+        holding the tracker makes the others start again at once in a fresh
+        transaction (nothing was written yet), rather than failing with a
+        serialization error or waiting for Odoo's retry back-off.
+        """
+        for attempt in range(LOCK_ATTEMPTS):
+            try:
+                cr.execute(query, log_exceptions=False)
+                return
+            except CONCURRENCY_ERRORS:
+                cr.rollback()
+                time.sleep(random.uniform(0, LOCK_PAUSE * (attempt + 1)))
+        raise ConcurrencyError("Twilio status callback: tracker busy")
+
+    def _failure_type(self, status, error_code):
+        """sms.sms failure type of a Twilio failure (as core maps it)."""
+        if status not in TWILIO_TO_SMS_STATE_ERRORS:
+            return False
+        provider_error = TWILIO_CODE_TO_FAILURE_TYPE.get(error_code or "") or (
+            None if status == "failed" else "not_delivered"
+        )
+        failure_type = f"sms_{provider_error}"
+        if failure_type not in request.env["sms.sms"].DELIVERY_ERRORS:
+            return "unknown"
+        return failure_type
+
+    def _apply(self, row, callback):
+        """Tracker, SMS and funnel trace forward in one statement."""
+        status = callback["status"]
+        failure_type = self._failure_type(status, callback["error_code"])
+        now = request.env.cr.now()
+        tracker_set = [
+            SQL("sms_twilio_status = %s", status),
+            SQL("write_date = %s", now),
+        ]
+        if callback["error_code"]:
+            tracker_set.append(
+                SQL("sms_twilio_error_code = %s", callback["error_code"])
+            )
+        elif status == "delivered":
+            tracker_set.append(SQL("sms_twilio_error_code = NULL"))
+        if callback["sid"] and not row["sid"]:
+            tracker_set.append(SQL("sms_twilio_sid = %s", callback["sid"]))
+        parts = [
+            SQL(
+                "UPDATE sms_tracker SET %s WHERE id = %s",
+                SQL(", ").join(tracker_set),
+                row["tracker_id"],
+            )
+        ]
+        sms_state = STATUS_TO_SMS_STATE.get(status)
+        current = row["sms_state"]
+        if (
+            row["sms_id"]
+            and sms_state
+            and (
+                SMS_STATE_RANK[sms_state] > SMS_STATE_RANK.get(current, 0)
+                or (sms_state == "sent" and current != "sent")
+            )
+        ):
+            sms_set = [
+                SQL("state = %s", sms_state),
+                SQL("sms_twilio_hold = NULL"),
+                SQL("sms_twilio_hold_until = NULL"),
+                SQL(
+                    "failure_type = %s", failure_type if sms_state == "error" else None
+                ),
+                SQL("to_delete = TRUE"),
+                SQL("write_date = %s", now),
+            ]
+            if callback["error_code"]:
+                sms_set.append(
+                    SQL("sms_twilio_error_code = %s", callback["error_code"])
+                )
+            parts.append(
+                SQL(
+                    "UPDATE sms_sms SET %s WHERE id = %s",
+                    SQL(", ").join(sms_set),
+                    row["sms_id"],
+                )
+            )
+        elif row["sms_id"]:
+            # as core: a reported SMS is left to the queue's garbage collector
+            parts.append(
+                SQL(
+                    "UPDATE sms_sms SET to_delete = TRUE "
+                    "WHERE id = %s AND NOT to_delete",
+                    row["sms_id"],
+                )
+            )
+        trace_update = self._trace_update(row, status, failure_type)
+        if trace_update:
+            parts.append(trace_update)
+        # one round trip; each UPDATE is its own CTE so they all run
+        ctes = SQL(", ").join(
+            SQL("u%s AS (%s RETURNING 1)", SQL(str(index)), part)
+            for index, part in enumerate(parts)
+        )
+        _execute(request.env.cr, SQL("WITH %s SELECT 1", ctes))
+
+    def _trace_update(self, row, status, failure_type):
+        """The UPDATE of the funnel trace, or None (same rules as
+        ``sms.microfunnel.trace._update_from_sms_state``)."""
+        if not row["trace_id"]:
+            return None
+        sms_state = (
+            "error"
+            if status in TWILIO_TO_SMS_STATE_ERRORS
+            else TWILIO_TO_SMS_STATE[status]
+        )
+        new_state = SMS_TO_TRACE.get(sms_state)
+        if new_state == "failed" and failure_type in BOUNCE_FAILURES:
+            new_state = "bounced"
+        current = row["trace_state"]
+        if not new_state or (
+            RANK[new_state] <= RANK.get(current, 0)
+            and not (new_state == "delivered" and current in ("failed", "bounced"))
+        ):
+            return None
+        now = request.env.cr.now()
+        trace_set = [
+            SQL("state = %s", new_state),
+            SQL("failure_type = %s", failure_type or None),
+            SQL("write_date = %s", now),
+        ]
+        if new_state == "sent":
+            trace_set.append(SQL("sent_at = %s", now))
+        if new_state == "delivered":
+            trace_set.append(SQL("delivered_at = %s", now))
+            trace_set.append(SQL("sent_at = %s", row["sent_at"] or now))
+        # the state read under the tracker's lock must still be the current one
+        return SQL(
+            "UPDATE sms_microfunnel_trace SET %s WHERE id = %s AND state = %s",
+            SQL(", ").join(trace_set),
+            row["trace_id"],
+            current,
+        )
+
+    def _apply_with_orm(self, row, callback, error_message):
+        """Chatter notifications and mailing traces: core's code, monotonic."""
+        request.update_context(**{CALLBACK_CONTEXT_KEY: callback})
+        tracker = request.env["sms.tracker"].sudo().browse(row["tracker_id"])
+        status = callback["status"]
+        if status in TWILIO_TO_SMS_STATE_ERRORS:
+            tracker._action_update_from_twilio_error(
+                status, callback["error_code"], error_message
+            )
+        else:
+            tracker._action_update_from_sms_state(TWILIO_TO_SMS_STATE[status])
+        if row["sms_id"]:
+            request.env["sms.sms"].sudo().browse(row["sms_id"]).to_delete = True
+
+    # -- core's route ---------------------------------------------------------
 
     @route()
     def update_sms_status(
@@ -36,29 +352,3 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
             ErrorMessage=ErrorMessage,
             **kwargs,
         )
-
-    def _validate_twilio_signature(self, request, uuid):
-        if request.env["sms.sms"].sudo().search_count([("uuid", "=", uuid)]):
-            valid = super()._validate_twilio_signature(request, uuid)
-        else:
-            # the SMS is gone (garbage-collected): its tracker knows the company
-            company = (
-                request.env["sms.tracker"]
-                .sudo()
-                .search([("sms_uuid", "=", uuid)], limit=1)
-                .sms_twilio_company_id
-            )
-            if not company:
-                return super()._validate_twilio_signature(request, uuid)
-            expected = generate_twilio_sms_callback_signature(
-                company.sudo(), uuid, request.httprequest.form.to_dict()
-            )
-            received = request.httprequest.headers.get("X-Twilio-Signature", "")
-            valid = hmac.compare_digest(expected, received)
-        if valid:
-            # Authenticated: wait for a sender still holding this SMS (its
-            # tracker may not be committed yet) instead of missing the tracker.
-            request.env.cr.execute(
-                SQL("SELECT id FROM sms_sms WHERE uuid = %s FOR NO KEY UPDATE", uuid)
-            )
-        return valid

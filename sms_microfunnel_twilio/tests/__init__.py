@@ -4,3 +4,5 @@ from . import test_twilio_signature_odoo
 from . import test_sending
 from . import test_error_mapping
 from . import test_status_callbacks
+from . import test_webhook_concurrency
+from . import test_webhook_fuzz

@@ -1,4 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from unittest.mock import patch
+
 from odoo.tests import HttpCase, tagged
 
 from odoo.addons.sms_microfunnel_twilio.controllers.main import INBOUND_PATH
@@ -36,7 +38,14 @@ class TestTwilioInboundWebhook(HttpCase):
         )
         cls.Inbound = cls.env["sms.microfunnel.inbound"]
 
-    def post(self, body, sid, token=TOKEN, signature=None, **extra):
+    def process(self):
+        """The inbound job, its commits neutralised (test transaction)."""
+        IrCron = type(self.env["ir.cron"])
+        with patch.object(IrCron, "_commit_progress", lambda *a, **kw: 1.0):
+            self.Inbound.sudo()._cron_process_received()
+        self.env.invalidate_all()
+
+    def post(self, body, sid, token=TOKEN, signature=None, process=True, **extra):
         params = {
             "From": CONTACT,
             "To": OUR_NUMBER,
@@ -50,7 +59,10 @@ class TestTwilioInboundWebhook(HttpCase):
         if signature is None:
             signature = twilio_signature.compute_signature(token, url, params)
         headers = {"X-Twilio-Signature": signature} if signature else {}
-        return self.url_open(INBOUND_PATH, data=params, headers=headers)
+        response = self.url_open(INBOUND_PATH, data=params, headers=headers)
+        if process:
+            self.process()
+        return response
 
     def blacklisted(self):
         return bool(
@@ -124,6 +136,61 @@ class TestTwilioInboundWebhook(HttpCase):
         )
         self.assertEqual(response.status_code, 200)
         self.assertEqual(self.Inbound.search_count([("body", "=", "HELP")]), 1)
+
+    def test_webhook_stores_and_the_job_acts(self):
+        """The webhook only stores the message (3 queries in this test, two of
+        them ours, whatever the message says);
+        the inbound job, triggered by it, acts on it once."""
+        self.post("Bonjour", "SM" + "a" * 32)  # warm the caches
+        cron = self.env.ref("sms_microfunnel.ir_cron_sms_inbound_process")
+        self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)]).unlink()
+        with self.assertQueryCount(3):
+            response = self.post("STOP", "SM" + "b" * 32, process=False)
+        self.assertEqual(response.status_code, 200)
+        inbound = self.Inbound.search([("provider_message_id", "=", "SM" + "b" * 32)])
+        self.assertFalse(inbound.processed)
+        self.assertFalse(self.blacklisted())
+        self.assertEqual(
+            self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]), 1
+        )
+        self.post("Merci", "SM" + "d" * 32, process=False)  # job already due
+        self.assertEqual(
+            self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]), 1
+        )
+        with self.assertQueryCount(3):  # a duplicate changes nothing
+            self.post("STOP", "SM" + "b" * 32, process=False)
+        self.process()
+        self.assertTrue(inbound.processed)
+        self.assertEqual(inbound.classification, "opt_out")
+        self.assertEqual(inbound.partner_id, self.partner)
+        self.assertTrue(self.blacklisted())
+        self.process()  # nothing left: nothing happens twice
+        events = self.env["sms.microfunnel.consent.event"].search(
+            [("number", "=", CONTACT), ("event_type", "=", "opt_out")]
+        )
+        self.assertEqual(len(events), 1)
+
+    def test_unsigned_junk_is_refused_before_any_lookup(self):
+        """An unsigned POST with only a body (no To, no SID): 403, no writes."""
+        before = self.Inbound.search_count([])
+        for data in ({"Body": "x"}, {"x": ""}, {"To": "\x00" * 3, "Body": "x"}):
+            with self.assertLogs(LOGGER, "WARNING"):
+                response = self.url_open(INBOUND_PATH, data=data)
+            self.assertEqual(response.status_code, 403)
+        with self.assertLogs(LOGGER, "WARNING"):
+            response = self.url_open(
+                INBOUND_PATH,
+                data={"Body": "x", "To": OUR_NUMBER},
+                headers={"X-Twilio-Signature": "A" * 27 + "="},
+            )
+        self.assertEqual(response.status_code, 403)
+        self.assertEqual(self.Inbound.search_count([]), before)
+
+    def test_signed_message_with_nul_bytes_is_stored(self):
+        response = self.post("STOP\x00 now", "SM" + "c" * 32)
+        self.assertEqual(response.status_code, 200)
+        inbound = self.Inbound.search([("provider_message_id", "=", "SM" + "c" * 32)])
+        self.assertEqual(inbound.body, "STOP\ufffd now")
 
     def test_routing_by_receiving_number_between_companies(self):
         other = self.env["res.company"].create(

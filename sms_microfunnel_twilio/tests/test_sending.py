@@ -147,7 +147,8 @@ class TestTwilioSending(TwilioSimulatorCase):
         self.assertEqual(form["Body"], "Votre offre vous attend")
         self.assertNotIn("MessagingServiceSid", form)
         self.assertEqual(
-            urlsplit(form["StatusCallback"]).path, f"/sms_twilio/status/{sms.uuid}"
+            urlsplit(form["StatusCallback"]).path,
+            f"/sms_microfunnel_twilio/status/{sms.uuid}",
         )
         tracker = sms.sms_tracker_id
         self.assertTrue(tracker, "a tracker keeps the SID of every Twilio SMS")

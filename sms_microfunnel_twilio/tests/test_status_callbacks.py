@@ -100,6 +100,60 @@ class TestTwilioStatusCallbacks(TwilioSimulatorCase):
         self.assertEqual(notification.notification_status, "sent")
         self.assertFalse(notification.failure_type)
 
+    def test_status_callback_queries(self):
+        """Our route: an indexed lookup that locks the tracker, then one
+        statement for tracker + SMS (+ funnel trace); a callback that changes
+        nothing costs the lookup alone."""
+        sms, tracker, sid = self.sent()
+        self.callbacks(sid, ["sending"])  # warm the caches
+        self.env.flush_all()
+        with self.assertQueryCount(3), self.allow_requests(all_requests=True):
+            self.sim.send_status(sid, "delivered")
+        with self.assertQueryCount(2), self.allow_requests(all_requests=True):
+            self.sim.send_status(sid, "sent")  # late: changes nothing
+        self.env.invalidate_all()
+        self.assertEqual(
+            [h["response_status"] for h in self.sim.webhooks[-2:]], [200, 200]
+        )
+        self.assertEqual(tracker.sms_twilio_status, "delivered")
+        self.assertEqual(sms.state, "sent")
+        self.assertTrue(sms.to_delete)
+
+    def test_forged_or_malformed_callbacks_change_nothing(self):
+        sms, tracker, sid = self.sent()
+        self.env.flush_all()
+        path = f"/sms_microfunnel_twilio/status/{sms.uuid}"
+        cases = [
+            (path, {"SmsStatus": "delivered"}, {}, 403),
+            (path, {"SmsStatus": "delivered"}, {"X-Twilio-Signature": "x" * 40}, 403),
+            (path, {"SmsStatus": "nope"}, {"X-Twilio-Signature": "A" * 27 + "="}, 404),
+            (
+                "/sms_microfunnel_twilio/status/" + "0" * 32,
+                {"SmsStatus": "delivered"},
+                {"X-Twilio-Signature": "A" * 27 + "="},
+                404,
+            ),
+            ("/sms_microfunnel_twilio/status/%00", {}, {}, None),
+        ]
+        for url, data, headers, expected in cases:
+            response = self.url_open(url, data=data, headers=headers)
+            if expected:
+                self.assertEqual(response.status_code, expected, url)
+            else:
+                self.assertTrue(400 <= response.status_code < 500, url)
+        with self.assertLogs(
+            "odoo.addons.sms_microfunnel_twilio.controllers.status", "WARNING"
+        ):
+            response = self.url_open(
+                path,
+                data={"SmsStatus": "delivered", "MessageSid": sid},
+                headers={"X-Twilio-Signature": "A" * 27 + "="},
+            )
+        self.assertEqual(response.status_code, 403)
+        self.env.invalidate_all()
+        self.assertEqual(tracker.sms_twilio_status, "queued")
+        self.assertEqual(sms.state, "pending")
+
     @mute_logger("odoo.addons.sms_twilio.controllers.controllers")
     def test_core_signature_check_kept(self):
         sms, tracker, sid = self.sent()

@@ -213,6 +213,11 @@ class TwilioTransport:
 
     def message_data(self, data):
         data = dict(data or {})
+        if data.get("StatusCallback"):
+            # our status route (controllers/status.py) instead of core's
+            data["StatusCallback"] = data["StatusCallback"].replace(
+                "/sms_twilio/status/", "/sms_microfunnel_twilio/status/", 1
+            )
         if self.messaging_service_sid:
             # Twilio picks the sender from the service's pool (sticky sender)
             data.pop("From", None)

@@ -1,0 +1,475 @@
+#!/usr/bin/env python3
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Signed Twilio webhooks: our status and inbound routes against core's status route.
+
+One Odoo server (``--workers 2``, no cron worker) serves one database; this
+script sends signed requests from ``--connections`` keep-alive connections,
+one route at a time, in rounds (core, ours, core, ours…) so that machine
+noise hits both alike, and prints for each route:
+
+* requests per second (wall clock of the round, every request answered);
+* SQL queries and SQL time per request, read from Odoo's own request log
+  line (``"POST … HTTP/1.1" 200 - <queries> <sql time> <other time>``);
+* the answers' status codes.
+
+Routes measured:
+
+* core ``/sms_twilio/status/<uuid>`` (core ``sms_twilio``'s controller, with
+  our monotonic-status context on top), one ``delivered`` per SMS;
+* ours ``/sms_microfunnel_twilio/status/<uuid>``, the same on other SMS;
+* ours ``/sms_microfunnel_twilio/inbound``, a STOP or a reply per request
+  from as many numbers; the inbound job then processes them (timed apart:
+  it runs in the background in production).
+
+Every SMS has its ``sms.tracker`` as Twilio SMS have.  ``--contacts``
+contacts (default 100,000, created in SQL) make the job's lookups of contacts
+and funnel messages meaningful.
+
+Usage (Odoo 19's Python; PostgreSQL as for ``setup/test``)::
+
+    python3 benchmarks/webhooks.py                     # throwaway database
+    python3 benchmarks/webhooks.py --requests 2000 --rounds 3
+    python3 benchmarks/webhooks.py --db smf_bench_keep # an existing one
+"""
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid as uuid_lib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TOKEN = "benchmark-webhooks-token-0123456789"
+OUR_NUMBER = "+33700000042"
+CORE_PATH = "/sms_twilio/status/"
+STATUS_PATH = "/sms_microfunnel_twilio/status/"
+INBOUND_PATH = "/sms_microfunnel_twilio/inbound"
+LOG_LINE = re.compile(
+    r'"POST (?P<path>\S+) HTTP/1\.1" (?P<code>\d+) - (?P<queries>\d+) '
+    r"(?P<sql>[\d.]+) (?P<other>[\d.]+)"
+)
+
+
+def load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", help="existing database with sms_microfunnel_twilio")
+    parser.add_argument(
+        "--requests", type=int, default=1000, help="requests per route and round"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per route")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="Odoo HTTP workers")
+    parser.add_argument(
+        "--contacts", type=int, default=100_000, help="contacts created in SQL"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the database")
+    return parser.parse_args(argv)
+
+
+# -- data (in this process, committed) ------------------------------------------
+
+
+def odoo_env(smf, dbname):
+    import odoo  # noqa: PLC0415 - after the configuration
+    from odoo.tools import config  # noqa: PLC0415
+
+    config.parse_config(
+        [
+            f"--addons-path={smf.addons_path()}",
+            *smf.db_options(),
+            "-d",
+            dbname,
+            "--log-level=warn",
+        ]
+    )
+    from odoo.modules.registry import Registry  # noqa: PLC0415
+
+    return odoo, Registry(dbname)
+
+
+def prepare(registry, base_url, count, contacts):
+    """Company, SMS and trackers for both status routes; contacts in SQL."""
+    from odoo import SUPERUSER_ID, api  # noqa: PLC0415
+
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        params = env["ir.config_parameter"]
+        params.set_param("web.base.url", base_url)
+        params.set_param("web.base.url.freeze", "True")
+        params.set_param("sms_microfunnel_twilio.public_base_url", base_url)
+        company = env.company
+        company.write(
+            {
+                "sms_provider": "twilio",
+                "sms_twilio_account_sid": "AC" + "4" * 32,
+                "sms_twilio_auth_token": TOKEN,
+                "country_id": env.ref("base.fr").id,
+                "sms_twilio_number_ids": [
+                    (0, 0, {"number": OUR_NUMBER, "country_id": env.ref("base.fr").id})
+                ],
+            }
+        )
+        sms = env["sms.sms"].create(
+            [
+                {
+                    "number": f"+3361{index:07d}",
+                    "body": "Offre de la semaine",
+                    "state": "pending",
+                    "record_company_id": company.id,
+                }
+                for index in range(2 * count)
+            ]
+        )
+        env["sms.tracker"].create(
+            [{"sms_uuid": s.uuid, "sms_twilio_company_id": company.id} for s in sms]
+        )
+        uuids = sms.mapped("uuid")
+        existing = env["res.partner"].search_count([("name", "=like", "Bench %")])
+        if contacts > existing:
+            insert_contacts(env, existing, contacts)
+        cr.execute("ANALYZE res_partner")
+        return company.id, uuids[:count], uuids[count:]
+
+
+def insert_contacts(env, start, stop):
+    """Contacts ``Bench <i>`` with numbers +3362…, set-based.  The NOT NULL
+    columns other modules add get their ORM default for the INSERT only."""
+    from odoo.tools import SQL  # noqa: PLC0415
+
+    cr = env.cr
+    Partner = env["res.partner"]
+    cr.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_name = 'res_partner' AND is_nullable = 'NO' "
+        "AND column_default IS NULL"
+    )
+    columns = [name for (name,) in cr.fetchall() if name in Partner._fields]
+    defaults = Partner.default_get(columns)
+    for name, value in defaults.items():
+        cr.execute(
+            SQL(
+                "ALTER TABLE res_partner ALTER COLUMN %s SET DEFAULT %s",
+                SQL.identifier(name),
+                value,
+            )
+        )
+    cr.execute(
+        """
+        INSERT INTO res_partner (name, complete_name, phone, phone_sanitized,
+                                 active, type, create_uid, write_uid,
+                                 create_date, write_date)
+        SELECT 'Bench ' || i, 'Bench ' || i, '+3362' || lpad(i::text, 7, '0'),
+               '+3362' || lpad(i::text, 7, '0'), TRUE, 'contact', 1, 1,
+               now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'
+          FROM generate_series(%s, %s) AS i
+        """,
+        (start, stop - 1),
+    )
+    for name in defaults:
+        cr.execute(
+            SQL(
+                "ALTER TABLE res_partner ALTER COLUMN %s DROP DEFAULT",
+                SQL.identifier(name),
+            )
+        )
+
+
+# -- load ----------------------------------------------------------------------
+
+
+def sign(url, params):
+    twilio_signature = load(
+        "smf_twilio_signature",
+        REPO / "sms_microfunnel_twilio" / "tools" / "twilio_signature.py",
+    )
+    return twilio_signature.compute_signature(TOKEN, url, params)
+
+
+def fire(base_url, items, connections):
+    """POST every (path, params) from ``connections`` keep-alive sessions;
+    (seconds, {status: count})."""
+    import requests  # noqa: PLC0415
+
+    local = threading.local()
+    signed = [(path, params, sign(base_url + path, params)) for path, params in items]
+
+    def post(item):
+        path, params, signature = item
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        response = session.post(
+            base_url + path,
+            data=params,
+            headers={"X-Twilio-Signature": signature},
+            timeout=120,
+        )
+        return response.status_code
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(connections) as pool:
+        codes = list(pool.map(post, signed))
+    elapsed = time.perf_counter() - started
+    summary = {}
+    for code in codes:
+        summary[code] = summary.get(code, 0) + 1
+    return elapsed, summary
+
+
+def status_items(path, uuids):
+    return [
+        (
+            path + sms_uuid,
+            {
+                "SmsStatus": "delivered",
+                "MessageStatus": "delivered",
+                "MessageSid": f"SM{sms_uuid}",
+                "AccountSid": "AC" + "4" * 32,
+            },
+        )
+        for sms_uuid in uuids
+    ]
+
+
+def inbound_items(count, offset):
+    items = []
+    for index in range(count):
+        number = f"+3362{(offset + index) % 10_000_000:07d}"
+        items.append(
+            (
+                INBOUND_PATH,
+                {
+                    "From": number,
+                    "To": OUR_NUMBER,
+                    "Body": "STOP" if index % 2 else "Merci, à demain",
+                    "MessageSid": f"SM{uuid_lib.uuid4().hex}",
+                    "AccountSid": "AC" + "4" * 32,
+                    "NumSegments": "1",
+                },
+            )
+        )
+    return items
+
+
+def log_figures(log_path, start, prefix):
+    """(queries, sql seconds) per request of the log lines after ``start``
+    whose path starts with ``prefix``."""
+    queries, sql = [], []
+    with open(log_path, encoding="utf-8", errors="replace") as log:
+        log.seek(start)
+        for line in log:
+            match = LOG_LINE.search(line)
+            if match and match["path"].startswith(prefix):
+                queries.append(int(match["queries"]))
+                sql.append(float(match["sql"]))
+    return queries, sql
+
+
+def uptime():
+    try:
+        return subprocess.run(
+            ["uptime"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        return "uptime unavailable"
+
+
+LAUNCHER = """\
+import sys
+import time
+
+if sys.argv[1:2] == ["gevent"]:
+    # the websocket worker: no webhook goes through it; idle
+    while True:
+        time.sleep(3600)
+
+import odoo.cli
+
+odoo.cli.main()
+"""
+
+
+def odoo_server_command(directory, *args):
+    """A launcher script for Odoo: with ``--workers``, Odoo starts its
+    websocket worker again from its launcher (``python -m odoo`` cannot be);
+    that worker, unused here, stays idle (it needs gevent's plugins, which
+    some installations lack)."""
+    launcher = Path(directory) / "odoo_launcher.py"
+    launcher.write_text(LAUNCHER)
+    return [sys.executable, str(launcher), *args]
+
+
+def wait_up(url, proc, timeout=120):
+    import requests  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the Odoo server stopped")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url + "/web/health", timeout=2).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise RuntimeError("the Odoo server did not start")
+
+
+def run(args, dbname, smf):
+    port = smf.free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    count = args.requests * args.rounds + 100  # + warm-up
+    print(f"Preparing {2 * count} SMS with trackers and {args.contacts} contacts…")
+    odoo, registry = odoo_env(smf, dbname)
+    company_id, core_uuids, our_uuids = prepare(
+        registry, base_url, count, args.contacts
+    )
+    log_path = Path(tempfile.mkdtemp(prefix="smf-bench-webhooks-")) / "odoo.log"
+    cmd = odoo_server_command(
+        log_path.parent,
+        f"--addons-path={smf.addons_path()}",
+        *smf.db_options(),
+        "-d",
+        dbname,
+        "--http-interface=127.0.0.1",
+        f"--http-port={port}",
+        f"--workers={args.workers}",
+        "--max-cron-threads=0",
+        "--limit-time-real=600",
+        "--log-level=info",
+        f"--logfile={log_path}",
+    )
+    server = subprocess.Popen(cmd, cwd=REPO, start_new_session=True)
+    results = {}
+    try:
+        wait_up(base_url, server)
+        # warm-up: registries and caches of both workers
+        fire(base_url, status_items(CORE_PATH, core_uuids[:50]), args.connections)
+        fire(base_url, status_items(STATUS_PATH, our_uuids[:50]), args.connections)
+        fire(base_url, inbound_items(100, 0), args.connections)
+        core_uuids, our_uuids = core_uuids[50:], our_uuids[50:]
+        routes = {
+            "core /sms_twilio/status": (
+                CORE_PATH,
+                lambda r: status_items(
+                    CORE_PATH, core_uuids[r * args.requests : (r + 1) * args.requests]
+                ),
+            ),
+            "ours /sms_microfunnel_twilio/status": (
+                STATUS_PATH,
+                lambda r: status_items(
+                    STATUS_PATH, our_uuids[r * args.requests : (r + 1) * args.requests]
+                ),
+            ),
+            "ours /sms_microfunnel_twilio/inbound": (
+                INBOUND_PATH,
+                lambda r: inbound_items(args.requests, 100 + r * args.requests),
+            ),
+        }
+        load_before = uptime()
+        for round_ in range(args.rounds):
+            for label, (prefix, items) in routes.items():
+                start = log_path.stat().st_size
+                elapsed, codes = fire(base_url, items(round_), args.connections)
+                time.sleep(0.3)  # the last log lines
+                queries, sql = log_figures(log_path, start, prefix)
+                entry = results.setdefault(
+                    label, {"rps": [], "queries": [], "sql": [], "codes": {}}
+                )
+                entry["rps"].append(args.requests / elapsed)
+                entry["queries"] += queries
+                entry["sql"] += sql
+                for code, n in codes.items():
+                    entry["codes"][code] = entry["codes"].get(code, 0) + n
+        load_after = uptime()
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+    # the inbound job, as the cron worker runs it (timed apart)
+    from odoo import SUPERUSER_ID, api  # noqa: PLC0415
+
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        Inbound = env["sms.microfunnel.inbound"]
+        pending = Inbound.search_count([("processed", "=", False)])
+        started = time.perf_counter()
+        count_before = cr.sql_log_count
+        Inbound._cron_process_received()
+        job_seconds = time.perf_counter() - started
+        job_queries = cr.sql_log_count - count_before
+        delivered = env["sms.tracker"].search_count(
+            [
+                ("sms_uuid", "in", [*our_uuids, *core_uuids]),
+                ("sms_twilio_status", "=", "delivered"),
+            ]
+        )
+
+    print()
+    print(
+        f"Signed webhooks, {args.connections} connections, --workers {args.workers}, "
+        f"{args.rounds} rounds of {args.requests} requests per route"
+    )
+    header = (
+        f"{'route':40} {'req/s (rounds)':>22} {'queries/req':>12} "
+        f"{'SQL ms/req':>11}  answers"
+    )
+    print(header)
+    print("-" * len(header))
+    core_rps = statistics.mean(results["core /sms_twilio/status"]["rps"])
+    for label, entry in results.items():
+        rps = statistics.mean(entry["rps"])
+        rounds = ", ".join(f"{value:.0f}" for value in entry["rps"])
+        queries = (
+            statistics.mean(entry["queries"]) if entry["queries"] else float("nan")
+        )
+        sql = 1000 * statistics.mean(entry["sql"]) if entry["sql"] else float("nan")
+        print(
+            f"{label:40} {rps:8.0f} ({rounds:>11}) {queries:12.1f} {sql:11.2f}  "
+            f"{entry['codes']}  {rps / core_rps:.1f}× core"
+        )
+    print()
+    print(
+        f"Inbound job: {pending} stored messages processed in {job_seconds:.1f} s "
+        f"({pending / job_seconds if job_seconds else 0:.0f}/s, "
+        f"{job_queries / max(pending, 1):.0f} queries per message)"
+    )
+    print(f"Status callbacks applied (trackers delivered): {delivered}")
+    print(f"Machine load before: {load_before}")
+    print(f"Machine load after:  {load_after}")
+    print(f"Server log: {log_path}")
+    print("Reproduce: python3 benchmarks/webhooks.py " + shlex.join(sys.argv[1:]))
+    del odoo, company_id
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    smf = load("smf_setup", REPO / "setup" / "smf.py")
+    os.chdir(REPO)
+    with smf.bench_database(
+        args.db, keep=args.keep, addons=("sms_microfunnel_twilio",)
+    ) as dbname:
+        run(args, dbname, smf)
+
+
+if __name__ == "__main__":
+    main()
