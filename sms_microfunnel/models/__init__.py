@@ -17,7 +17,9 @@ from . import sms_send_time
 from . import sms_tracker
 from . import link_tracker
 from . import ir_actions_server
+from . import sms_rule_source
 from . import sms_policy
+from . import sms_rule
 from . import sms_gate
 from . import sms_price
 from . import sms_message_rules
