@@ -262,9 +262,7 @@ class ResCompany(models.Model):
             )
         rule = self.env["sms.microfunnel.rule"]._sector_rule(sector)
         if rule:
-            text += "\n" + self.env._(
-                "Rule %(rule)s", rule=rule._rule_reference()
-            )
+            text += "\n" + self.env._("Rule %(rule)s", rule=rule._rule_reference())
         return text
 
     def write(self, vals):

@@ -41,6 +41,4 @@ class ResConfigSettings(models.TransientModel):
     sms_funnel_regulated_sector = fields.Selection(
         related="company_id.sms_funnel_regulated_sector", readonly=False
     )
-    sms_revoke_all = fields.Boolean(
-        related="company_id.sms_revoke_all", readonly=False
-    )
+    sms_revoke_all = fields.Boolean(related="company_id.sms_revoke_all", readonly=False)

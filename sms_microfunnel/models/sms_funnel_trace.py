@@ -338,7 +338,10 @@ class SmsMicrofunnelTrace(models.Model):
             proofs = {}
             for trace in group:
                 decision = decisions[trace.id]
-                proof = (decision.get("rule") or False, decision.get("rule_source") or False)
+                proof = (
+                    decision.get("rule") or False,
+                    decision.get("rule_source") or False,
+                )
                 if decision["action"] == "allow":
                     allowed |= trace
                     proofs.setdefault(proof, self.browse())

@@ -588,7 +588,9 @@ class SmsMicrofunnelGate(models.AbstractModel):
                 "label": " & ".join(p.code or p.name for p in chosen),
                 "chosen": chosen,
                 "regions": regions,
-                "caps": self._policy_caps(chosen) if message_class == "marketing" else [],
+                "caps": self._policy_caps(chosen)
+                if message_class == "marketing"
+                else [],
             }
             try:
                 state["open"] = send_window.is_allowed_multi(candidates, when)
@@ -669,7 +671,10 @@ class SmsMicrofunnelGate(models.AbstractModel):
                 recipient = recipients[i]
                 if state["opening"] is None:
                     decisions[i] = self._decision(
-                        recipient, "block", "no_window", **extra,
+                        recipient,
+                        "block",
+                        "no_window",
+                        **extra,
                         **self._window_rule(state, when, zones),
                     )
                     continue
@@ -693,7 +698,10 @@ class SmsMicrofunnelGate(models.AbstractModel):
                     until = self._next_send_capped(state, caps, when)
                 except ValueError:  # the cap ends where no window opens
                     decisions[i] = self._decision(
-                        recipient, "block", "no_window", **extra,
+                        recipient,
+                        "block",
+                        "no_window",
+                        **extra,
                         **self._window_rule(state, when, zones),
                     )
                     continue
@@ -847,16 +855,17 @@ class SmsMicrofunnelGate(models.AbstractModel):
     def _recipient_caps(self, caps, recipient, personal, recent, by_subject):
         """[(rule keys, cap policy, sent instants)] for one recipient: the
         policies' caps (a subject cap counts the sends of the recipient's
-        subject only, i.e. its consent scope: the funnel or mailing) and the
-        contact's own frequency preference."""
+        subject only, i.e. its consent scope: the funnel or mailing; without a
+        subject, every send counts) and the contact's own frequency
+        preference."""
         out = []
         everything = [_aware(s) for s in recent.get(recipient.number, ())]
         for cap in caps:
-            if cap["scope"] == "subject":
+            if cap["scope"] == "subject" and recipient.scope:
                 sent = [
                     _aware(when)
                     for when, subject in by_subject.get(recipient.number, ())
-                    if recipient.scope and subject == recipient.scope
+                    if subject == recipient.scope
                 ]
             else:
                 sent = everything
@@ -894,7 +903,13 @@ class SmsMicrofunnelGate(models.AbstractModel):
         if not numbers:
             return {}
         self.env["mailing.trace"].flush_model(
-            ["sms_number", "sent_datetime", "trace_status", "trace_type", "mass_mailing_id"]
+            [
+                "sms_number",
+                "sent_datetime",
+                "trace_status",
+                "trace_type",
+                "mass_mailing_id",
+            ]
         )
         rows = self.env.execute_query(
             SQL(
@@ -936,7 +951,8 @@ class SmsMicrofunnelGate(models.AbstractModel):
         numbers = [recipients[i].number for i in us]
         Consent = self.env["sms.microfunnel.consent"]
         withdrawn = {
-            n for n, s in Consent._get_states(numbers, company=company).items()
+            n
+            for n, s in Consent._get_states(numbers, company=company).items()
             if s == "withdrawn"
         }
         Consent.flush_model(["number", "company_id", "state"])
@@ -955,7 +971,9 @@ class SmsMicrofunnelGate(models.AbstractModel):
         still = []
         for i in live:
             if recipients[i].number in withdrawn and i in us:
-                decisions[i] = self._decision(recipients[i], "block", "opted_out", **info)
+                decisions[i] = self._decision(
+                    recipients[i], "block", "opted_out", **info
+                )
             else:
                 still.append(i)
         return still

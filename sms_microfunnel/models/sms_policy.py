@@ -155,7 +155,8 @@ class SmsMicrofunnelPolicy(models.Model):
         help="The law's hours do not apply to a recipient who gave prior "
         "consent. Marketing SMS only reach numbers with a confirmed consent, so "
         "this window is then not applied to them (other policies still are).",
-    )    basis = fields.Selection(BASES, required=True, default="policy", tracking=True)
+    )
+    basis = fields.Selection(BASES, required=True, default="policy", tracking=True)
     source = fields.Text(
         required=True,
         tracking=True,

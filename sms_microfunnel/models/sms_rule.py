@@ -89,7 +89,11 @@ class SmsMicrofunnelRule(models.Model):
         if hasattr(day, "date") and callable(day.date):
             day = day.date()
         rule = self.sudo().search([("code", "=", code)], limit=1)
-        if rule and rule.valid_from <= day and (not rule.valid_to or rule.valid_to >= day):
+        if (
+            rule
+            and rule.valid_from <= day
+            and (not rule.valid_to or rule.valid_to >= day)
+        ):
             return rule
         return self.browse()
 
@@ -113,8 +117,9 @@ class SmsMicrofunnelRule(models.Model):
         rules = self.sudo().search([("kind", "=", "retention")])
         day = day or fields.Date.context_today(self)
         rules = rules.filtered(
-            lambda r: r.state_id and r.retention_years
-            and r._rule_state_on(day) == "in_force"
+            lambda r: (
+                r.state_id and r.retention_years and r._rule_state_on(day) == "in_force"
+            )
         )
         if not rules or not partners:
             return {}
@@ -126,14 +131,20 @@ class SmsMicrofunnelRule(models.Model):
             )
             for policy in policies:
                 for code in policy._area_code_list():
-                    area_years[code] = max(area_years.get(code, 0), rule.retention_years)
+                    area_years[code] = max(
+                        area_years.get(code, 0), rule.retention_years
+                    )
         state_years = {r.state_id.id: r.retention_years for r in rules}
         numbers = {p.phone_sanitized for p in partners if p.phone_sanitized}
         opted_out = set()
         if numbers:
-            events = self.env["sms.microfunnel.consent.event"].sudo().search_fetch(
-                [("number", "in", list(numbers)), ("event_type", "=", "opt_out")],
-                ["number"],
+            events = (
+                self.env["sms.microfunnel.consent.event"]
+                .sudo()
+                .search_fetch(
+                    [("number", "in", list(numbers)), ("event_type", "=", "opt_out")],
+                    ["number"],
+                )
             )
             opted_out = set(events.mapped("number"))
         floors = {}

@@ -20,3 +20,4 @@ from . import test_segment
 from . import test_french
 from . import test_preferences
 from . import test_funnel_channels
+from . import test_compliance_rules

@@ -23,7 +23,7 @@ SHIPPED = {
     "US-MD": "sms_microfunnel.sms_policy_us_md",
     "CA": "sms_microfunnel.sms_policy_ca",
 }
-# the engine's defaults for the same rows (COMPLIANCE.md §4.2)
+# the engine's defaults for the same rows (compliance book docs/compliance.md)
 ENGINE = {
     "FR": send_window.FRANCE_MARKETING,
     "BE": send_window.BELGIUM,

@@ -111,15 +111,15 @@ __all__ = [
     "SLOT_PRESETS",
     "SPAIN",
     "UNITED_KINGDOM",
+    "US_CT",
     "US_FEDERAL",
     "US_FL",
     "US_MD",
+    "US_NJ",
     "US_OK",
     "US_STRICT_STATES",
     "US_TX",
     "US_VA",
-    "US_CT",
-    "US_NJ",
     "WEEKDAYS",
     "WINDOWS",
     "HolidayDef",
@@ -1166,7 +1166,7 @@ _POSTCODE = re.compile(r"^\d{5}$")
 
 
 def fr_region_for_postcode(postcode):
-    """French holiday region of a postcode (book: Public holidays), or None when not French.
+    """French holiday region of a postcode (book: Public holidays), or None.
 
     "FR-AM" for Alsace-Moselle (57, 67, 68), "GP", "MQ", "GF", "RE", "YT",
     "BL" (97133), "MF" (97150), "PM" (975), "WF" (986), "PF" (987), "NC"
@@ -1358,7 +1358,7 @@ US_FL = {
     "intervals": _days("mon-sun", ("08:00", "20:00")),
     "cap_count": 3,
     "cap_hours": 24,
-    "cap_scope": "subject",
+    "cap_scope": "global",
     "basis": "law, Fla. Stat. 501.616(6) (CS for SB 1120, 2021)",
     "source": "Fla. Stat. 501.616(6)(a) hours, (6)(b) 3 per 24 h, same subject",
 }

@@ -165,8 +165,8 @@ LANGUAGES = tuple(KEYWORDS)
 FCC_PER_SE_WORDS = ("stop", "quit", "end", "revoke", "opt out", "cancel", "unsubscribe")
 
 #: Single-word keywords that Twilio's default handling acts on (long codes and
-#: toll-free; book: Keywords and service replies), as ``normalize`` returns them.  Whether
-#: Twilio also ignores punctuation around them is not verified.
+#: toll-free; book: Keywords and service replies), as ``normalize`` returns
+#: them.  Whether Twilio also ignores punctuation around them is not verified.
 TWILIO_DEFAULT_KEYWORDS = frozenset(
     {
         "stop",
