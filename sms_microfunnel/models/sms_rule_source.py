@@ -24,7 +24,6 @@ class SmsMicrofunnelRuleSource(models.AbstractModel):
     _description = "SMS Compliance Rule Source"
 
     source_title = fields.Char(
-        "Source Title",
         help="Title of the law, regulation, charter or decision, e.g. "
         "“Loi n° 2025-594 du 30 juin 2025”.",
     )

@@ -261,7 +261,7 @@ class SmsMicrofunnelPreflightLine(models.TransientModel):
         help="Rule ID (compliance book) that allowed, deferred or blocked these "
         "recipients.",
     )
-    rule_source = fields.Text("Rule Source")
+    rule_source = fields.Text()
 
     def _res_ids(self):
         self.ensure_one()
