@@ -678,9 +678,11 @@ class SmsMicrofunnelGate(models.AbstractModel):
                         **self._window_rule(state, when, zones),
                     )
                     continue
-                caps = self._recipient_caps(
-                    state["caps"], recipient, personal, recent, by_subject
-                )
+                caps = ()
+                if state["caps"] or recipient.number in personal:
+                    caps = self._recipient_caps(
+                        state["caps"], recipient, personal, recent, by_subject
+                    )
                 capped_by = next(
                     (c for c in caps if not send_window.cap_allows(c[1], c[2], when)),
                     None,
@@ -798,12 +800,14 @@ class SmsMicrofunnelGate(models.AbstractModel):
 
     @api.model
     def _allow_rule(self, state):
-        """Allowed: every policy applied let it through (all are named)."""
-        chosen = state["chosen"]
-        return {
-            "rule": state["label"],
-            "rule_source": "\n".join(p._rule_reference() for p in chosen),
-        }
+        """Allowed: every policy applied let it through (all are named).
+        Worked out once per group of recipients."""
+        if "allow_rule" not in state:
+            state["allow_rule"] = {
+                "rule": state["label"],
+                "rule_source": "\n".join(p._rule_reference() for p in state["chosen"]),
+            }
+        return state["allow_rule"]
 
     @api.model
     def _window_rule(self, state, when, zones):
