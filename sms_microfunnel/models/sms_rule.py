@@ -11,7 +11,7 @@ whose start date is ahead is ignored until that day, then applies by itself.
 Each ``code`` has its section in the compliance book (``docs/compliance.md``).
 """
 
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 from odoo.exceptions import ValidationError
 
 from .res_company import REGULATED_SECTORS
@@ -84,18 +84,36 @@ class SmsMicrofunnelRule(models.Model):
     @api.model
     def _in_force(self, code, day=None):
         """The active rule ``code`` when it applies on ``day`` (default:
-        today), else an empty recordset."""
+        today), else an empty recordset.  Cached: the message rules ask it
+        for every message to a Canadian number."""
         day = day or fields.Date.context_today(self)
         if hasattr(day, "date") and callable(day.date):
             day = day.date()
-        rule = self.sudo().search([("code", "=", code)], limit=1)
-        if (
-            rule
-            and rule.valid_from <= day
-            and (not rule.valid_to or rule.valid_to >= day)
-        ):
-            return rule
+        found = self._rule_dates(code)
+        if found:
+            rule_id, valid_from, valid_to = found
+            if valid_from <= day and (not valid_to or valid_to >= day):
+                return self.browse(rule_id)
         return self.browse()
+
+    @api.model
+    @tools.ormcache("code")
+    def _rule_dates(self, code):
+        rule = self.sudo().search([("code", "=", code)], limit=1)
+        return (rule.id, rule.valid_from, rule.valid_to) if rule else None
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        self.env.registry.clear_cache()
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self.env.registry.clear_cache()
+        return super().write(vals)
+
+    def unlink(self):
+        self.env.registry.clear_cache()
+        return super().unlink()
 
     @api.model
     def _sector_rule(self, sector, day=None):
