@@ -1,4 +1,5 @@
-"""Tests of ``sms_microfunnel/tools/send_window.py`` (COMPLIANCE.md §4).
+"""Tests of ``sms_microfunnel/tools/send_window.py`` (compliance book
+``docs/compliance.md``: Send windows, Public holidays, Time zones, Overseas).
 
 Every instant is explicit: nothing here reads the wall clock.
 """
@@ -603,9 +604,46 @@ def test_us_strict_state_vs_federal():
     assert sw.next_allowed(policy, evening, zone) == local(zone, 2025, 6, 17, 8)
     assert (policy.cap_count, policy.cap_hours) == (3, 24)
     assert sw.us_policy() == US
-    assert sw.us_policy("tx", None) == US
+    assert sw.us_policy("ks", None) == US
     # area code in New York, address in Maryland: Maryland's rule applies
     assert sw.us_policy(sw.nanp_region("+12125550123")[1], "MD") == FL
+
+
+def test_texas_sunday_opens_at_noon():
+    """Texas SB 140 (rule US-TX): Sunday 12:00-21:00, other days 09:00-21:00."""
+    texas = sw.us_policy("TX")
+    zone = "America/Chicago"
+    assert not sw.is_allowed(texas, local(zone, 2026, 3, 15, 11, 59), zone)
+    assert sw.is_allowed(texas, local(zone, 2026, 3, 15, 12, 0), zone)
+    assert not sw.is_allowed(texas, local(zone, 2026, 3, 15, 21, 0), zone)
+    assert not sw.is_allowed(texas, local(zone, 2026, 3, 14, 8, 59), zone)
+    assert sw.is_allowed(texas, local(zone, 2026, 3, 14, 9, 0), zone)
+    assert sw.next_allowed(texas, local(zone, 2026, 3, 15, 8, 0), zone) == local(
+        zone, 2026, 3, 15, 12, 0
+    )
+
+
+def test_af2m_2026_closes_at_21_30():
+    """af2m 2026 charter (rule FR-AF2M-2026): 08:00-21:30, Sunday off by default."""
+    af2m = sw.policy_from_dict(sw.FR_AF2M_2026)
+    zone = "Europe/Paris"
+    assert sw.is_allowed(af2m, local(zone, 2026, 3, 17, 21, 29), zone)
+    assert not sw.is_allowed(af2m, local(zone, 2026, 3, 17, 21, 30), zone)
+    assert not sw.is_allowed(FR, local(zone, 2026, 3, 17, 20, 0), zone)
+    assert not sw.is_allowed(af2m, local(zone, 2026, 3, 22, 12, 0), zone)
+
+
+def test_connecticut_and_new_jersey_windows():
+    zone = "America/New_York"
+    connecticut = sw.us_policy("CT")
+    assert not sw.is_allowed(connecticut, local(zone, 2026, 3, 17, 8, 59), zone)
+    assert sw.is_allowed(connecticut, local(zone, 2026, 3, 17, 9, 0), zone)
+    assert not sw.is_allowed(connecticut, local(zone, 2026, 3, 17, 20, 0), zone)
+    new_jersey = sw.us_policy("NJ")
+    assert sw.is_allowed(new_jersey, local(zone, 2026, 3, 17, 20, 59), zone)
+    assert not sw.is_allowed(new_jersey, local(zone, 2026, 3, 17, 21, 0), zone)
+    # Virginia's window is lifted by consent: not a strict state of the engine
+    assert sw.us_policy("VA") == US
 
 
 def test_strictest_intersects():

@@ -1,4 +1,5 @@
-"""Tests of sms_microfunnel/tools/sms_keywords.py (COMPLIANCE.md section 3)."""
+"""Tests of sms_microfunnel/tools/sms_keywords.py (compliance book
+``docs/compliance.md``: US-FCC-REVOCATION, Keywords and service replies)."""
 
 import unicodedata
 
@@ -11,7 +12,7 @@ kw = load_tool("sms_microfunnel", "sms_keywords")
 
 RESULTS = {None, "opt_out", "help", "opt_in", "confirm"}
 
-# Every keyword of COMPLIANCE.md §3.1, spelt as the document spells it, with
+# Every keyword of the book, spelt as the book spells it, with
 # the action and the language table expected to own it.
 DOC_KEYWORDS = [
     # Opt-out, Twilio default (long codes, toll-free)
@@ -640,3 +641,45 @@ def test_invariant_under_case(row, data):
 def test_free_text_invariant_under_surroundings(row, before, after):
     body, _lang = row
     assert kw.classify(before + body.upper() + after) == "opt_out"
+
+
+# ---------------------------------------------------------------------------
+# FCC revocation words (rule US-FCC-REVOCATION, 47 CFR 64.1200(a)(10))
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("word", kw.FCC_PER_SE_WORDS)
+def test_fcc_per_se_words_revoke_alone_and_politely(word):
+    for body in (
+        word,
+        word.upper(),
+        f"{word.title()}.",
+        f"{word} please",
+        f"Hi, {word.upper()}!",
+        f"{word} all",
+    ):
+        assert kw.classify(body) == kw.OPT_OUT, body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "opt-out",
+        "OPTOUT",
+        "Opt Out All",
+        "STOPALL",
+        "end all",
+        "cancel all",
+        "quit all",
+        "unsubscribe all",
+        "revoke consent",
+        "Revoke my consent",
+        "No más",
+    ],
+)
+def test_fcc_multi_word_forms_revoke(body):
+    assert kw.classify(body) == kw.OPT_OUT
+
+
+def test_fcc_words_are_in_the_english_table():
+    assert set(kw.FCC_PER_SE_WORDS) <= kw.KEYWORDS["en"][kw.OPT_OUT]

@@ -1,8 +1,9 @@
 """Tests for ``sms_microfunnel_twilio/tools/twilio_signature.py``.
 
 Vectors come from twilio-python ``tests/unit/test_request_validator.py``
-(docs/COMPLIANCE.md section 7.1). When the official ``twilio`` package is
-installed, its ``RequestValidator`` is used as an oracle for random inputs.
+(compliance book docs/compliance.md, "Provider webhooks"). When the official
+``twilio`` package is installed, its ``RequestValidator`` is used as an oracle
+for random inputs.
 """
 
 import hashlib

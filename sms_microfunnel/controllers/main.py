@@ -435,7 +435,7 @@ class SmsConsentController(http.Controller):
                 ]
             )
             # a revocation made on the web is not seen by the SMS provider:
-            # we send its one STOP confirmation (COMPLIANCE §3.4)
+            # we send its one STOP confirmation (compliance book: US-FCC-CONFIRMATION)
             company._sms_send_service(
                 number, "stop", partner=partner, lang=partner.lang or self._sms_lang()
             )

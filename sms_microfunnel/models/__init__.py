@@ -1,4 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from . import sms_rule_source
 from . import res_company
 from . import res_config_settings
 from . import sms_suppression
@@ -19,6 +20,7 @@ from . import sms_tracker
 from . import link_tracker
 from . import ir_actions_server
 from . import sms_policy
+from . import sms_rule
 from . import sms_gate
 from . import sms_price
 from . import sms_message_rules

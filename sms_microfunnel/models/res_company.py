@@ -11,7 +11,8 @@ except ImportError:  # pragma: no cover - declared in external_dependencies
 _lt = LazyTranslate(__name__)
 
 # The shipped service messages, in English in the code and translated in
-# i18n/<lang>.po.  Each names the sender and tells how to stop (COMPLIANCE §3).
+# i18n/<lang>.po.  Each names the sender and tells how to stop (compliance book
+# docs/compliance.md, "Keywords and service replies").
 SERVICE_TEXTS = {
     "doi_request": _lt(
         "{company}: reply YES to confirm you want our text messages (about "
@@ -85,8 +86,14 @@ def phone_language(number):
     return REGION_LANGUAGES.get(phonenumbers.region_code_for_number(parsed))
 
 
-#: Sectors whose companies send no marketing SMS from funnels.
-REGULATED_SECTORS = [("health", "Health"), ("legal", "Legal"), ("finance", "Finance")]
+#: Sectors whose companies send no marketing SMS from funnels (compliance
+#: book, "Regulated sectors"; each has a sector rule in sms.microfunnel.rule).
+REGULATED_SECTORS = [
+    ("health", "Health"),
+    ("legal", "Legal"),
+    ("finance", "Finance"),
+    ("energy_renovation", "Energy renovation and home adaptation (France)"),
+]
 
 
 #: stands for the company's name in the consent wording
@@ -187,9 +194,19 @@ class ResCompany(models.Model):
     sms_funnel_regulated_sector = fields.Selection(
         REGULATED_SECTORS,
         string="Regulated Sector",
-        help="Health, legal or finance: the company's funnels may only send "
-        "transactional or informational messages (appointment reminders, file "
-        "updates, deadlines); marketing steps are refused.",
+        help="Health, legal, finance or energy renovation: the company's funnels "
+        "may only send transactional or informational messages (appointment "
+        "reminders, file updates, deadlines, messages of a contract in "
+        "progress); marketing steps are refused.",
+    )
+    sms_revoke_all = fields.Boolean(
+        string="Opt-out Stops Every Message (US)",
+        default=True,
+        help="FCC “revoke-all” rule (47 CFR 64.1200(a)(10), rule "
+        "US-FCC-REVOKE-ALL): an opt-out of a US number, whatever message it "
+        "answered, stops every message of the company, transactional included, "
+        "and every funnel. Applies from the rule's start date (31 January 2027) "
+        "while this is set.",
     )
 
     @api.constrains("sms_funnel_regulated_sector")
@@ -224,15 +241,34 @@ class ResCompany(models.Model):
         self.ensure_one()
         field = self._fields["sms_funnel_regulated_sector"]
         sectors = dict(field._description_selection(self.env))
-        return self.env._(
-            "%(company)s works in a regulated sector (%(sector)s): its funnels may "
-            "only send transactional or informational messages, such as "
-            "appointment reminders, file updates or deadlines. Step “%(step)s” "
-            "is a marketing message: make it Transactional, or remove it.",
-            company=self.name,
-            sector=sectors.get(self.sms_funnel_regulated_sector, ""),
-            step=step.name,
-        )
+        sector = self.sms_funnel_regulated_sector
+        if sector == "energy_renovation":
+            text = self.env._(
+                "%(company)s works in a regulated sector (%(sector)s): canvassing "
+                "consumers by telephone, SMS, e-mail or social networks for "
+                "energy-renovation or home-adaptation work is banned unless a "
+                "contract is in progress. Its funnels may only send messages of "
+                "a contract in progress. Step “%(step)s” is a marketing message: "
+                "make it Transactional, or remove it.",
+                company=self.name,
+                sector=sectors.get(sector, ""),
+                step=step.name,
+            )
+        else:
+            text = self.env._(
+                "%(company)s works in a regulated sector (%(sector)s): its funnels "
+                "may only send transactional or informational messages, such as "
+                "appointment reminders, file updates or deadlines. Step "
+                "“%(step)s” is a marketing message: make it Transactional, or "
+                "remove it.",
+                company=self.name,
+                sector=sectors.get(sector, ""),
+                step=step.name,
+            )
+        rule = self.env["sms.microfunnel.rule"]._sector_rule(sector)
+        if rule:
+            text += "\n" + self.env._("Rule %(rule)s", rule=rule._rule_reference())
+        return text
 
     @api.model
     def _sms_consent_wording_default(self):

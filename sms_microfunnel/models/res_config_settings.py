@@ -47,6 +47,7 @@ class ResConfigSettings(models.TransientModel):
     sms_funnel_regulated_sector = fields.Selection(
         related="company_id.sms_funnel_regulated_sector", readonly=False
     )
+    sms_revoke_all = fields.Boolean(related="company_id.sms_revoke_all", readonly=False)
     # where the key that encrypts the evidence comes from (never the database)
     sms_encryption_key_source = fields.Selection(
         [

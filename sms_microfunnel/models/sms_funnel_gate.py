@@ -35,3 +35,34 @@ class SmsMicrofunnelGate(models.AbstractModel):
         for sent in sends.values():
             sent.sort()
         return sends
+
+    @api.model
+    def _recent_marketing_subjects(self, numbers, since):
+        """Funnel marketing SMS count towards "same subject" caps: their
+        subject is the funnel (``sms.microfunnel.campaign,<id>``), the consent
+        scope the gate evaluates funnel traces with."""
+        sends = super()._recent_marketing_subjects(numbers, since)
+        if since.tzinfo:
+            since = since.astimezone(timezone.utc).replace(tzinfo=None)
+        numbers = [n for n in set(numbers) if n]
+        if not numbers:
+            return sends
+        traces = (
+            self.env["sms.microfunnel.trace"]
+            .sudo()
+            .search_fetch(
+                [
+                    ("number", "in", numbers),
+                    ("queued_at", ">", since),
+                    ("state", "in", ("queued", "sent", "delivered")),
+                    ("step_id.message_class", "=", "marketing"),
+                    ("step_type", "=", "sms"),
+                ],
+                ["number", "queued_at", "campaign_id"],
+            )
+        )
+        for trace in traces:
+            sends.setdefault(trace.number, []).append(
+                (trace.queued_at, f"sms.microfunnel.campaign,{trace.campaign_id.id}")
+            )
+        return sends

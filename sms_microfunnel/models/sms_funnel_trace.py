@@ -48,6 +48,7 @@ CANCEL_REASONS = [
     ("frequency_cap", "Frequency cap"),
     ("no_window", "No send window within 400 days"),
     ("too_long", "Message too long"),
+    ("no_contact", "No sender contact (CASL)"),
     ("condition_not_met", "Condition not met"),
     ("no_date", "No date on the record"),
     ("exited", "Left the funnel"),
@@ -130,6 +131,14 @@ class SmsMicrofunnelTrace(models.Model):
         ]
     )
     cancel_reason = fields.Selection(CANCEL_REASONS)
+    # proof: the rule that allowed, deferred or canceled the message (gate)
+    decision_rule = fields.Char(
+        "Deciding Rule",
+        readonly=True,
+        help="Rule ID of the compliance book that allowed, deferred or blocked "
+        "this message at its last evaluation.",
+    )
+    decision_source = fields.Text("Rule Source", readonly=True)
     failure_type = fields.Char()
     body = fields.Text("Sent Text", readonly=True)
     segments = fields.Integer(readonly=True)
@@ -327,22 +336,38 @@ class SmsMicrofunnelTrace(models.Model):
                 group, decisions, company, now
             )
             allowed = self.browse()
+            proofs = {}
             for trace in group:
                 decision = decisions[trace.id]
+                proof = (
+                    decision.get("rule") or False,
+                    decision.get("rule_source") or False,
+                )
                 if decision["action"] == "allow":
                     allowed |= trace
+                    proofs.setdefault(proof, self.browse())
+                    proofs[proof] |= trace
                 elif decision["action"] == "defer":
                     trace.write(
                         {
                             "state": "deferred",
                             "due_at": decision["until"],
                             "defer_reason": decision.get("reason") or "window_closed",
+                            "decision_rule": proof[0],
+                            "decision_source": proof[1],
                         }
                     )
                 else:
                     trace.write(
-                        {"state": "canceled", "cancel_reason": decision["reason"]}
+                        {
+                            "state": "canceled",
+                            "cancel_reason": decision["reason"],
+                            "decision_rule": proof[0],
+                            "decision_source": proof[1],
+                        }
                     )
+            for (rule, source), traces_ in proofs.items():
+                traces_.write({"decision_rule": rule, "decision_source": source})
             allowed._queue_sms(company)
         self._wake_dispatch(traces.filtered(lambda t: t.state == "deferred"))
 
@@ -393,6 +418,15 @@ class SmsMicrofunnelTrace(models.Model):
                 values=trace.enrollment_id.values or {},
             )
             if composed.get("blocked"):
+                if composed.get("blocked_reason") == "no_contact":
+                    trace.write(
+                        {
+                            "state": "canceled",
+                            "cancel_reason": "no_contact",
+                            "decision_rule": "CA-CASL-IDENTIFICATION",
+                        }
+                    )
+                    continue
                 too_long |= trace
                 continue
             to_send.append((trace, composed))

@@ -7,7 +7,7 @@ constant number of queries, whatever its size:
 
 1. number: missing, invalid (not sanitisable), or a duplicate of a number seen
    earlier in the batch;
-2. consent (**marketing only**, COMPLIANCE.md §1–2), from the status table
+2. consent (**marketing only**, compliance book: "Consent"), from the status table
    (``sms.microfunnel.consent._get_states``), where ``phone.blacklist`` and the
    suppression list win: opted out, pending double opt-in, unproven, none;
 3. send window of the recipient's policies in the recipient's local time;
@@ -16,7 +16,7 @@ constant number of queries, whatever its size:
    contact's own frequency preference (preferences page, e.g. at most one a
    week: ``sms.microfunnel.consent._frequency_caps``), the stricter wins.
 
-Transactional messages (contract basis, §1) need a valid number only: no
+Transactional messages (contract basis) need a valid number only: no
 consent, no blacklist (Odoo's ``phone.blacklist`` is the marketing opt-out
 list; a contract message such as a delivery notice still goes), no cap, and
 no window unless a *transactional* policy exists for the recipient's country.
@@ -30,13 +30,20 @@ Each decision is a dict::
      "window_closes": naive UTC end of the current opening (allow) or False,
      "tz": first zone applied or False, "tz_names": all zones applied,
      "policy": names of the policies applied,
+     "rule": id of the rule that allowed, deferred or blocked (the policy
+             whose window is closed, whose cap is reached, US-FCC-REVOKE-ALL...),
+     "rule_source": that rule with its source (title, article, address),
      "candidates": the (send_window.Policy, zone) pairs of the window}
+
+Caps count per policy: a policy's cap counts every marketing SMS to the
+number (scope "global") or only those of the same subject (scope "subject":
+the same funnel or mailing, the consent scope of the evaluation).
 
 Time zone of a recipient, first that answers: the contact's ``tz``; a French
 overseas postcode of the address; the number (French overseas prefixes, the
 US/Canadian area code, several zones when ambiguous); the zones of the
 country's policy; the company's zone.  Several zones: the window must be open
-in every one of them (COMPLIANCE.md §4.1).
+in every one of them (compliance book ``docs/compliance.md``, "Send windows").
 
 Policies of a recipient: the country comes from the number (French overseas
 numbers use the French policy, with their own holidays and zone), plus, for
@@ -91,7 +98,7 @@ CONSENT_BLOCKS = {
     "none": "no_consent",
     "expired": "no_consent",
 }
-# Regions that share the French marketing policy (own zones and holidays, §4.4)
+# Regions that share the French marketing policy (own zones and holidays)
 FR_FAMILY = frozenset(
     {"FR", "GP", "MQ", "GF", "RE", "YT", "PM", "BL", "MF", "NC", "PF", "WF"}
 )
@@ -446,6 +453,8 @@ class SmsMicrofunnelGate(models.AbstractModel):
             "tz": extra.get("tz", False),
             "tz_names": extra.get("tz_names", ()),
             "policy": extra.get("policy", ""),
+            "rule": extra.get("rule", False),
+            "rule_source": extra.get("rule_source", False),
             # the legal (window policy, zone) pairs behind a window decision,
             # for callers that narrow it further (a funnel step's send slot)
             "candidates": tuple(extra.get("candidates", ())),
@@ -478,6 +487,8 @@ class SmsMicrofunnelGate(models.AbstractModel):
                 else:
                     still.append(index)
             live = still
+        if live:
+            live = self._apply_revoke_all(recipients, live, decisions, company, when)
         if live:
             self._decide_windows(
                 recipients, live, decisions, message_class, company, when
@@ -546,6 +557,9 @@ class SmsMicrofunnelGate(models.AbstractModel):
                 chosen, regions, zones = self._recipient_rules(
                     recipient, index, area_map, fallback, company_tz
                 )
+                if message_class == "marketing":
+                    # marketing reaches confirmed consents only (checked above)
+                    chosen = [p for p in chosen if not p.consent_lifts_window]
                 key = (tuple(p.id for p in chosen), regions, zones)
                 rules = profiles[profile] = (key, chosen)
             key, chosen = rules
@@ -564,12 +578,19 @@ class SmsMicrofunnelGate(models.AbstractModel):
             if window is None:
                 parts = [p._to_window_policy(regions) for p in chosen]
                 window = parts[0] if len(parts) == 1 else send_window.strictest(parts)
+                # caps are counted per policy (each with its scope), not merged
+                window = dataclasses.replace(window, cap_count=None, cap_hours=None)
                 window_cache[(policy_ids, regions)] = window
             candidates = [(window, zone) for zone in zones]
             state = {
                 "window": window,
                 "candidates": candidates,
                 "label": " & ".join(p.code or p.name for p in chosen),
+                "chosen": chosen,
+                "regions": regions,
+                "caps": self._policy_caps(chosen)
+                if message_class == "marketing"
+                else [],
             }
             try:
                 state["open"] = send_window.is_allowed_multi(candidates, when)
@@ -595,8 +616,8 @@ class SmsMicrofunnelGate(models.AbstractModel):
             except ValueError:
                 state["opening"] = None
             group_state[key] = state
-            if window.has_cap and message_class == "marketing":
-                max_cap_hours = max(max_cap_hours, window.cap_hours)
+            for cap in state["caps"]:
+                max_cap_hours = max(max_cap_hours, cap["policy"].cap_hours)
                 capped_numbers += [recipients[i].number for i in members]
 
         # the contact's own frequency preference ("at most one a week") adds
@@ -611,9 +632,16 @@ class SmsMicrofunnelGate(models.AbstractModel):
                 capped_numbers.append(number)
 
         recent = {}
+        by_subject = {}
         if capped_numbers:
             since = when - timedelta(hours=max_cap_hours)
             recent = self._recent_marketing_sends(capped_numbers, since)
+            if any(
+                cap["scope"] == "subject"
+                for state in group_state.values()
+                for cap in state["caps"]
+            ):
+                by_subject = self._recent_marketing_subjects(capped_numbers, since)
 
         for i in live:
             own = personal.get(recipients[i].number)
@@ -627,6 +655,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
                         "defer",
                         "frequency_cap",
                         _naive(send_window.cap_next_allowed(cap, sent, when)),
+                        **self._personal_rule(),
                     )
 
         for key, (_chosen, members) in groups.items():
@@ -640,66 +669,56 @@ class SmsMicrofunnelGate(models.AbstractModel):
             }
             for i in members:
                 recipient = recipients[i]
-                window = self._personal_window(
-                    state["window"], personal.get(recipient.number)
-                )
                 if state["opening"] is None:
                     decisions[i] = self._decision(
-                        recipient, "block", "no_window", **extra
+                        recipient,
+                        "block",
+                        "no_window",
+                        **extra,
+                        **self._window_rule(state, when, zones),
                     )
                     continue
-                sent = ()
-                if window.has_cap and message_class == "marketing":
-                    sent = [_aware(s) for s in recent.get(recipient.number, ())]
-                capped = bool(sent) and not send_window.cap_allows(window, sent, when)
-                if state["open"] and not capped:
+                caps = ()
+                if state["caps"] or recipient.number in personal:
+                    caps = self._recipient_caps(
+                        state["caps"], recipient, personal, recent, by_subject
+                    )
+                capped_by = next(
+                    (c for c in caps if not send_window.cap_allows(c[1], c[2], when)),
+                    None,
+                )
+                if state["open"] and not capped_by:
                     decisions[i] = self._decision(
                         recipient,
                         "allow",
                         window_closes=_naive(state["closes"]),
                         **extra,
+                        **self._allow_rule(state),
                     )
                     continue
                 try:
-                    until = self._next_send(dict(state, window=window), sent, when)
+                    until = self._next_send_capped(state, caps, when)
                 except ValueError:  # the cap ends where no window opens
                     decisions[i] = self._decision(
-                        recipient, "block", "no_window", **extra
+                        recipient,
+                        "block",
+                        "no_window",
+                        **extra,
+                        **self._window_rule(state, when, zones),
                     )
                     continue
+                if not state["open"]:
+                    rule = self._window_rule(state, when, zones)
+                else:
+                    rule = capped_by[0]
                 decisions[i] = self._decision(
                     recipient,
                     "defer",
                     "window_closed" if not state["open"] else "frequency_cap",
                     _naive(until),
                     **extra,
+                    **rule,
                 )
-
-    @api.model
-    def _personal_window(self, window, cap):
-        """``window`` with a contact's own cap ``(messages, hours)`` on top of
-        its policies' cap: the smallest count over the longest period, which
-        implies both (as ``send_window.strictest``)."""
-        if not cap:
-            return window
-        count, hours = cap
-        if window.has_cap:
-            count, hours = min(count, window.cap_count), max(hours, window.cap_hours)
-        return dataclasses.replace(window, cap_count=count, cap_hours=hours)
-
-    @api.model
-    def _next_send(self, state, sent, when):
-        """First instant >= ``when`` open in every zone and within the cap."""
-        window = state["window"]
-        cursor = state["opening"]
-        if not sent:
-            return cursor
-        for _attempt in range(100):
-            capped = send_window.cap_next_allowed(window, sent, cursor)
-            if capped == cursor:
-                return cursor
-            cursor = send_window.next_allowed_multi(state["candidates"], capped)
-        return cursor
 
     @api.model
     def _recipient_rules(self, recipient, index, area_map, fallback, company_tz):
@@ -769,3 +788,196 @@ class SmsMicrofunnelGate(models.AbstractModel):
             return ()
         zones = phone_timezone.time_zones_for_number(parsed)
         return tuple(z for z in zones if _valid_zone(z))
+
+    # -- deciding rule, caps per policy, revoke-all (compliance book) --------
+
+    @api.model
+    def _rule_info(self, rule):
+        """``rule`` (a policy or rule record) as decision keys."""
+        if not rule:
+            return {}
+        return {"rule": rule.code or rule.name, "rule_source": rule._rule_reference()}
+
+    @api.model
+    def _allow_rule(self, state):
+        """Allowed: every policy applied let it through (all are named).
+        Worked out once per group of recipients."""
+        if "allow_rule" not in state:
+            state["allow_rule"] = {
+                "rule": state["label"],
+                "rule_source": "\n".join(p._rule_reference() for p in state["chosen"]),
+            }
+        return state["allow_rule"]
+
+    @api.model
+    def _window_rule(self, state, when, zones):
+        """The first applied policy whose own window is closed at ``when``
+        (the one that defers or blocks), else all of them."""
+        if "closing_rule" not in state:
+            state["closing_rule"] = self._allow_rule(state)
+            for policy in state["chosen"]:
+                own = policy._to_window_policy(state["regions"])
+                try:
+                    is_open = send_window.is_allowed_multi(
+                        [(own, zone) for zone in zones], when
+                    )
+                except ValueError:
+                    is_open = False
+                if not is_open:
+                    state["closing_rule"] = self._rule_info(policy)
+                    break
+        return state["closing_rule"]
+
+    @api.model
+    def _personal_rule(self):
+        return {
+            "rule": "CONTACT-FREQUENCY",
+            "rule_source": self.env._(
+                "CONTACT-FREQUENCY: the contact's own frequency preference"
+            ),
+        }
+
+    @api.model
+    def _policy_caps(self, policies):
+        """Caps of the applied policies: [{"policy": send_window.Policy with
+        the cap only, "scope": "global" | "subject", "rule": decision keys}]."""
+        caps = []
+        for policy in policies:
+            if policy.cap_count and policy.cap_hours:
+                caps.append(
+                    {
+                        "policy": send_window.Policy(
+                            cap_count=policy.cap_count, cap_hours=policy.cap_hours
+                        ),
+                        "scope": policy.cap_scope or "global",
+                        "rule": self._rule_info(policy),
+                    }
+                )
+        return caps
+
+    @api.model
+    def _recipient_caps(self, caps, recipient, personal, recent, by_subject):
+        """[(rule keys, cap policy, sent instants)] for one recipient: the
+        policies' caps (a subject cap counts the sends of the recipient's
+        subject only, i.e. its consent scope: the funnel or mailing; without a
+        subject, every send counts) and the contact's own frequency
+        preference."""
+        out = []
+        everything = [_aware(s) for s in recent.get(recipient.number, ())]
+        for cap in caps:
+            if cap["scope"] == "subject" and recipient.scope:
+                sent = [
+                    _aware(when)
+                    for when, subject in by_subject.get(recipient.number, ())
+                    if subject == recipient.scope
+                ]
+            else:
+                sent = everything
+            out.append((cap["rule"], cap["policy"], sent))
+        own = personal.get(recipient.number)
+        if own:
+            out.append(
+                (
+                    self._personal_rule(),
+                    send_window.Policy(cap_count=own[0], cap_hours=own[1]),
+                    everything,
+                )
+            )
+        return out
+
+    @api.model
+    def _next_send_capped(self, state, caps, when):
+        """First instant >= ``when`` open in every zone and within every cap."""
+        cursor = state["opening"]
+        for _attempt in range(100):
+            moved = cursor
+            for _rule, cap, sent in caps:
+                moved = max(moved, send_window.cap_next_allowed(cap, sent, moved))
+            if moved == cursor:
+                return cursor
+            cursor = send_window.next_allowed_multi(state["candidates"], moved)
+        return cursor
+
+    @api.model
+    def _recent_marketing_subjects(self, numbers, since):
+        """{number: [(naive UTC datetime, subject)]} of marketing SMS sent
+        since ``since``; the subject of an SMS mailing is
+        ``mailing.mailing,<id>`` (funnels add theirs). One query."""
+        numbers = sorted({n for n in numbers if n})
+        if not numbers:
+            return {}
+        self.env["mailing.trace"].flush_model(
+            [
+                "sms_number",
+                "sent_datetime",
+                "trace_status",
+                "trace_type",
+                "mass_mailing_id",
+            ]
+        )
+        rows = self.env.execute_query(
+            SQL(
+                """
+                SELECT sms_number, COALESCE(sent_datetime, create_date),
+                       'mailing.mailing,' || mass_mailing_id
+                  FROM mailing_trace
+                 WHERE trace_type = 'sms'
+                   AND sms_number = ANY(%s)
+                   AND COALESCE(sent_datetime, create_date) > %s
+                   AND trace_status NOT IN %s
+                """,
+                numbers,
+                _naive(_aware(since)),
+                FAILED_TRACE_STATUSES,
+            )
+        )
+        sends = {}
+        for number, sent, subject in rows:
+            sends.setdefault(number, []).append((sent, subject))
+        return sends
+
+    @api.model
+    def _apply_revoke_all(self, recipients, live, decisions, company, when):
+        """FCC revoke-all (rule US-FCC-REVOKE-ALL, per-company setting): once
+        in force, an opt-out of a US number, whatever the message or funnel it
+        answered, stops every message class of the company (transactional
+        included) and every funnel.  Returns the indexes still live."""
+        if not company.sms_revoke_all:
+            return live
+        rule = self.env["sms.microfunnel.rule"]._in_force(
+            "US-FCC-REVOKE-ALL", when.date()
+        )
+        if not rule:
+            return live
+        us = [i for i in live if number_region(recipients[i].number) == "US"]
+        if not us:
+            return live
+        numbers = [recipients[i].number for i in us]
+        Consent = self.env["sms.microfunnel.consent"]
+        withdrawn = {
+            n
+            for n, s in Consent._get_states(numbers, company=company).items()
+            if s == "withdrawn"
+        }
+        Consent.flush_model(["number", "company_id", "state"])
+        rows = self.env.execute_query(
+            SQL(
+                """
+                SELECT DISTINCT number FROM sms_microfunnel_consent
+                 WHERE company_id = %s AND state = 'withdrawn' AND number = ANY(%s)
+                """,
+                company.id,
+                numbers,
+            )
+        )
+        withdrawn |= {number for (number,) in rows}
+        info = self._rule_info(rule)
+        still = []
+        for i in live:
+            if recipients[i].number in withdrawn and i in us:
+                decisions[i] = self._decision(
+                    recipients[i], "block", "opted_out", **info
+                )
+            else:
+                still.append(i)
+        return still

@@ -1,5 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Inbound SMS: one entry point for every provider (COMPLIANCE.md §3).
+"""Inbound SMS: one entry point for every provider (compliance book
+docs/compliance.md: "Keywords and service replies", US-FCC-REVOCATION).
 
 Each provider addon (Twilio, …) authenticates its webhook, then hands the
 message to ``_process_inbound``.  It is processed exactly once per

@@ -2,7 +2,7 @@
 """Message rules: the final text of an SMS, its encoding, segments and cost.
 
 ``_compose`` builds what is really sent for a body and a recipient
-(COMPLIANCE.md sections 5 and 6):
+(compliance book ``docs/compliance.md``, "Message content"):
 
 1. placeholders are rendered with Odoo's inline-template engine, the one of
    ``sms.template`` (``{{ object.name or 'client' }}``, ``{{ object.name |||
@@ -28,6 +28,7 @@ from odoo.tools import SQL
 from odoo.tools.mail import TEXT_URL_REGEX
 
 from ..tools import sms_encoding, sms_keywords
+from .sms_gate import number_region
 
 OPTOUT_MODES = ("mention", "link", "none")
 #: ``{link}`` in the company's opt-out mention selects the unsubscribe link.
@@ -79,7 +80,7 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         """Whether the sending channel itself names the company.
 
         Hook for providers with an alphanumeric sender ID (the ID shows the
-        brand, COMPLIANCE.md section 5). Without it the text must name the
+        brand; compliance book, "Message content"). Without it the text must name the
         sender.
         """
         return False
@@ -135,8 +136,9 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         )
 
     @api.model
-    def _marketing_content_issues(self, text, company, optout_mode=None):
-        """Codes of what a marketing ``text`` lacks: ``no_sender``, ``no_optout``."""
+    def _marketing_content_issues(self, text, company, optout_mode=None, number=None):
+        """Codes of what a marketing ``text`` lacks: ``no_sender``, ``no_optout``,
+        ``no_contact`` (a Canadian ``number``: CASL identification)."""
         issues = []
         if not (
             self._sender_prefix(company)
@@ -149,10 +151,37 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             text, company
         ):
             issues.append("no_optout")
+        if number and self._casl_contact_missing(text, company, number):
+            issues.append("no_contact")
         return issues
 
     @api.model
+    def _casl_contact_missing(self, text, company, number):
+        """Rule CA-CASL-IDENTIFICATION: a commercial message to a Canadian
+        number identifies the sender and tells how to reach it.  The sender
+        is checked as for every marketing SMS; the contact must be in the
+        text: the company's phone, e-mail or website, or a link (to a page
+        with the contact details, as the CRTC regulations allow when the
+        message is too short)."""
+        if number_region(number) != "CA":
+            return False
+        if not self.env["sms.microfunnel.rule"]._in_force("CA-CASL-IDENTIFICATION"):
+            return False
+        if re.search(TEXT_URL_REGEX, text or ""):
+            return False
+        folded = _fold(text)
+        contacts = [company.phone, company.email, company.website]
+        return not any(c and _fold(c) in folded for c in contacts)
+
+    @api.model
     def _issue_message(self, issue, company):
+        if issue == "no_contact":
+            return self.env._(
+                "A commercial SMS to a Canadian number must tell how to contact "
+                "the sender (CASL): write the phone, e-mail or website of "
+                "%(company)s in the message, or a link to a page that gives them.",
+                company=company.name,
+            )
         if issue == "no_sender":
             return self.env._(
                 "A marketing SMS must identify its sender: set the sender "
@@ -455,7 +484,9 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         if not text:
             blocked_reason = "empty"
         elif message_class == "marketing":
-            issues = self._marketing_content_issues(text, company, optout_mode)
+            issues = self._marketing_content_issues(
+                text, company, optout_mode, number=number
+            )
             blocked_reason = issues[0] if issues else False
         if not blocked_reason and limit and analysis["segments"] > limit:
             blocked_reason = "too_long"
@@ -500,7 +531,7 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             return ""
         if reason == "empty":
             return self.env._("The message is empty.")
-        if reason in ("no_sender", "no_optout"):
+        if reason in ("no_sender", "no_optout", "no_contact"):
             return self._issue_message(reason, company)
         message = self.env._(
             "The message needs %(segments)s SMS segments (%(units)s %(encoding)s "

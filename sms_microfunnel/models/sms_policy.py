@@ -1,5 +1,8 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Send-window policies: windows, closed days and caps as data (COMPLIANCE §4).
+"""Send-window policies: windows, closed days and caps as data.
+
+Each policy is a rule of the compliance book (``docs/compliance.md``, section
+named by its ``code``), with its source and the dates it applies.
 
 A policy applies to one country (and, for the US, optionally one state with
 its area codes), one message class and, optionally, one company.  Its lines
@@ -42,6 +45,10 @@ BASES = [
     ("industry", "Industry rule"),
     ("policy", "Our policy"),
 ]
+CAP_SCOPES = [
+    ("global", "All marketing messages"),
+    ("subject", "Same subject only"),
+]
 _AREA_CODE = re.compile(r"^[2-9]\d{2}$")
 _REGION = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,9}$")
 
@@ -63,12 +70,15 @@ def _holiday_rule_selection(_model=None):
 class SmsMicrofunnelPolicy(models.Model):
     _name = "sms.microfunnel.policy"
     _description = "SMS Send-Window Policy"
-    _inherit = ["mail.thread"]
+    _inherit = ["sms.microfunnel.rule.source", "mail.thread"]
     _order = "country_id, state_id desc, message_class, sequence, id"
 
     name = fields.Char(required=True, tracking=True, translate=True)
     code = fields.Char(
-        "Key", help="Short key of the row in COMPLIANCE.md §4.2, e.g. FR or US-FL."
+        "Rule ID",
+        tracking=True,
+        help="Identifier of the rule, e.g. FR or US-FL: the heading of its "
+        "section in the compliance book (docs/compliance.md).",
     )
     sequence = fields.Integer(default=10)
     active = fields.Boolean(default=True, tracking=True)
@@ -128,6 +138,24 @@ class SmsMicrofunnelPolicy(models.Model):
         "(empty: no cap).",
     )
     cap_hours = fields.Integer("Cap: Period (hours)", tracking=True)
+    cap_scope = fields.Selection(
+        CAP_SCOPES,
+        "Cap: Counts",
+        required=True,
+        default="global",
+        tracking=True,
+        help="All marketing messages: every marketing SMS sent to the number "
+        "counts (the stricter reading). Same subject only: only the messages of "
+        "the same funnel or mailing count, as laws that cap messages “on the "
+        "same subject matter” allow.",
+    )
+    consent_lifts_window = fields.Boolean(
+        "Consent Lifts the Window",
+        tracking=True,
+        help="The law's hours do not apply to a recipient who gave prior "
+        "consent. Marketing SMS only reach numbers with a confirmed consent, so "
+        "this window is then not applied to them (other policies still are).",
+    )
     basis = fields.Selection(BASES, required=True, default="policy", tracking=True)
     source = fields.Text(
         required=True,
@@ -271,6 +299,8 @@ class SmsMicrofunnelPolicy(models.Model):
                     count=policy.cap_count,
                     hours=policy.cap_hours,
                 )
+                if policy.cap_scope == "subject":
+                    summary += self.env._(" on the same subject")
             policy.window_summary = summary
 
     @api.depends(
@@ -289,6 +319,38 @@ class SmsMicrofunnelPolicy(models.Model):
                 for day, name in sorted(holiday._closed_dates(year).items()):
                     lines.append(f"{day.isoformat()}  {name} ({where})")
             policy.closed_days_preview = "\n".join(sorted(lines))
+
+    # -- choosing between alternatives ----------------------------------------
+
+    def action_select(self):
+        """Apply this policy instead of the other active ones of the same
+        country, state, message class and company (e.g. the af2m 2026 charter
+        instead of the conservative French default). Logged on both."""
+        self.ensure_one()
+        others = self.search(
+            [
+                ("id", "!=", self.id),
+                ("country_id", "=", self.country_id.id),
+                ("state_id", "=", self.state_id.id),
+                ("message_class", "=", self.message_class),
+                ("company_id", "=", self.company_id.id),
+            ]
+        )
+        others.write({"active": False})
+        self.active = True
+        for other in others:
+            other.message_post(
+                body=self.env._(
+                    "Replaced by the policy “%(name)s”.", name=self.display_name
+                )
+            )
+        self.message_post(
+            body=self.env._(
+                "Selected; it replaces: %(names)s.",
+                names=", ".join(others.mapped("display_name")) or "-",
+            )
+        )
+        return True
 
     # -- engine ---------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Erasure and retention of prospect data (RGPD art. 17; CNIL: 3 years from
-the last contact initiated by the prospect, COMPLIANCE.md §2.5).
+the last contact initiated by the prospect; compliance book, "Retention").
 
 Erasure is not suppression: the person's data goes, but a keyed hash of each
 of their numbers stays on the suppression list, so a later import, form or
@@ -263,12 +263,15 @@ class ResPartner(models.Model):
         companies = self.env["res.company"].sudo().search([])
         now = fields.Datetime.now()
         last = candidates._sms_retention_last_interactions()
+        # opt-outs some laws keep longer (rule US-VA-OPTOUT-RETENTION: 10 years)
+        floors = self.env["sms.microfunnel.rule"]._opt_out_retention_years(candidates)
         stale = auto = Partner
         for partner in candidates:
             policy = partner.company_id or companies
             years = max(policy.mapped("sms_retention_years"))
             if years < 1:
                 continue
+            years = max(years, floors.get(partner.id, 0))
             since = last.get(partner.id) or partner.create_date
             if since < now - relativedelta(years=years):
                 stale |= partner

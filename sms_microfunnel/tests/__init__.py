@@ -23,3 +23,4 @@ from . import test_funnel_channels
 from . import test_erasure_complete
 from . import test_encryption
 from . import test_fuzz_public_routes
+from . import test_compliance_rules

@@ -121,7 +121,7 @@ class TestInboundSms(TransactionCase):
     # -- keywords -----------------------------------------------------------------
 
     def test_every_keyword_of_every_language(self):
-        """Each word of the §3.1 table, as sent and in capitals, is acted on."""
+        """Each word of the keyword table, as sent and in capitals, is acted on."""
         for lang, table in sms_keywords.KEYWORDS.items():
             for action, words in table.items():
                 for word, variant in itertools.product(

@@ -21,9 +21,18 @@ SHIPPED = {
     "US-FL": "sms_microfunnel.sms_policy_us_fl",
     "US-OK": "sms_microfunnel.sms_policy_us_ok",
     "US-MD": "sms_microfunnel.sms_policy_us_md",
+    "US-TX": "sms_microfunnel.sms_policy_us_tx",
+    "US-VA": "sms_microfunnel.sms_policy_us_va",
+    "US-CT": "sms_microfunnel.sms_policy_us_ct",
+    "US-NJ": "sms_microfunnel.sms_policy_us_nj",
     "CA": "sms_microfunnel.sms_policy_ca",
 }
-# the engine's defaults for the same rows (COMPLIANCE.md §4.2)
+# shipped archived: alternatives a company selects
+ALTERNATIVES = {
+    "FR-AF2M-2026": "sms_microfunnel.sms_policy_fr_af2m_2026",
+    "FR-AF2M-2024": "sms_microfunnel.sms_policy_fr_af2m_2024",
+}
+# the engine's defaults for the same rows (compliance book docs/compliance.md)
 ENGINE = {
     "FR": send_window.FRANCE_MARKETING,
     "BE": send_window.BELGIUM,
@@ -35,7 +44,13 @@ ENGINE = {
     "US-FL": send_window.US_FL,
     "US-OK": send_window.US_OK,
     "US-MD": send_window.US_MD,
+    "US-TX": send_window.US_TX,
+    "US-VA": send_window.US_VA,
+    "US-CT": send_window.US_CT,
+    "US-NJ": send_window.US_NJ,
     "CA": send_window.CANADA,
+    "FR-AF2M-2026": send_window.FR_AF2M_2026,
+    "FR-AF2M-2024": send_window.FR_AF2M_2024,
 }
 
 
@@ -105,10 +120,11 @@ class TestPolicy(TransactionCase):
         self.assertEqual(len(sunday), 1)
         self.assertFalse(sunday.active)
         self.assertEqual((sunday.hour_from, sunday.hour_to), (10.0, 18.0))
-        evening = fr.line_ids.filtered(lambda x: x.hour_to == 21.5)
-        self.assertEqual(len(evening), 6)
-        self.assertFalse(any(evening.mapped("active")))
-        self.assertIn("af2m", fr.note)
+        # the af2m 2026 charter is its own (archived) policy, not lines here
+        self.assertFalse(fr.line_ids.filtered(lambda x: x.hour_to == 21.5))
+        self.assertIn("FR-AF2M-2026", fr.note)
+        self.assertEqual(fr.basis, "policy")
+        self.assertIn("practice", fr.source_title.lower())
         self.assertEqual(
             fr.window_summary,
             "Mon 08:00–20:00; Tue 08:00–20:00; Wed 08:00–20:00; Thu 08:00–20:00; "
@@ -121,7 +137,7 @@ class TestPolicy(TransactionCase):
     # -- conversion to the engine ---------------------------------------------
 
     def test_conversion_matches_engine_defaults(self):
-        for code, xmlid in SHIPPED.items():
+        for code, xmlid in {**SHIPPED, **ALTERNATIVES}.items():
             converted = self.env.ref(xmlid)._to_window_policy()
             self.assertIsInstance(converted, send_window.Policy)
             self.assertEqual(

@@ -117,3 +117,47 @@ class TestRegulatedSector(FunnelCase):
         trace = self.trace(self.no_consent, step)
         self.assertEqual(trace.state, "queued", "transactional: no consent needed")
         self.assertIn("Chloé, reminder", trace.body)
+
+
+@tagged("post_install", "-at_install")
+class TestEnergyRenovationSector(FunnelCase):
+    """Rule FR-ENERGY-RENOVATION (Loi n° 2025-594): no canvassing."""
+
+    def test_energy_renovation_company_refuses_a_marketing_step(self):
+        self.company.sms_funnel_regulated_sector = "energy_renovation"
+        funnel = self.env["sms.microfunnel.campaign"].create(
+            {"name": "Heat pumps", "model_name": "res.partner"}
+        )
+        with self.assertRaises(ValidationError) as caught:
+            self.env["sms.microfunnel.step"].create(
+                {"campaign_id": funnel.id, "name": "Insulation offer", "body": "-30 %"}
+            )
+        message = str(caught.exception)
+        self.assertIn("Energy renovation", message)
+        self.assertIn("contract is in progress", message)
+        self.assertIn("Insulation offer", message)
+        self.assertIn("FR-ENERGY-RENOVATION", message)
+        self.assertIn("Loi n° 2025-594", message)
+        # messages of a contract in progress still go
+        self.env["sms.microfunnel.step"].create(
+            {
+                "campaign_id": funnel.id,
+                "name": "Work schedule",
+                "message_class": "transactional",
+                "body": "Our team comes on Monday at 9:00.",
+            }
+        )
+        funnel.action_start()
+        self.assertEqual(funnel.state, "running")
+
+    def test_the_sector_rule_is_dated_and_sourced(self):
+        rule = self.env["sms.microfunnel.rule"]._sector_rule("energy_renovation")
+        self.assertEqual(rule.code, "FR-ENERGY-RENOVATION")
+        self.assertEqual(str(rule.valid_from), "2025-07-01")
+        self.assertIn("L223-1", rule.source_article)
+        # before its date the sector is refused without the legal reference
+        self.assertFalse(
+            self.env["sms.microfunnel.rule"]._sector_rule(
+                "energy_renovation", day=rule.valid_from.replace(day=1, month=6)
+            )
+        )

@@ -1,5 +1,8 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Send windows, public holidays and frequency caps (COMPLIANCE.md, section 4).
+"""Send windows, public holidays and frequency caps.
+
+The rules are explained, with their sources, in the compliance book
+(``docs/compliance.md``); "book:" below names one of its sections.
 
 Pure standard-library module (``datetime``, ``zoneinfo``): no Odoo import and
 no relative import, so it can be loaded straight from its file (tests do) and
@@ -42,10 +45,10 @@ Public API
     The first instant at or after ``when_utc`` that is *not* allowed (the end
     of the current opening; ``when_utc`` itself when closed now); ``None``
     when the window never closes within the horizon.  Use it to bound the
-    provider validity period (§4.1, Twilio ``ValidityPeriod``).
+    provider validity period (book: Time zones, Twilio ``ValidityPeriod``).
 ``is_allowed_multi`` / ``next_allowed_multi(candidates, when_utc)``
     The same for several ``(policy, tz_name)`` candidates at once: allowed
-    only when every candidate allows (§4.1 "several candidates ⇒
+    only when every candidate allows (book: Time zones "several candidates ⇒
     intersection"), across different zones (+262 Réunion/Mayotte, a partner
     zone that differs from the number's zone, US area code vs address).
 ``strictest(policies) -> Policy``
@@ -58,12 +61,12 @@ Public API
     Gregorian Easter, and ``{date: name}`` for the holiday rules named (keys
     of ``HOLIDAY_RULES``).
 ``tz_candidates(e164)`` / ``tz_for_number(e164, default_tz=None)``
-    Zones of a number: French overseas prefixes (§4.4), +33, and a partial
+    Zones of a number: French overseas prefixes (book: Overseas), +33, and a partial
     North-American area-code table; ``nanp_region(e164)`` gives the US state
     or Canadian province of the area code.
 ``fr_region_for_postcode`` / ``fr_regions_for_number`` / ``fr_holiday_rules``
-    French holiday region (§4.3) from a postcode, else from the number.
-Defaults (plain dicts, one per row of the §4.2 table, all in ``WINDOWS``)
+    French holiday region (book: Public holidays) from a postcode, else from the number.
+Defaults (plain dicts, one per shipped policy, all in ``WINDOWS``)
     ``FRANCE_MARKETING`` ("FR"), ``FR_AF2M_2026``, ``FR_AF2M_2024``,
     ``FR_SUNDAY_10_18``, ``FR_CALLS_D223_9``, ``BELGIUM``, ``GERMANY``,
     ``SPAIN``, ``ITALY``, ``UNITED_KINGDOM``, ``US_FEDERAL``, ``US_FL``,
@@ -108,11 +111,15 @@ __all__ = [
     "SLOT_PRESETS",
     "SPAIN",
     "UNITED_KINGDOM",
+    "US_CT",
     "US_FEDERAL",
     "US_FL",
     "US_MD",
+    "US_NJ",
     "US_OK",
     "US_STRICT_STATES",
+    "US_TX",
+    "US_VA",
     "WEEKDAYS",
     "WINDOWS",
     "HolidayDef",
@@ -200,13 +207,13 @@ def _once(name, day):
     return HolidayDef(name, "fixed", (d.month, d.day), d.year, d.year)
 
 
-# Abolition of slavery (décret 83-1003 as amended, COMPLIANCE.md §4.3).
+# Abolition of slavery (décret 83-1003 as amended, book: Public holidays).
 _ABOLITION = "Abolition de l'esclavage"
 
 #: Holiday rule sets, by key.  A policy names the keys that apply; rules add
 #: up (Strasbourg: ``("fr", "fr_alsace_moselle")``).  ``fr*`` rows are those
-#: of COMPLIANCE.md §4.3.  The other countries' rows are not listed in
-#: COMPLIANCE.md (§4.2 only says "BE holidays", "federal + Land holidays"...):
+#: of the book (Public holidays).  The other countries' rows are not detailed
+#: in the book (it only says "BE holidays", "federal + Land holidays"...):
 #: they are the national calendars as published, kept conservative (a day
 #: observed in only part of a Land or region closes the whole of it); verify
 #: them yearly like the French rows.  Regional holidays not listed here (e.g.
@@ -229,7 +236,7 @@ HOLIDAY_RULES = MappingProxyType(
             _fixed("Noël", 12, 25),
         ),
         # Départements 57, 67, 68 (L3134-13); Good Friday for the whole
-        # départements (policy, §4.3).
+        # départements (policy, book: Public holidays).
         "fr_alsace_moselle": (
             _easter("Vendredi saint", -2),
             _fixed("Saint-Étienne", 12, 26),
@@ -624,7 +631,17 @@ class Policy:
 
 #: Keys of a policy dict that only document the row (ignored by the engine).
 _METADATA_KEYS = frozenset(
-    {"key", "basis", "source", "note", "zones", "valid_from", "valid_to", "enabled"}
+    {
+        "key",
+        "basis",
+        "source",
+        "note",
+        "zones",
+        "valid_from",
+        "valid_to",
+        "enabled",
+        "cap_scope",
+    }
 )
 _POLICY_KEYS = frozenset(
     {"intervals", "closed_dates", "holiday_rules", "cap_count", "cap_hours", "name"}
@@ -896,7 +913,7 @@ def cap_allows(policy, sent_times_utc, when_utc):
     The cap is rolling: at most ``cap_count`` messages in any ``cap_hours``
     hours.  ``sent_times_utc`` are the instants of the messages actually sent
     to that recipient (for that subject where the law counts per subject,
-    §4.2 US rows); a message sent exactly ``cap_hours`` before ``when_utc``
+    US state rows); a message sent exactly ``cap_hours`` before ``when_utc``
     has left the window, and messages later than ``when_utc`` are ignored.
     Always True for a policy without a cap.
     """
@@ -945,7 +962,7 @@ def next_send_time(
 # Time zones and regions of a number
 # ---------------------------------------------------------------------------
 
-#: Zone of each French holiday region (§4.4); "FR-AM" is Alsace-Moselle.
+#: Zone of each French holiday region (book: Overseas); "FR-AM" is Alsace-Moselle.
 FR_REGION_ZONES = MappingProxyType(
     {
         "FR": "Europe/Paris",
@@ -964,7 +981,7 @@ FR_REGION_ZONES = MappingProxyType(
     }
 )
 
-#: Holiday rules of each French region (§4.3).  New Caledonia, French
+#: Holiday rules of each French region (book: Public holidays).  New Caledonia, French
 #: Polynesia and Wallis-et-Futuna have their own labour codes and no rows yet
 #: (empty: supply ``closed_dates``); Saint-Pierre-et-Miquelon has the
 #: national days only.
@@ -986,11 +1003,11 @@ FR_REGION_HOLIDAY_RULES = MappingProxyType(
     }
 )
 
-# French numbers (§4.4): (E.164 prefix, zones, regions), longest prefix
-# first.  +262: Mayotte is 639 (mobiles, §4.4) and 269 (fixed lines, ARCEP
+# French numbers (book: Overseas): (E.164 prefix, zones, regions), longest prefix
+# first.  +262: Mayotte is 639 (mobiles, book: Overseas) and 269 (fixed lines, ARCEP
 # plan); Réunion fixed lines are 262/263; everything else under +262,
 # Réunion mobiles 692/693 included, is reported both ways by phonenumbers, so
-# it is ambiguous (§4.4: apply the strictest).  +590 covers Guadeloupe,
+# it is ambiguous (book: Overseas: apply the strictest).  +590 covers Guadeloupe,
 # Saint-Martin and Saint-Barthélemy (one offset, UTC-4).  +689 is read as
 # Pacific/Tahiti: a number does not tell the Marquesas (-9:30) or Gambier (-9).
 _FR_PREFIXES = (
@@ -1017,11 +1034,11 @@ _NY, _CHI, _DEN, _LA = (
 )
 
 #: North-American area codes -> (country, state/province, zones), first zone
-#: the most likely.  **Partial**: the strict states of §4.2 (FL, OK, MD)
+#: the most likely.  **Partial**: the strict states of book: Send windows (FL, OK, MD)
 #: fully, plus a handful of large cities; any other area code is unknown
 #: (``tz_candidates`` returns ``()``, the caller falls back to the address or
 #: the company zone).  An area code is where the number was issued, not
-#: where its holder lives: §4.1 intersects it with the address.  Area codes
+#: where its holder lives: book: Time zones intersects it with the address.  Area codes
 #: spanning two zones list both (850: Pensacola CT / Tallahassee ET).
 NANP_AREA_CODES = MappingProxyType(
     {
@@ -1136,7 +1153,7 @@ def tz_candidates(e164):
 def tz_for_number(e164, default_tz=None):
     """The most likely zone of ``e164``, else ``default_tz`` (None by default).
 
-    France metropolitan +33 -> Europe/Paris; overseas prefixes per §4.4; +1
+    France metropolitan +33 -> Europe/Paris; overseas prefixes per book: Overseas; +1
     from the partial area-code table.  For an ambiguous number this is the
     first of ``tz_candidates`` (+262 692 -> Indian/Reunion): compliance
     checks should use all candidates.
@@ -1149,7 +1166,7 @@ _POSTCODE = re.compile(r"^\d{5}$")
 
 
 def fr_region_for_postcode(postcode):
-    """French holiday region of a postcode (§4.3), or None when not French.
+    """French holiday region of a postcode (book: Public holidays), or None.
 
     "FR-AM" for Alsace-Moselle (57, 67, 68), "GP", "MQ", "GF", "RE", "YT",
     "BL" (97133), "MF" (97150), "PM" (975), "WF" (986), "PF" (987), "NC"
@@ -1189,7 +1206,7 @@ def fr_regions_for_number(e164):
 
 
 def fr_holiday_rules(postcode=None, e164=None):
-    """Holiday rule keys for a French recipient (§4.3).
+    """Holiday rule keys for a French recipient (book: Public holidays).
 
     From the postcode when it is French, else from the number (united over
     the regions it may belong to), else the national days ``("fr",)``.
@@ -1201,7 +1218,7 @@ def fr_holiday_rules(postcode=None, e164=None):
 
 
 # ---------------------------------------------------------------------------
-# Shipped defaults (COMPLIANCE.md §4.2), plain data
+# Shipped defaults (book: Send windows), plain data
 # ---------------------------------------------------------------------------
 
 
@@ -1216,7 +1233,7 @@ def _days(names, *spans):
 
 
 #: FR (default): Mon-Sat 08:00-20:00 Europe/Paris (overseas: their own zone,
-#: §4.4), no Sundays, no French public holidays.
+#: book: Overseas), no Sundays, no French public holidays.
 FRANCE_MARKETING = {
     "key": "FR",
     "name": "France, marketing (default)",
@@ -1226,7 +1243,7 @@ FRANCE_MARKETING = {
     "cap_hours": None,
     "zones": ("Europe/Paris",),
     "basis": "policy: no statutory SMS window; carrier rules and af2m",
-    "source": "[1][9][11]",
+    "source": "practice; CPCE L34-5 (consent); Code du travail L3133-1",
 }
 #: FR-af2m-2026 (switch): the recommended form, Mon-Sat 08:00-21:30, Sundays
 #: and holidays excluded (the charter only "tolerates" them).
@@ -1236,7 +1253,8 @@ FR_AF2M_2026 = {
     "name": "France, af2m charter 2026",
     "intervals": _days("mon-sat", ("08:00", "21:30")),
     "basis": "industry: af2m charter 2026",
-    "source": "[6][7]",
+    "source": "af2m, Charte Business Messaging 2026",
+    "valid_from": "2026-03-01",
 }
 #: FR-af2m-2024 (historical, 1 Sep 2024 until the 2026 charter): "working
 #: days" read as Mon-Fri without public holidays, 08:00-22:00.
@@ -1246,8 +1264,9 @@ FR_AF2M_2024 = {
     "name": "France, af2m charter 2024 (historical)",
     "intervals": _days("mon-fri", ("08:00", "22:00")),
     "basis": "industry: af2m charter 2024",
-    "source": "[5]",
+    "source": "af2m, Charte Business Messaging 2024",
     "valid_from": "2024-09-01",
+    "valid_to": "2026-02-28",
 }
 #: FR-sunday-10-18 (switch, off): Sunday 10:00-18:00 only.  No legal or
 #: industry source; enabling it (merging its Sunday into FR) is a logged
@@ -1260,7 +1279,7 @@ FR_SUNDAY_10_18 = {
     "zones": ("Europe/Paris",),
     "enabled": False,
     "basis": "no legal or industry source found",
-    "source": "[40]",
+    "source": "none (option of the product brief)",
 }
 #: FR-calls-D223-9 (optional, law for **calls** only): Mon-Fri 10-13 and
 #: 14-20, no holidays, 4 attempts per 30 days (the 60-day pause after a
@@ -1274,7 +1293,7 @@ FR_CALLS_D223_9 = {
     "cap_hours": 30 * 24,
     "zones": ("Europe/Paris",),
     "basis": "law for calls only (D.223-9)",
-    "source": "[3][4]",
+    "source": "Code de la consommation D223-9 (décret 2022-1313)",
 }
 BELGIUM = {
     "key": "BE",
@@ -1283,7 +1302,7 @@ BELGIUM = {
     "holiday_rules": ("be",),
     "zones": ("Europe/Brussels",),
     "basis": "policy",
-    "source": "[20][21]",
+    "source": "practice; CDE XII.13 (consent)",
 }
 #: DE: add the recipient's Land rules (``de_by``...) to ``holiday_rules``.
 GERMANY = {
@@ -1293,7 +1312,7 @@ GERMANY = {
     "holiday_rules": ("de",),
     "zones": ("Europe/Berlin",),
     "basis": "policy",
-    "source": "[22][24]",
+    "source": "practice; UWG 7(2) (consent)",
 }
 SPAIN = {
     "key": "ES",
@@ -1302,7 +1321,7 @@ SPAIN = {
     "holiday_rules": ("es",),
     "zones": ("Europe/Madrid", "Atlantic/Canary"),
     "basis": "law for calls (TRLGDCU art. 96.2), applied to SMS",
-    "source": "[25][26]",
+    "source": "TRLGDCU art. 96.2",
 }
 ITALY = {
     "key": "IT",
@@ -1311,7 +1330,7 @@ ITALY = {
     "holiday_rules": ("it",),
     "zones": ("Europe/Rome",),
     "basis": "policy",
-    "source": "[28][29]",
+    "source": "practice; Codice privacy art. 130 (consent)",
 }
 #: UK: England and Wales bank holidays; add ``uk_sct``/``uk_nir`` there.
 UNITED_KINGDOM = {
@@ -1321,7 +1340,7 @@ UNITED_KINGDOM = {
     "holiday_rules": ("uk",),
     "zones": ("Europe/London",),
     "basis": "policy (PECR sets no hours)",
-    "source": "[31][32]",
+    "source": "practice; PECR reg. 22 (consent)",
 }
 #: US federal: 08:00-21:00 every day in the recipient's zone.
 US_FEDERAL = {
@@ -1329,38 +1348,85 @@ US_FEDERAL = {
     "name": "United States, federal (TCPA)",
     "intervals": _days("mon-sun", ("08:00", "21:00")),
     "basis": "law, 47 CFR 64.1200(c)(1)",
-    "source": "[33][34]",
+    "source": "47 CFR 64.1200(c)(1)",
 }
-#: US-FL: 08:00-20:00 daily, 3 messages per rolling 24 h (same subject, any
-#: number: the caller counts per subject).
+#: US-FL: 08:00-20:00 daily, 3 messages per rolling 24 h on the same subject
+#: (Fla. Stat. 501.616(6)(a)-(b)); the gate counts per funnel or mailing.
 US_FL = {
     "key": "US-FL",
     "name": "United States, Florida",
     "intervals": _days("mon-sun", ("08:00", "20:00")),
     "cap_count": 3,
     "cap_hours": 24,
-    "basis": "law, Fla. Stat. 501.616(6) (2021)",
-    "source": "[37][38][39]",
+    "cap_scope": "global",
+    "basis": "law, Fla. Stat. 501.616(6) (CS for SB 1120, 2021)",
+    "source": "Fla. Stat. 501.616(6)(a) hours, (6)(b) 3 per 24 h, same subject",
 }
 US_OK = {
     **US_FL,
     "key": "US-OK",
     "name": "United States, Oklahoma",
-    "basis": "law, Oklahoma Telephone Solicitation Act (2022)",
-    "source": "[41][42]",
+    "basis": "law, Oklahoma Telephone Solicitation Act of 2022",
+    "source": "15 O.S. 775C.4",
 }
 US_MD = {
     **US_FL,
     "key": "US-MD",
     "name": "United States, Maryland",
-    "basis": "law, Stop the Spam Calls Act (from 1 Jan 2024)",
-    "source": "[43][44]",
+    "basis": "law, Stop the Spam Calls Act of 2023 (from 1 Jan 2024)",
+    "source": "Md. Code, Com. Law 14-4501 ff.",
     "valid_from": "2024-01-01",
 }
-#: State rows of §4.2 by state code; other states: federal only (rows for
-#: TX, CT, AL, LA, RI... need verifying before they are enabled).
-US_STRICT_STATES = {"FL": US_FL, "OK": US_OK, "MD": US_MD}
-#: CA: Mon-Fri 09:00-21:30, Sat-Sun 10:00-18:00 (CRTC telemarketing window).
+#: US-TX: Mon-Sat 09:00-21:00, Sunday 12:00-21:00 (texts since SB 140).
+US_TX = {
+    "key": "US-TX",
+    "name": "United States, Texas",
+    "intervals": {
+        **_days("mon-sat", ("09:00", "21:00")),
+        **_days("sun", ("12:00", "21:00")),
+    },
+    "basis": "law, Tex. Bus. & Com. Code 301.051 (SB 140, from 1 Sep 2025)",
+    "source": "Texas SB 140 (2025)",
+    "valid_from": "2025-09-01",
+}
+#: US-VA: 08:00-21:00 daily, lifted by prior consent (Va. Code 59.1-511).
+US_VA = {
+    "key": "US-VA",
+    "name": "United States, Virginia",
+    "intervals": _days("mon-sun", ("08:00", "21:00")),
+    "basis": "law, Va. Code 59.1-511 (prior consent lifts it)",
+    "source": "Virginia Telephone Privacy Protection Act",
+}
+#: US-CT: 09:00-20:00 daily (Conn. Gen. Stat. 42-288a, PA 23-98).
+US_CT = {
+    "key": "US-CT",
+    "name": "United States, Connecticut",
+    "intervals": _days("mon-sun", ("09:00", "20:00")),
+    "basis": "law, Conn. Gen. Stat. 42-288a (from 1 Oct 2023)",
+    "source": "Public Act 23-98",
+    "valid_from": "2023-10-01",
+}
+#: US-NJ: 08:00-21:00 daily (N.J.S.A. 56:8-128); no cap found in the statute.
+US_NJ = {
+    "key": "US-NJ",
+    "name": "United States, New Jersey",
+    "intervals": _days("mon-sun", ("08:00", "21:00")),
+    "basis": "law, N.J.S.A. 56:8-128",
+    "source": "P.L.2003, c.76",
+}
+#: State rows by state code (book: Send windows); other states: federal only.
+#: Virginia is left out: prior consent lifts its window, and marketing SMS
+#: only reach confirmed consents.
+US_STRICT_STATES = {
+    "FL": US_FL,
+    "OK": US_OK,
+    "MD": US_MD,
+    "TX": US_TX,
+    "CT": US_CT,
+    "NJ": US_NJ,
+}
+#: CA: Mon-Fri 09:00-21:30, Sat-Sun 10:00-18:00: the CRTC telemarketing
+#: window kept as a practice (CASL has no time-of-day rule).
 CANADA = {
     "key": "CA",
     "name": "Canada",
@@ -1368,11 +1434,11 @@ CANADA = {
         **_days("mon-fri", ("09:00", "21:30")),
         **_days("sat,sun", ("10:00", "18:00")),
     },
-    "basis": "policy: CASL sets no hours; CRTC telemarketing window",
-    "source": "[40][47][49]",
+    "basis": "policy: CASL sets no hours; CRTC telemarketing window as practice",
+    "source": "CRTC Unsolicited Telecommunications Rules, Part III",
 }
 
-#: Every shipped row by its §4.2 key.
+#: Every shipped row by its rule ID (book: Send windows).
 WINDOWS = {
     row["key"]: row
     for row in (
@@ -1390,6 +1456,10 @@ WINDOWS = {
         US_FL,
         US_OK,
         US_MD,
+        US_TX,
+        US_VA,
+        US_CT,
+        US_NJ,
         CANADA,
     )
 }
@@ -1399,7 +1469,7 @@ def us_policy(*states):
     """Strictest of the US federal window and the rows of ``states``.
 
     ``us_policy("FL")`` for an area code in Florida; pass the area-code state
-    and the address state together (§4.1).  Unknown or ``None`` states add
+    and the address state together (book: Time zones).  Unknown or ``None`` states add
     nothing.
     """
     rows = [US_FEDERAL]

@@ -1,7 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """SMS encoding and segment estimate (GSM-7 or UCS-2), standard library only.
 
-Rules (docs/COMPLIANCE.md section 6):
+Rules (compliance book docs/compliance.md, "Message encoding"):
 
 * A message is GSM-7 when every character is in the 3GPP TS 23.038 default
   alphabet (``GSM7_BASIC``, 1 septet each) or its default extension table

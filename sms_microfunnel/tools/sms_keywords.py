@@ -1,5 +1,9 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Inbound SMS keyword classification (COMPLIANCE.md, section 3).
+"""Inbound SMS keyword classification.
+
+The rules and their sources (FCC 47 CFR 64.1200(a)(10)-(12), CNIL, CASL) are
+in the compliance book ``docs/compliance.md``, sections US-FCC-REVOCATION and
+"Keywords and service replies"; "book" below refers to it.
 
 Pure standard-library module: no Odoo import and no relative import, so it can
 be loaded straight from its file (tests do) and called from the models.
@@ -7,7 +11,7 @@ be loaded straight from its file (tests do) and called from the models.
 Public API
 ----------
 ``normalize(body) -> str``
-    The matching copy of a body (§3.2 steps 1-2): NFKC, case folding,
+    The matching copy of a body (book, steps 1-2): NFKC, case folding,
     diacritics stripped, typographic apostrophes and dashes unified,
     zero-width/format characters removed, whitespace collapsed, leading and
     trailing punctuation, quotes, brackets and emoji stripped.  The raw body
@@ -24,7 +28,7 @@ Public API
 ``needs_review(body) -> bool``
     True for an unclassified body that still looks like it may revoke consent
     (an opt-out keyword or phrase that the guards below refused): a
-    candidate for the optional review queue of §3.2 step 5.
+    candidate for the optional review queue (book, step 5).
 ``KEYWORDS``
     One table of words per language: ``{lang: {action: frozenset(words)}}``,
     read-only, every word stored in normalised form; compounds ("opt out",
@@ -35,7 +39,7 @@ Actions: ``opt_out`` (revocation), ``help``, ``opt_in`` (re-subscribe: START,
 UNSTOP) and ``confirm`` (YES/OUI: the caller decides by context whether it
 confirms a pending double opt-in, re-opts-in after a keyword opt-out, or is a
 plain "yes" a funnel branches on).  Precedence when several are present:
-opt_out > help > opt_in > confirm (§3.2 step 6).
+opt_out > help > opt_in > confirm (book, step 6).
 
 Matching rules (tried in this order, on word tokens of the normalised text;
 a token is a run of letters/digits, so a keyword never matches inside another
@@ -62,7 +66,7 @@ word: "stopover", "nonstop", "unstoppable" are not STOP)
    rule 1 or with a messaging word.
    A bare keyword followed by another sentence is ambiguous and does not
    count: "stop, what time is the webinar?", "stop by the shop tomorrow?".
-   This narrows §3.2 step 5 ("first token is an opt-out keyword ->
+   This narrows step 5 of the book ("first token is an opt-out keyword ->
    opt-out"), which would opt those two out; ``needs_review`` flags them.
 3. ``phrase`` (opt-out only, English and French) -- explicit revocation
    phrases anywhere in a clause: stop/quit + texting/messaging/contacting...,
@@ -84,7 +88,8 @@ word: "stopover", "nonstop", "unstoppable" are not STOP)
 Everything else is ``None`` ("don't stop", "I can't stop smiling", "ne pas
 arrêter", "stop the car"); only the first ``MAX_BODY`` characters are read.
 The rules favour opting out when the wording is explicit (FCC "any
-reasonable means", §3.1) and leave guessing to ``needs_review``.
+reasonable means", rule US-FCC-REVOCATION) and leave guessing to
+``needs_review``.
 """
 
 import re
@@ -96,7 +101,7 @@ OPT_OUT = "opt_out"
 HELP = "help"
 OPT_IN = "opt_in"
 CONFIRM = "confirm"
-#: Every action, highest precedence first (COMPLIANCE.md §3.2 step 6).
+#: Every action, highest precedence first (book, step 6).
 ACTIONS = (OPT_OUT, HELP, OPT_IN, CONFIRM)
 
 
@@ -104,9 +109,11 @@ def _table(**words):
     return MappingProxyType({a: frozenset(words.get(a, ())) for a in ACTIONS})
 
 
-#: Keyword table of COMPLIANCE.md §3.1, one entry per language, words in
-#: normalised form (see ``normalize``).  STOP is universal: it sits in the
-#: English, French and Italian tables.
+#: Keyword table (book: Keywords and service replies), one entry per
+#: language, words in normalised form (see ``normalize``).  STOP is
+#: universal: it sits in the English, French and Italian tables.  The English
+#: opt-out words include the FCC's per-se revocation words and their
+#: multi-word forms ("stop all", "cancel all", "revoke consent"...).
 KEYWORDS = MappingProxyType(
     {
         "en": _table(
@@ -119,6 +126,14 @@ KEYWORDS = MappingProxyType(
                 "quit",
                 "revoke",
                 "opt out",
+                "end all",
+                "cancel all",
+                "quit all",
+                "unsubscribe all",
+                "revoke all",
+                "opt out all",
+                "revoke consent",
+                "revoke my consent",
             ),
             help=("help", "info"),
             opt_in=("start", "unstop"),
@@ -129,7 +144,9 @@ KEYWORDS = MappingProxyType(
             help=("aide", "contact"),
             confirm=("oui",),
         ),
-        "es": _table(opt_out=("alto", "baja", "parar", "cancelar"), help=("ayuda",)),
+        "es": _table(
+            opt_out=("alto", "baja", "parar", "cancelar", "no mas"), help=("ayuda",)
+        ),
         "de": _table(opt_out=("stopp", "abmelden", "abbestellen"), help=("hilfe",)),
         "it": _table(
             opt_out=("stop", "basta", "cancella", "disiscrivi"), help=("aiuto",)
@@ -142,9 +159,14 @@ MAX_BODY = 4096
 #: Language codes, in table order (the tie-break of ``keyword_language``).
 LANGUAGES = tuple(KEYWORDS)
 
+#: The words the FCC names as a revocation per se when sent in reply to a
+#: text (47 CFR 64.1200(a)(10), rule US-FCC-REVOCATION), in normalised form.
+#: Each is an opt-out keyword of the English table.
+FCC_PER_SE_WORDS = ("stop", "quit", "end", "revoke", "opt out", "cancel", "unsubscribe")
+
 #: Single-word keywords that Twilio's default handling acts on (long codes and
-#: toll-free, COMPLIANCE.md §3.1), as ``normalize`` returns them.  Whether
-#: Twilio also ignores punctuation around them is not verified.
+#: toll-free; book: Keywords and service replies), as ``normalize`` returns
+#: them.  Whether Twilio also ignores punctuation around them is not verified.
 TWILIO_DEFAULT_KEYWORDS = frozenset(
     {
         "stop",
@@ -215,7 +237,7 @@ _STRONG = {
     "it": "messaggi messaggio sms pubblicita",
 }
 # Imperatives that lead an opt-out clause like a keyword (rule 2), not
-# keywords of their own (COMPLIANCE.md lists ARRET/ARRETE only).
+# keywords of their own (the book lists ARRET/ARRETE only).
 _VERBS = {
     "fr": "arretez arretes arreter cessez cesser stoppez stopper stoppe",
 }
@@ -315,7 +337,7 @@ def _strip_edges(text):
 
 
 def normalize(body):
-    """Return the matching copy of ``body`` (COMPLIANCE.md §3.2 steps 1-2).
+    """Return the matching copy of ``body`` (book, steps 1-2).
 
     NFKC (full-width and styled letters become plain), case folding,
     diacritics stripped ("ARRÊT" -> "arret"), typographic apostrophes -> "'",
@@ -764,6 +786,6 @@ def needs_review(body):
     webinar?", "I can't stop smiling"), an opt-out stem ("unsubscri...",
     "désinscri...") or a revocation phrase refused by the negation guard
     ("why haven't I been unsubscribed?").  For the optional review queue of
-    COMPLIANCE.md §3.2 step 5; False whenever ``classify`` returns an action.
+    book, step 5; False whenever ``classify`` returns an action.
     """
     return _analyse(body)[1]

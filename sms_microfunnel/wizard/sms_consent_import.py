@@ -5,7 +5,8 @@ The file is processed set-based: one search for suppressed numbers, one for
 already imported events, one for the contacts, one ``create`` for the new
 contacts and one ``_record`` call for all events.  A row without consent
 date, source or wording is kept as an *unproven* consent (never marketable,
-COMPLIANCE.md §2.2); an invalid or suppressed number creates nothing.
+compliance book docs/compliance.md, "Consent"); an invalid or suppressed
+number creates nothing.
 """
 
 import base64

@@ -16,7 +16,8 @@ from odoo.addons.phone_validation.tools import phone_validation
 from ..models.sms_consent_event import LEGAL_BASES, METHODS, SOURCES
 
 MANAGER_GROUP = "sms_microfunnel.group_sms_funnel_manager"
-# COMPLIANCE.md §2.1: countries where soft opt-in cannot be used for SMS
+# compliance book (docs/compliance.md), "Consent": countries where soft
+# opt-in cannot be used for SMS
 SOFT_OPT_IN_REFUSED_COUNTRIES = {"DE", "IT", "US"}
 OPT_IN_EVENTS = ("confirmed", "soft_opt_in", "re_opt_in")
 MANUAL_EVENT_TYPES = [

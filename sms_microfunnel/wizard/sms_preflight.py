@@ -153,17 +153,28 @@ class SmsMicrofunnelPreflight(models.TransientModel):
         )
         buckets = {}
         for decision in decisions:
-            key = (decision["action"], decision["reason"] or False)
-            bucket = buckets.setdefault(key, {"ids": [], "until": []})
+            # one line per outcome and deciding rule (compliance book rule ID)
+            key = (
+                decision["action"],
+                decision["reason"] or False,
+                decision.get("rule") or False,
+            )
+            bucket = buckets.setdefault(
+                key, {"ids": [], "until": [], "source": decision.get("rule_source")}
+            )
             bucket["ids"].append(decision["res_id"])
             if decision["until"]:
                 bucket["until"].append(decision["until"])
         order = {action: i for i, (action, _label) in enumerate(ACTIONS)}
         reasons = {reason: i for i, (reason, _label) in enumerate(REASONS)}
         lines = []
-        for (action, reason), bucket in sorted(
+        for (action, reason, rule), bucket in sorted(
             buckets.items(),
-            key=lambda item: (order[item[0][0]], reasons.get(item[0][1], -1)),
+            key=lambda item: (
+                order[item[0][0]],
+                reasons.get(item[0][1], -1),
+                item[0][2] or "",
+            ),
         ):
             until = sorted(bucket["until"])
             lines.append(
@@ -174,6 +185,8 @@ class SmsMicrofunnelPreflight(models.TransientModel):
                     "until_min": until[0] if until else False,
                     "until_typical": median_low(until) if until else False,
                     "res_ids": json.dumps(bucket["ids"]),
+                    "rule": rule,
+                    "rule_source": bucket["source"] or False,
                 }
             )
         counts = {action: 0 for action, _label in ACTIONS}
@@ -258,6 +271,12 @@ class SmsMicrofunnelPreflightLine(models.TransientModel):
         "Typical", help="Median time at which these recipients become sendable."
     )
     res_ids = fields.Text("Record IDs")
+    rule = fields.Char(
+        "Deciding Rule",
+        help="Rule ID (compliance book) that allowed, deferred or blocked these "
+        "recipients.",
+    )
+    rule_source = fields.Text()
 
     def _res_ids(self):
         self.ensure_one()

@@ -1,5 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Monotonic Twilio delivery states on ``sms.tracker`` (docs/COMPLIANCE.md 7.2).
+"""Monotonic Twilio delivery states on ``sms.tracker`` (compliance book
+docs/compliance.md, "Delivery states").
 
 Twilio does not guarantee the order of status callbacks. Core's status route
 (``/sms_twilio/status/<uuid>``, signature checked by core) applies each one

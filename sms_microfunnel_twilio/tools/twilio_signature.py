@@ -1,10 +1,10 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Twilio webhook signatures (``X-Twilio-Signature``), standard library only.
 
-Algorithm (docs/COMPLIANCE.md section 7.1): take the full URL exactly as
-configured in Twilio, append every POST parameter as ``name + value`` sorted by
-name (the values of a repeated name sorted too), sign the result with
-HMAC-SHA1 keyed with the Auth Token and base64-encode the digest.
+Algorithm (compliance book docs/compliance.md, "Provider webhooks"): take the
+full URL exactly as configured in Twilio, append every POST parameter as
+``name + value`` sorted by name (the values of a repeated name sorted too),
+sign the result with HMAC-SHA1 keyed with the Auth Token and base64-encode the digest.
 
 For JSON bodies Twilio adds ``bodySHA256=<hex sha256 of the raw body>`` to the
 URL's query and signs the URL alone; the body is checked against that hash.

@@ -11,13 +11,14 @@ plays Twilio's webhooks back at Odoo:
 * ``GET …/Messages/{Sid}.json`` fetches one message and ``GET …/Messages.json``
   lists them (filters ``To``, ``From``, ``DateSent``, ``DateSent>``,
   ``DateSent<``; paging with ``PageSize``/``Page``), for the reconciliation of
-  ambiguous sends (docs/COMPLIANCE.md section 9);
+  ambiguous sends (compliance book docs/compliance.md, "Ambiguous sends");
 * every request received is recorded (``requests``, ``posts_to``);
 * faults are injected on demand: latency, a "hang after accept" (the message
   exists but the answer comes after the client's timeout), HTTP 429 with
   ``Retry-After``, 5xx answers, dropped connections;
 * status callbacks are POSTed, signed like Twilio's (``X-Twilio-Signature``,
-  section 7.1), to the ``StatusCallback`` of each message, automatically or on
+  book: Provider webhooks), to the ``StatusCallback`` of each message,
+  automatically or on
   demand, in any order; inbound messages (``STOP``, ``YES``, free text) are
   injected, signed, into a webhook; with ``default_opt_out`` (the script's
   default) the simulator also answers ``STOP``/``START``/``HELP`` and refuses
