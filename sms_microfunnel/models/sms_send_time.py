@@ -107,10 +107,12 @@ class SmsMicrofunnelSendTime(models.AbstractModel):
     # -- dispatch and dry-run ---------------------------------------------------
 
     @api.model
-    def _apply_to_traces(self, traces, decisions, company, now):
+    def _apply_to_traces(self, traces, decisions, company, now, write=True):
         """Narrow the gate's ``decisions`` ({trace id: decision}) to the slot
         of each trace's step; record the recipient's zone and the slot used on
-        the traces.  Constant queries per batch.  Returns ``decisions``."""
+        the traces (unless ``write`` is False: the dispatcher writes them with
+        the rest of its chunk).  Constant queries per batch.  Returns
+        ``decisions``."""
         traces = traces.sudo()
         items = []
         for trace in traces:
@@ -128,6 +130,8 @@ class SmsMicrofunnelSendTime(models.AbstractModel):
                 }
             )
         self._narrow(items, decisions, company, now)
+        if not write:
+            return decisions
         by_vals = defaultdict(list)
         for trace in traces:
             decision = decisions.get(trace.id)
