@@ -36,6 +36,7 @@ Usage (Odoo 19 importable from ``$PYTHON``, PostgreSQL as for ``setup/test``)::
 
 import argparse
 import json
+import os
 import resource
 import shlex
 import subprocess
@@ -136,6 +137,10 @@ def odoo_env(dbname):
         ],
         setup_logging=True,
     )
+    if os.environ.get("SMF_LOG_SQL"):
+        import logging  # noqa: PLC0415
+
+        logging.getLogger("odoo.sql_db").setLevel(logging.DEBUG)
     registry = Registry(dbname)
     cr = registry.cursor()
     return api.Environment(cr, api.SUPERUSER_ID, {})
@@ -188,7 +193,8 @@ def phase_fill(env, size, tz, prefix):
     )
     company.partner_id.tz = "America/New_York"
     env.flush_all()
-    default_required_columns(env["res.partner"])
+    for model in ("res.partner", "sms.microfunnel.consent"):
+        default_required_columns(env[model])
     cr.execute(
         "SELECT COALESCE(MAX(substring(phone_sanitized from 6)::bigint), 2000000)"
         " - 2000000 FROM res_partner WHERE phone_sanitized LIKE '+1212%%'"
@@ -269,6 +275,12 @@ def phase_dispatch(env, size, funnel_id):
     Trace = env["sms.microfunnel.trace"]
     env.invalidate_all()
     counter = Counter(env.cr)
+    profiler = None
+    if os.environ.get("SMF_PROFILE"):
+        import cProfile  # noqa: PLC0415
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     while True:
         Trace._cron_dispatch(worker=True)
         env.cr.commit()
@@ -276,6 +288,12 @@ def phase_dispatch(env, size, funnel_id):
         if not Trace._count_due(now, cap=1):
             break
     env.cr.commit()
+    if profiler:
+        import pstats  # noqa: PLC0415
+
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(35)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
     return counter.result(size)
 
 
@@ -285,14 +303,15 @@ def phase_check(env, funnel_id):
         """
         SELECT count(*) FILTER (WHERE t.state = 'queued'),
                count(DISTINCT s.id),
-               count(*) FILTER (WHERE s.body LIKE '%%/r/%%/s/' || s.id),
+               count(*) FILTER (WHERE s.body ~ ('/r/\w+/s/' || s.id || '(\D|$)')),
                count(DISTINCT k.id),
                count(*) FILTER (WHERE t.state NOT IN ('queued')),
                count(DISTINCT l.id)
           FROM sms_microfunnel_trace t
           LEFT JOIN sms_sms s ON s.id = t.sms_id_int
           LEFT JOIN sms_tracker k ON k.sms_microfunnel_trace_id = t.id
-          LEFT JOIN link_tracker_code c ON s.body LIKE '%%/r/' || c.code || '/s/%%'
+          LEFT JOIN link_tracker_code c
+                 ON c.code = substring(s.body from '/r/(\w+)/s/')
           LEFT JOIN link_tracker l ON l.id = c.link_id
          WHERE t.campaign_id = %s
         """,
@@ -331,6 +350,7 @@ def run_phase(args):
         result = phase_check(env, funnel.id)
     else:
         raise SystemExit(f"unknown phase {args.phase}")
+    env.cr.rollback()
     env.cr.close()
     print("RESULT " + json.dumps(result), flush=True)
 

@@ -33,10 +33,10 @@ _logger = logging.getLogger(__name__)
 #: dispatch chunk: starts at DEFAULT_CHUNK traces and adapts so that a chunk
 #: (claimed, decided, queued and committed in one transaction) lasts about
 #: CHUNK_SECONDS whatever the load, between MIN_CHUNK and MAX_CHUNK traces
-DEFAULT_CHUNK = 1000
-MIN_CHUNK = 200
-MAX_CHUNK = 10000
-CHUNK_SECONDS = 2.0
+DEFAULT_CHUNK = 10000
+MIN_CHUNK = 1000
+MAX_CHUNK = 25000
+CHUNK_SECONDS = 4.0
 #: stored trace fields written by the dispatch, in its one UPDATE per chunk
 DISPATCH_COLUMNS = {
     "state": "varchar",
@@ -54,6 +54,7 @@ DISPATCH_COLUMNS = {
     "cost": "float8",
     "send_weekday": "varchar",
     "send_hour": "varchar",
+    "first_attempt": "bool",
 }
 
 
@@ -72,6 +73,18 @@ def reserve_ids(env, model_name, count):
             )
         )
     ]
+
+
+def _defaults(model, fnames):
+    """``default_get`` of ``fnames``, memorised for the cursor's life (one
+    dispatch run): every chunk inserts rows with the same defaults."""
+    if not fnames:
+        return {}
+    key = ("smf_defaults", model._name, tuple(fnames), model.env.uid)
+    memo = model.env.cr.cache
+    if key not in memo:
+        memo[key] = model.default_get(list(fnames))
+    return dict(memo[key])
 
 
 def bulk_insert(env, model_name, vals_list):
@@ -94,7 +107,7 @@ def bulk_insert(env, model_name, vals_list):
             columns[fname] = field
     given = set().union(*vals_list)
     missing = [f for f in columns if f not in given and f not in models.MAGIC_COLUMNS]
-    defaults = model.default_get(missing) if missing else {}
+    defaults = _defaults(model, missing)
     ids = reserve_ids(env, model_name, len(vals_list))
     names, arrays, casts = ["id"], [ids], ["int4"]
     for fname, field in columns.items():
@@ -411,6 +424,7 @@ class SmsMicrofunnelTrace(models.Model):
             Funnel._cron_decide_ab_winners()
         size = batch_size or DEFAULT_CHUNK
         stale_snapshots = 0
+        woken = self
         while True:
             started = time.monotonic()
             now = fields.Datetime.now()
@@ -424,11 +438,14 @@ class SmsMicrofunnelTrace(models.Model):
                 continue
             if not traces:
                 break
-            self._dispatch(traces, now)
+            if traces._dispatch(traces, now):
+                # the sending queue is woken once its trigger is committed
+                woken = self.with_context(smf_sms_queue_woken=True)
             full = len(traces) >= size
             remaining = self._count_due(now) if full else 0
             if cron_model._commit_progress(len(traces), remaining=remaining) <= 0:
                 break
+            self = woken  # noqa: PLW0642
             if not remaining:
                 break
             if not batch_size:
@@ -582,49 +599,117 @@ class SmsMicrofunnelTrace(models.Model):
                 ["clicked_at", "replied_at", "reply_text", "queued_at"]
             )
 
+    def _chunk_rows(self):
+        """{trace id: plain row} of these traces with their enrolment and
+        contact zone (one query): the dispatch reads these, not the ORM."""
+        self.env.flush_all()
+        result = self.env.execute_query(
+            SQL(
+                """
+                SELECT t.id, t.state, t.step_id, t.variant_id, t.campaign_id,
+                       t.company_id, t.number, t.send_tz, e.state, e.res_model,
+                       e.res_id, e.partner_id, e.values, e.segment_id, p.tz,
+                       t.enrollment_id, EXISTS(
+                           SELECT 1 FROM sms_microfunnel_trace o
+                            WHERE o.enrollment_id = t.enrollment_id
+                              AND o.queued_at IS NOT NULL
+                       )
+                  FROM sms_microfunnel_trace t
+                  JOIN sms_microfunnel_enrollment e ON e.id = t.enrollment_id
+             LEFT JOIN res_partner p ON p.id = e.partner_id
+                 WHERE t.id = ANY(%s)
+                """,
+                self.ids,
+            )
+        )
+        keys = (
+            "id",
+            "state",
+            "step_id",
+            "variant_id",
+            "campaign_id",
+            "company_id",
+            "number",
+            "send_tz",
+            "enrollment_state",
+            "res_model",
+            "res_id",
+            "partner_id",
+            "values",
+            "segment_id",
+            "partner_tz",
+            "enrollment_id",
+            "enrollment_queued",
+        )
+        return {row[0]: dict(zip(keys, row, strict=True)) for row in result}
+
     def _dispatch(self, traces, now):
         """Decide and act for a locked chunk: a constant number of queries
         per chunk whatever its size; the traces are written by one UPDATE."""
-        traces._prefetch_chunk()
-        traces = traces.filtered(lambda t: t.state in ("scheduled", "deferred"))
+        rows = traces._chunk_rows()
+        Step = self.env["sms.microfunnel.step"].sudo()
+        steps = Step.browse({row["step_id"] for row in rows.values()})
+        steps.fetch(
+            ["body", "message_class", "condition", "step_type", "child_ids"]
+        )
+        steps = {step.id: step for step in steps}
+        live = [
+            tid
+            for tid in traces.ids
+            if tid in rows and rows[tid]["state"] in ("scheduled", "deferred")
+        ]
+        orm = [
+            tid
+            for tid in live
+            if steps[rows[tid]["step_id"]].condition != "always"
+            or steps[rows[tid]["step_id"]].step_type != "sms"
+        ]
+        if orm:
+            self.browse(orm)._prefetch_chunk()
         updates = {}
-        for trace in traces:
-            if trace.enrollment_id.state != "active":
-                updates[trace.id] = {"state": "canceled", "cancel_reason": "exited"}
-            elif not trace._condition_met():
-                updates[trace.id] = {
+        for tid in live:
+            step = steps[rows[tid]["step_id"]]
+            if rows[tid]["enrollment_state"] != "active":
+                updates[tid] = {"state": "canceled", "cancel_reason": "exited"}
+            elif step.condition != "always" and not self.browse(tid)._condition_met():
+                updates[tid] = {
                     "state": "canceled",
                     "cancel_reason": "condition_not_met",
                 }
-        traces = traces.filtered(lambda t: t.id not in updates)
-        # email, activity, CRM steps (ORM writes of their own)
+        live = [tid for tid in live if tid not in updates]
         self._write_chunk(updates)
         updates = {}
-        traces = self._dispatch_channels(traces, now)
+        # email, activity, CRM steps (ORM writes of their own)
+        others = [tid for tid in live if steps[rows[tid]["step_id"]].step_type != "sms"]
+        if others:
+            self._dispatch_channels(self.browse(others), now)
+            live = [tid for tid in live if tid not in set(others)]
         by_group = {}
-        for trace in traces:
-            key = (trace.company_id, trace.step_id.message_class)
-            by_group.setdefault(key, []).append(trace.id)
+        for tid in live:
+            row = rows[tid]
+            key = (row["company_id"], steps[row["step_id"]].message_class)
+            by_group.setdefault(key, []).append(tid)
         queued = self.browse()
         deferred = []
-        for (company, message_class), ids in by_group.items():
+        for (company_id, message_class), ids in by_group.items():
+            company = self.env["res.company"].browse(company_id)
             group = self.browse(ids)
             decisions = self.env["sms.microfunnel.gate"]._evaluate_traces(
-                group, message_class, company, now
+                group, message_class, company, now, rows=rows
             )
             # a step's send slot narrows the window (reason "send_slot")
             self.env["sms.microfunnel.send.time"]._apply_to_traces(
-                group, decisions, company, now, write=False
+                group, decisions, company, now, write=False, rows=rows, steps=steps
             )
             allowed = []
-            for trace in group:
-                decision = decisions[trace.id]
-                vals = updates.setdefault(trace.id, {})
+            for tid in ids:
+                decision = decisions[tid]
+                vals = updates.setdefault(tid, {})
                 if decision["action"] != "block":
                     vals["send_tz"] = decision.get("slot_tz") or False
                     vals["send_slot_source"] = decision.get("slot_source") or False
                 if decision["action"] == "allow":
-                    allowed.append(trace.id)
+                    allowed.append(tid)
                 elif decision["action"] == "defer":
                     vals.update(
                         state="deferred",
@@ -634,10 +719,16 @@ class SmsMicrofunnelTrace(models.Model):
                     deferred.append(decision["until"])
                 else:
                     vals.update(state="canceled", cancel_reason=decision["reason"])
-            queued |= self.browse(allowed)._queue_sms(company, updates)
+            queued |= self.browse(allowed)._queue_sms(
+                company, updates, rows=rows, steps=steps
+            )
         self._write_chunk(updates)
-        queued._schedule_children()
+        parents = queued.filtered(
+            lambda t: steps[rows[t.id]["step_id"]].child_ids
+        )
+        parents._schedule_children()
         self._wake_dispatch([d for d in deferred if d])
+        return queued
 
     def _write_chunk(self, updates):
         """Write {trace id: vals} in one UPDATE (DISPATCH_COLUMNS only) and
@@ -653,7 +744,13 @@ class SmsMicrofunnelTrace(models.Model):
             raise ValueError(f"not a dispatch column: {sorted(unknown)}")
         arrays = [ids] + [
             [
-                None if updates[tid].get(name, False) is False else updates[tid][name]
+                updates[tid].get(name, False)
+                if DISPATCH_COLUMNS[name] == "bool"
+                else (
+                    None
+                    if updates[tid].get(name, False) is False
+                    else updates[tid][name]
+                )
                 for tid in ids
             ]
             for name in names
@@ -671,38 +768,17 @@ class SmsMicrofunnelTrace(models.Model):
             )
             for name in names
         ]
-        first = SQL("")
-        if "queued_at" in names:
-            # the enrolment's first queued message (see _compute_first_attempt)
-            first = SQL(
-                """, first_attempt = CASE WHEN u.queued_at IS NULL THEN t.first_attempt
-                   ELSE NOT EXISTS (
-                       SELECT 1 FROM sms_microfunnel_trace o
-                        WHERE o.enrollment_id = t.enrollment_id AND o.id <> t.id
-                          AND o.queued_at IS NOT NULL
-                          AND (o.queued_at, o.id) < (u.queued_at, t.id)
-                   ) AND NOT EXISTS (
-                       SELECT 1 FROM unnest(%s::int4[], %s::timestamp[]) AS b(id, queued_at)
-                         JOIN sms_microfunnel_trace bt ON bt.id = b.id
-                        WHERE bt.enrollment_id = t.enrollment_id AND b.id <> t.id
-                          AND b.queued_at IS NOT NULL
-                          AND (b.queued_at, b.id) < (u.queued_at, t.id)
-                   ) END""",
-                ids,
-                arrays[names.index("queued_at") + 1],
-            )
         self.env.cr.execute(
             SQL(
                 """
                 UPDATE sms_microfunnel_trace t
-                   SET %s, write_date = %s, write_uid = %s %s
+                   SET %s, write_date = %s, write_uid = %s
                   FROM unnest(%s::int4[], %s) AS u(id, %s)
                  WHERE t.id = u.id
                 """,
                 SQL(", ").join(assignments),
                 fields.Datetime.now(),
                 self.env.uid,
-                first,
                 ids,
                 SQL(", ").join(
                     [
@@ -717,7 +793,7 @@ class SmsMicrofunnelTrace(models.Model):
                 ),
             )
         )
-        self.invalidate_model([*names, "first_attempt", "write_date", "write_uid"])
+        self.invalidate_model([*names, "write_date", "write_uid"])
     def _condition_met(self):
         """Branch condition of this trace's step, read on its parent trace."""
         self.ensure_one()
@@ -747,23 +823,35 @@ class SmsMicrofunnelTrace(models.Model):
             return not enrollment.converted_at
         return self._channel_condition_met(condition)
 
-    def _queue_sms(self, company, updates=None):
+    def _queue_sms(self, company, updates=None, rows=None, steps=None):
         """Queue the outgoing SMS and their trackers for allowed traces of
         ``company``: the whole chunk is composed at once (one render per body
         and language, one tracker per link, the real ``/s/<sms id>`` suffix on
         each short link) and inserted in one statement per table.  The traces'
         new values go to ``updates`` ({trace id: vals}, written by the caller
-        in one UPDATE), else are written here.  Returns the queued traces."""
+        in one UPDATE), else are written here.  ``rows``/``steps``: the
+        dispatcher's plain rows and steps.  Returns the queued traces."""
         if not self:
             return self.browse()
         own_write = updates is None
         updates = {} if own_write else updates
-        traces = self.sudo()
-        traces._prefetch_chunk()
+        if rows is None:
+            rows = self._chunk_rows()
+        if steps is None:
+            steps = {step.id: step for step in self.sudo().step_id}
+        variant_ids = {rows[tid]["variant_id"] for tid in self.ids} - {None}
+        variants = {
+            v.id: v
+            for v in self.env["sms.microfunnel.step.variant"].sudo().browse(variant_ids)
+        }
+        if variants:
+            self.env["sms.microfunnel.step.variant"].sudo().browse(variant_ids).fetch(
+                ["body"]
+            )
         by_model = {}
-        for trace in traces:
-            enrollment = trace.enrollment_id
-            by_model.setdefault(enrollment.res_model, set()).add(enrollment.res_id)
+        for tid in self.ids:
+            row = rows[tid]
+            by_model.setdefault(row["res_model"], set()).add(row["res_id"])
         records = {}
         for model_name, res_ids in by_model.items():
             Model = self.env[model_name].sudo().with_context(active_test=False)
@@ -772,23 +860,24 @@ class SmsMicrofunnelTrace(models.Model):
                 for name, field in Model._fields.items()
                 if field.store and field.prefetch is True and field.column_type
             ]
-            for record in Model.browse(sorted(res_ids)).exists():
+            found = Model.search_fetch([("id", "in", sorted(res_ids))], names)
+            for record in found:
                 records[(model_name, record.id)] = record
-            Model.browse(sorted(res_ids)).fetch(names)
-        sms_ids = reserve_ids(self.env, "sms.sms", len(traces))
+        sms_ids = reserve_ids(self.env, "sms.sms", len(self))
         entries = []
-        for trace in traces:
-            enrollment = trace.enrollment_id
+        for tid in self.ids:
+            row = rows[tid]
+            variant = variants.get(row["variant_id"])
+            step = steps[row["step_id"]]
             entries.append(
                 {
-                    "body": trace.variant_id.body or trace.step_id.body,
-                    "record": records.get((enrollment.res_model, enrollment.res_id)),
-                    "number": trace.number,
-                    "values": enrollment.values or {},
-                    "message_class": trace.step_id.message_class,
+                    "body": (variant and variant.body) or step.body,
+                    "record": records.get((row["res_model"], row["res_id"])),
+                    "number": row["number"],
+                    "values": row["values"] or {},
+                    "message_class": step.message_class,
                 }
             )
-        composed_list = []
         by_class = {}
         for index, entry in enumerate(entries):
             by_class.setdefault(entry["message_class"], []).append(index)
@@ -804,32 +893,28 @@ class SmsMicrofunnelTrace(models.Model):
             for i, result in zip(indexes, results, strict=True):
                 composed_list[i] = result
         now = fields.Datetime.now()
-        rows, trackers, queued = [], [], []
+        sms_rows, trackers, queued = [], [], []
         zones = {}
         company_tz = company.partner_id.tz
-        for trace, composed, sms_id in zip(traces, composed_list, sms_ids, strict=True):
-            vals = updates.setdefault(trace.id, {})
+        for tid, composed, sms_id in zip(self.ids, composed_list, sms_ids, strict=True):
+            row = rows[tid]
+            vals = updates.setdefault(tid, {})
             if composed.get("blocked"):
                 vals.update(state="canceled", cancel_reason="too_long")
                 continue
             sms_uuid = uuid4().hex
-            rows.append(
+            sms_rows.append(
                 {
                     "id": sms_id,
                     "uuid": sms_uuid,
-                    "number": trace.number,
+                    "number": row["number"],
                     "body": composed["text"],
-                    "partner_id": trace.enrollment_id.partner_id.id,
+                    "partner_id": row["partner_id"],
                 }
             )
-            trackers.append(
-                {"sms_uuid": sms_uuid, "sms_microfunnel_trace_id": trace.id}
-            )
+            trackers.append({"sms_uuid": sms_uuid, "sms_microfunnel_trace_id": tid})
             zone = (
-                vals.get("send_tz")
-                or trace.send_tz
-                or trace.enrollment_id.partner_id.tz
-                or company_tz
+                vals.get("send_tz") or row["send_tz"] or row["partner_tz"] or company_tz
             )
             if zone not in zones:
                 weekday, hour = send_window.local_weekday_hour(
@@ -848,8 +933,18 @@ class SmsMicrofunnelTrace(models.Model):
                 send_weekday=zones[zone][0],
                 send_hour=zones[zone][1],
             )
-            queued.append(trace.id)
-        self._insert_sms(rows, company)
+            queued.append(tid)
+        # the enrolment's first queued message (see _compute_first_attempt)
+        already = {
+            rows[tid]["enrollment_id"]
+            for tid in queued
+            if rows[tid]["enrollment_queued"]
+        }
+        for trace_id in sorted(queued):
+            enrollment_id = rows[trace_id]["enrollment_id"]
+            updates[trace_id]["first_attempt"] = enrollment_id not in already
+            already.add(enrollment_id)
+        self._insert_sms(sms_rows, company)
         if trackers:
             bulk_insert(self.env, "sms.tracker", trackers)
         if own_write:
@@ -869,8 +964,7 @@ class SmsMicrofunnelTrace(models.Model):
             for name, field in SmsSms._fields.items()
             if field.store and field.column_type and name not in models.MAGIC_COLUMNS
         ]
-        defaults = SmsSms.default_get(fnames)
-        defaults.pop("uuid", None)
+        defaults = _defaults(SmsSms, [f for f in fnames if f != "uuid"])
         defaults.update(state="outgoing")
         if "record_company_id" in SmsSms._fields:
             defaults["record_company_id"] = company.id
@@ -906,8 +1000,10 @@ class SmsMicrofunnelTrace(models.Model):
             )
         )
         SmsSms.invalidate_model()
-        # what sms.sms.create does: wake the sending queue
-        self.env.ref("sms.ir_cron_sms_scheduler_action")._trigger()
+        # what sms.sms.create does: wake the sending queue (the dispatch job
+        # does it with its first chunk only)
+        if not self.env.context.get("smf_sms_queue_woken"):
+            self.env.ref("sms.ir_cron_sms_scheduler_action")._trigger()
 
     def _schedule_children(self):
         by_step = {}

@@ -31,13 +31,12 @@ from odoo.tools.mail import TEXT_URL_REGEX
 
 from ..tools import sms_encoding, sms_keywords
 from .res_company import REGION_LANGUAGES
+from .sms_price import plain_region
 
 try:
     import phonenumbers
-    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 except ImportError:  # declared in the manifest
     phonenumbers = None
-    COUNTRY_CODE_TO_REGION_CODE = {}
 
 OPTOUT_MODES = ("mention", "link", "none")
 #: ``{link}`` in the company's opt-out mention selects the unsubscribe link.
@@ -63,24 +62,12 @@ OPTOUT_WORDS = _single_word_optout_keywords()
 def _number_language(number):
     """``res_company.phone_language`` (the language of the number's country)
     without parsing a plain E.164 number whose calling code is one country's
-    or +1: the region is read from the digits."""
+    or +1 (``sms_price.plain_region``, shared with the price lookup)."""
     if not number or phonenumbers is None:
         return None
-    if number.startswith("+") and number[1:].isdigit() and len(number) > 4:
-        for size in (1, 2, 3):
-            code = int(number[1 : 1 + size])
-            regions = COUNTRY_CODE_TO_REGION_CODE.get(code)
-            if regions is None:
-                continue
-            national = number[1 + size :]
-            if national and not national.startswith("0") and (
-                len(regions) == 1 or code == 1
-            ):
-                parsed = phonenumbers.PhoneNumber(
-                    country_code=code, national_number=int(national)
-                )
-                return REGION_LANGUAGES.get(phonenumbers.region_code_for_number(parsed))
-            break
+    region, _checked, _parsed = plain_region(number)
+    if region:
+        return REGION_LANGUAGES.get(region)
     try:
         parsed = phonenumbers.parse(number, None)
     except phonenumbers.NumberParseException:
@@ -663,18 +650,25 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         checks.  ``cache`` holds what is the same for the whole batch."""
         cache = {} if cache is None else cache
         company = self._company_in(company, lang, cache)
+        # the company's policy, read once per batch and language
+        key = ("policy", lang, message_class, optout_mode)
+        if key not in cache:
+            cache[key] = {
+                "prefix": self._sender_prefix(company),
+                "sender": _fold(self._sender_name(company)),
+                "mode": self._optout_mode(company, message_class, optout_mode),
+                "mention": (company.sms_funnel_optout_mention or "").strip(),
+                "max_segments": company.sms_funnel_max_segments,
+            }
+        policy = cache[key]
         trackers = list(tracker_ids)
         sender_added = False
-        prefix = self._sender_prefix(company)
-        if (
-            text
-            and prefix
-            and not _fold(text).startswith(_fold(self._sender_name(company)))
-        ):
+        prefix = policy["prefix"]
+        if text and prefix and not _fold(text).startswith(policy["sender"]):
             text = prefix + text
             sender_added = True
 
-        mode = self._optout_mode(company, message_class, optout_mode)
+        mode = policy["mode"]
         optout_added = estimated = False
         if (
             text
@@ -682,7 +676,7 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             and not (mode == "mention" and self._contains_mention(text, company))
         ):
             if mode == "mention":
-                footer = company.sms_funnel_optout_mention.strip()
+                footer = policy["mention"]
             else:
                 if unsubscribe and number in unsubscribe:
                     url, tracker = unsubscribe[number]
@@ -690,7 +684,7 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
                     url, tracker = self._unsubscribe_short_url(number, company)
                 trackers += tracker.ids
                 estimated = not tracker
-                mention = (company.sms_funnel_optout_mention or "").strip()
+                mention = policy["mention"]
                 if LINK_PLACEHOLDER in mention:
                     footer = mention.replace(LINK_PLACEHOLDER, url)
                 else:
@@ -718,9 +712,8 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             capacity = sms_encoding.SEGMENT_CAPACITY[analysis["encoding"]]
             if len(segments) == 1:
                 capacity = sms_encoding.SINGLE_CAPACITY[analysis["encoding"]]
-            units_left = capacity - sum(
-                sms_encoding.char_units(char, analysis["encoding"])
-                for char in segments[-1]
+            units_left = capacity - sms_encoding.units(
+                segments[-1], analysis["encoding"]
             )
 
         Price = self.env["sms.microfunnel.price"]
@@ -730,7 +723,7 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         price = cache["price"](country_code)
         cost = round(analysis["segments"] * price.price, 6) if price else 0.0
 
-        limit = max_segments or company.sms_funnel_max_segments or 0
+        limit = max_segments or policy["max_segments"] or 0
         blocked_reason = False
         if not text:
             blocked_reason = "empty"

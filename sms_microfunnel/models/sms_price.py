@@ -2,6 +2,7 @@
 """Estimated price of one SMS segment per destination country."""
 
 import re
+from functools import lru_cache
 
 from odoo import api, fields, models
 from odoo.fields import Domain
@@ -18,35 +19,57 @@ except ImportError:  # declared in the manifest
 _E164_RE = re.compile(r"\+[1-9]\d{6,14}")
 
 
+@lru_cache(maxsize=65536)
+def plain_region(number):
+    """(region, checked, parsed number) read from the digits of a plain E.164
+    ``number`` whose calling code is one country's or +1: what
+    ``phonenumbers``' ``region_code_for_number`` answers once the number is
+    parsed.  (None, False, None) when only parsing tells.  ``checked``: the
+    lookup already matched the number against the region's patterns (a +1
+    number of a region without leading digits), so it is valid there.
+    Shared by the price and language lookups (one lookup per number)."""
+    if phonenumbers is None or not number or not _E164_RE.fullmatch(number):
+        return None, False, None
+    for size in (1, 2, 3):
+        calling_code = int(number[1 : 1 + size])
+        regions = COUNTRY_CODE_TO_REGION_CODE.get(calling_code)
+        if regions is None:
+            continue
+        national = number[1 + size :]
+        if national.startswith("0") or (len(regions) > 1 and calling_code != 1):
+            break  # leading zero or shared calling code
+        parsed = phonenumbers.PhoneNumber(
+            country_code=calling_code, national_number=int(national)
+        )
+        region = phonenumbers.region_code_for_number(parsed)
+        if not region:
+            break
+        if len(regions) == 1:
+            return region, False, parsed
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        return region, bool(metadata and metadata.leading_digits is None), parsed
+    return None, False, None
+
+
 def number_country_code(number):
     """ISO code of the country of ``number`` ("" when unknown or invalid).
 
     The same answer as ``phone_validation.phone_get_country_code_for_number``
     (which parses and formats the number twice) for a plain E.164 number
     whose calling code belongs to one country, or +1: the number is built
-    from its digits and validated once.  Anything else takes Odoo's path.
+    from its digits and validated at most once.  Anything else takes Odoo's
+    path.
     """
     if not number:
         return ""
-    if phonenumbers is not None and _E164_RE.fullmatch(number):
-        for size in (1, 2, 3):
-            calling_code = int(number[1 : 1 + size])
-            regions = COUNTRY_CODE_TO_REGION_CODE.get(calling_code)
-            if regions is None:
-                continue
-            national = number[1 + size :]
-            if national.startswith("0") or (len(regions) > 1 and calling_code != 1):
-                break  # leading zero or shared calling code: Odoo's path
-            parsed = phonenumbers.PhoneNumber(
-                country_code=calling_code, national_number=int(national)
-            )
-            if not (
-                phonenumbers.is_possible_number(parsed)
-                and phonenumbers.is_valid_number(parsed)
-            ):
-                return ""
-            return phonenumbers.region_code_for_number(parsed) or ""
-    return phone_validation.phone_get_country_code_for_number(number) or ""
+    region, checked, parsed = plain_region(number)
+    if region is None:
+        return phone_validation.phone_get_country_code_for_number(number) or ""
+    if checked or (
+        phonenumbers.is_possible_number(parsed) and phonenumbers.is_valid_number(parsed)
+    ):
+        return region
+    return ""
 
 
 class SmsMicrofunnelPrice(models.Model):
