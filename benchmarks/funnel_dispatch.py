@@ -179,6 +179,27 @@ class Counter:
         }
 
 
+def start_profile():
+    """A cProfile of the phase when SMF_PROFILE is set (printed on stderr)."""
+    if not os.environ.get("SMF_PROFILE"):
+        return None
+    import cProfile  # noqa: PLC0415
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
+
+
+def stop_profile(profiler):
+    if profiler:
+        import pstats  # noqa: PLC0415
+
+        profiler.disable()
+        stats = pstats.Stats(profiler, stream=sys.stderr)
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats(40)
+
+
 def phase_fill(env, size, tz, prefix):
     from preflight_100k import default_required_columns  # noqa: PLC0415
 
@@ -262,8 +283,10 @@ def phase_enrol(env, size, prefix):
     env.cr.commit()
     env.invalidate_all()
     counter = Counter(env.cr)
+    profiler = start_profile()
     funnel._enroll(partners)
     env.cr.commit()
+    stop_profile(profiler)
     result = counter.result(size)
     result["funnel_id"] = funnel.id
     return result
@@ -275,12 +298,7 @@ def phase_dispatch(env, size, funnel_id):
     Trace = env["sms.microfunnel.trace"]
     env.invalidate_all()
     counter = Counter(env.cr)
-    profiler = None
-    if os.environ.get("SMF_PROFILE"):
-        import cProfile  # noqa: PLC0415
-
-        profiler = cProfile.Profile()
-        profiler.enable()
+    profiler = start_profile()
     while True:
         Trace._cron_dispatch(worker=True)
         env.cr.commit()
@@ -288,19 +306,14 @@ def phase_dispatch(env, size, funnel_id):
         if not Trace._count_due(now, cap=1):
             break
     env.cr.commit()
-    if profiler:
-        import pstats  # noqa: PLC0415
-
-        profiler.disable()
-        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(35)
-        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
+    stop_profile(profiler)
     return counter.result(size)
 
 
 def phase_check(env, funnel_id):
     cr = env.cr
     cr.execute(
-        """
+        r"""
         SELECT count(*) FILTER (WHERE t.state = 'queued'),
                count(DISTINCT s.id),
                count(*) FILTER (WHERE s.body ~ ('/r/\w+/s/' || s.id || '(\D|$)')),

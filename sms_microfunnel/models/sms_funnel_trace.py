@@ -149,6 +149,7 @@ def bulk_insert(env, model_name, vals_list):
     model.invalidate_model()
     return ids
 
+
 TRACE_STATES = [
     ("scheduled", "Scheduled"),
     ("deferred", "Deferred"),
@@ -317,9 +318,18 @@ class SmsMicrofunnelTrace(models.Model):
         if not enrollments or not steps:
             return self.browse()
         enrollments.fetch(
-            ["enrolled_at", "res_model", "res_id", "campaign_id", "company_id", "number"]
+            [
+                "enrolled_at",
+                "res_model",
+                "res_id",
+                "campaign_id",
+                "company_id",
+                "number",
+            ]
         )
-        if any(step.wait_mode not in ("after_enrollment", "after_parent") for step in steps):
+        if any(
+            step.wait_mode not in ("after_enrollment", "after_parent") for step in steps
+        ):
             # date-relative steps read a date on the records: one query per model
             for model_name, group in enrollments.grouped("res_model").items():
                 self.env[model_name].sudo().with_context(active_test=False).browse(
@@ -377,7 +387,9 @@ class SmsMicrofunnelTrace(models.Model):
         (traces, or naive UTC datetimes)."""
         if isinstance(traces_or_dates, models.BaseModel):
             due = [
-                t.due_at for t in traces_or_dates if t.state in ("scheduled", "deferred")
+                t.due_at
+                for t in traces_or_dates
+                if t.state in ("scheduled", "deferred")
             ]
         else:
             due = list(traces_or_dates)
@@ -450,7 +462,9 @@ class SmsMicrofunnelTrace(models.Model):
                 break
             if not batch_size:
                 elapsed = max(time.monotonic() - started, 0.05)
-                size = int(min(MAX_CHUNK, max(MIN_CHUNK, size * CHUNK_SECONDS / elapsed)))
+                size = int(
+                    min(MAX_CHUNK, max(MIN_CHUNK, size * CHUNK_SECONDS / elapsed))
+                )
             self.env.invalidate_all()  # bounded memory: one chunk at a time
         self._wake_later()
 
@@ -649,9 +663,7 @@ class SmsMicrofunnelTrace(models.Model):
         rows = traces._chunk_rows()
         Step = self.env["sms.microfunnel.step"].sudo()
         steps = Step.browse({row["step_id"] for row in rows.values()})
-        steps.fetch(
-            ["body", "message_class", "condition", "step_type", "child_ids"]
-        )
+        steps.fetch(["body", "message_class", "condition", "step_type", "child_ids"])
         steps = {step.id: step for step in steps}
         live = [
             tid
@@ -723,9 +735,7 @@ class SmsMicrofunnelTrace(models.Model):
                 company, updates, rows=rows, steps=steps
             )
         self._write_chunk(updates)
-        parents = queued.filtered(
-            lambda t: steps[rows[t.id]["step_id"]].child_ids
-        )
+        parents = queued.filtered(lambda t: steps[rows[t.id]["step_id"]].child_ids)
         parents._schedule_children()
         self._wake_dispatch([d for d in deferred if d])
         return queued
@@ -755,9 +765,7 @@ class SmsMicrofunnelTrace(models.Model):
             ]
             for name in names
         ]
-        present = [
-            [name in updates[tid] for tid in ids] for name in names
-        ]
+        present = [[name in updates[tid] for tid in ids] for name in names]
         assignments = [
             SQL(
                 "%s = CASE WHEN u.%s THEN u.%s ELSE t.%s END",
@@ -794,6 +802,7 @@ class SmsMicrofunnelTrace(models.Model):
             )
         )
         self.invalidate_model([*names, "write_date", "write_uid"])
+
     def _condition_met(self):
         """Branch condition of this trace's step, read on its parent trace."""
         self.ensure_one()
@@ -969,7 +978,7 @@ class SmsMicrofunnelTrace(models.Model):
         if "record_company_id" in SmsSms._fields:
             defaults["record_company_id"] = company.id
         now = fields.Datetime.now()
-        columns = ["id", "uuid", "number", "body", "partner_id"] + sorted(defaults)
+        columns = ["id", "uuid", "number", "body", "partner_id", *sorted(defaults)]
         casts = {
             name: SmsSms._fields[name].column_type[1].split("(")[0].lower()
             for name in columns
@@ -981,7 +990,14 @@ class SmsMicrofunnelTrace(models.Model):
             value = defaults[name]
             if isinstance(value, models.BaseModel):
                 value = value.id
-            arrays.append([None if value is False and SmsSms._fields[name].type != "boolean" else value] * len(rows))
+            arrays.append(
+                [
+                    None
+                    if value is False and SmsSms._fields[name].type != "boolean"
+                    else value
+                ]
+                * len(rows)
+            )
         self.env.cr.execute(
             SQL(
                 """

@@ -227,7 +227,9 @@ class SmsMicrofunnelGate(models.AbstractModel):
         )[0]
 
     @api.model
-    def _evaluate_traces(self, traces, message_class, company, when_utc=None, rows=None):
+    def _evaluate_traces(
+        self, traces, message_class, company, when_utc=None, rows=None
+    ):
         """{trace id: decision} for funnel traces (dispatch).
 
         The recipient is the enrolled record (its zone and address) reached at

@@ -446,7 +446,10 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         }
         if not sanitized:
             return {}
-        urls = {e164: Consent._unsubscribe_url(e164, company) for e164 in set(sanitized.values())}
+        urls = {
+            e164: Consent._unsubscribe_url(e164, company)
+            for e164 in set(sanitized.values())
+        }
         title = self.env._("SMS unsubscribe link")
         ordered = list(urls)
         trackers = (
@@ -551,9 +554,7 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         return self.env["res.country"]
 
     @api.model
-    def _compose_batch(
-        self, entries, company, message_class="marketing", sms_ids=None
-    ):
+    def _compose_batch(self, entries, company, message_class="marketing", sms_ids=None):
         """``_compose`` for a batch of recipients of one company, with the
         work done once per batch: placeholders rendered by one call of
         Odoo's renderer per body and language, one link tracker per link,
@@ -580,7 +581,12 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
                 texts[index] = (body or "").strip()
                 continue
             values = entry.get("values") or {}
-            key = (body, lang, record._name, json.dumps(values, sort_keys=True, default=str))
+            key = (
+                body,
+                lang,
+                record._name,
+                json.dumps(values, sort_keys=True, default=str),
+            )
             groups.setdefault(key, (values, []))[1].append(index)
         for (body, lang, model, _values_key), (values, indexes) in groups.items():
             targets = self.env[model].browse(
@@ -611,8 +617,7 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
                     langs[index],
                     message_class=message_class,
                     number=numbers[index],
-                    country=self._record_country(records[index])
-                    or company.country_id,
+                    country=self._record_country(records[index]) or company.country_id,
                     cache=cache,
                     unsubscribe=unsubscribe,
                     sms_id=sms_ids[index] if sms_ids else None,

@@ -143,9 +143,7 @@ class SmsMicrofunnelPrice(models.Model):
         """A function ``country code -> price row`` for ``company``: the
         prices are read once (one query), the countries when first asked,
         so a batch of messages costs the same as one."""
-        candidates = self.sudo().search(
-            Domain("company_id", "in", [company.id, False])
-        )
+        candidates = self.sudo().search(Domain("company_id", "in", [company.id, False]))
         candidates.fetch(["country_id", "company_id", "price", "currency_id"])
         ranked = candidates.sorted(lambda p: (not p.country_id, not p.company_id, p.id))
         by_code = {}
