@@ -104,6 +104,7 @@ def parse_args(argv):
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tz", help=argparse.SUPPRESS)
+    parser.add_argument("--run", default="", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -270,10 +271,10 @@ def phase_odoo_send(env, size, prefix):
     return result
 
 
-def phase_enrol(env, size, prefix):
+def phase_enrol(env, size, prefix, funnel_name):
     """A funnel with one SMS step; enrol the audience (one transaction)."""
     funnel = env["sms.microfunnel.campaign"].create(
-        {"name": f"Dispatch benchmark {size}", "model_name": "res.partner"}
+        {"name": funnel_name, "model_name": "res.partner"}
     )
     env["sms.microfunnel.step"].create(
         {"campaign_id": funnel.id, "name": "Offer", "body": BODY}
@@ -340,25 +341,27 @@ def phase_check(env, funnel_id):
 
 def run_phase(args):
     env = odoo_env(args.db)
-    prefix = f"SMF dispatch {args.size} "
+    run = args.run
+    prefix = f"SMF dispatch {run} {args.size} "
+    funnel_name = f"Dispatch benchmark {run} {args.size}"
     if args.phase == "fill":
         result = phase_fill(env, args.size, args.tz, prefix)
     elif args.phase == "odoo":
-        prefix = f"SMF odoo {args.size} "
+        prefix = f"SMF odoo {run} {args.size} "
         result = phase_odoo_send(env, args.size, prefix)
     elif args.phase == "odoo-fill":
-        prefix = f"SMF odoo {args.size} "
+        prefix = f"SMF odoo {run} {args.size} "
         result = phase_fill(env, args.size, args.tz, prefix)
     elif args.phase == "enrol":
-        result = phase_enrol(env, args.size, prefix)
+        result = phase_enrol(env, args.size, prefix, funnel_name)
     elif args.phase == "dispatch":
         funnel = env["sms.microfunnel.campaign"].search(
-            [("name", "=", f"Dispatch benchmark {args.size}")], limit=1
+            [("name", "=", funnel_name)], limit=1
         )
         result = phase_dispatch(env, args.size, funnel.id)
     elif args.phase == "check":
         funnel = env["sms.microfunnel.campaign"].search(
-            [("name", "=", f"Dispatch benchmark {args.size}")], limit=1
+            [("name", "=", funnel_name)], limit=1
         )
         result = phase_check(env, funnel.id)
     else:
@@ -366,6 +369,9 @@ def run_phase(args):
     env.cr.rollback()
     env.cr.close()
     print("RESULT " + json.dumps(result), flush=True)
+
+
+RUN = str(int(time.time()))
 
 
 def spawn(dbname, phase, size, tz=None, parallel=1):
@@ -378,6 +384,8 @@ def spawn(dbname, phase, size, tz=None, parallel=1):
         phase,
         "--size",
         str(size),
+        "--run",
+        RUN,
     ]
     if tz:
         command += ["--tz", tz]
