@@ -202,7 +202,10 @@ class TestChunkedDispatchLinks(HttpCase):
         self.assertTrue(path.endswith(f"/s/{first.sms_id_int}"))
         response = self.url_open(path, allow_redirects=False)
         self.assertEqual(response.status_code, 301)
-        self.assertEqual(response.headers["Location"], "https://shop.example.com/offre")
+        self.assertTrue(
+            response.headers["Location"].startswith("https://shop.example.com/offre"),
+            response.headers["Location"],
+        )
         self.env.invalidate_all()
         self.assertTrue(first.clicked_at, "the click reached this recipient's trace")
         self.assertFalse(second.clicked_at, "and not the other recipient's")
