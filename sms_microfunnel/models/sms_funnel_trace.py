@@ -80,7 +80,14 @@ def _defaults(model, fnames):
     dispatch run): every chunk inserts rows with the same defaults."""
     if not fnames:
         return {}
-    key = ("smf_defaults", model._name, tuple(fnames), model.env.uid)
+    context = model.env.context
+    key = (
+        "smf_defaults",
+        model._name,
+        tuple(fnames),
+        model.env.uid,
+        repr(sorted((k, v) for k, v in context.items() if k.startswith("default_"))),
+    )
     memo = model.env.cr.cache
     if key not in memo:
         memo[key] = model.default_get(list(fnames))

@@ -568,6 +568,7 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         exact body to send.  Returns the list of ``_compose`` results.
         """
         cache = {}
+        company = company or self.env.company
         records = [entry.get("record") or None for entry in entries]
         numbers = [entry.get("number") or None for entry in entries]
         langs = self._recipient_langs(records, company, numbers)
