@@ -450,19 +450,23 @@ def main(argv=None):
             spawn(dbname, "odoo-fill", size, tz)
             result = spawn(dbname, "odoo", size)
             rows.append((f"Odoo SMS mailing {size:,}: queued", result))
+            smf.say(line(*rows[-1]))
             if "check" in result:
                 checks.append(f"Odoo {size:,}: {result['check']}")
         for size in sizes:
             smf.say(f"Funnel step, {size:,} contacts…")
             spawn(dbname, "fill", size, tz)
             rows.append((f"funnel {size:,}: enrolment", spawn(dbname, "enrol", size)))
+            smf.say(line(*rows[-1]))
             rows.append(
                 (
                     f"funnel {size:,}: due -> queued",
                     spawn(dbname, "dispatch", size, parallel=args.workers),
                 )
             )
+            smf.say(line(*rows[-1]))
             checks.append(f"funnel {size:,}: {spawn(dbname, 'check', size)['check']}")
+            smf.say("  " + checks[-1])
         smf.say(f"\nuptime: {subprocess.check_output(['uptime'], text=True).strip()}")
     smf.say(f"Recipients in {tz} (window open), one placeholder and one link each.")
     smf.say(
