@@ -5,6 +5,11 @@ import pytz
 
 from odoo import api, fields, models
 
+from .sms_funnel_trace import bulk_insert
+
+#: records enrolled per INSERT (bounded memory for 100,000 records and more)
+ENROL_CHUNK = 10000
+
 ENROLLMENT_STATES = [
     ("active", "In progress"),
     ("completed", "Completed"),
@@ -89,7 +94,11 @@ class SmsMicrofunnelEnrollment(models.Model):
 
     @api.model
     def _create_for(self, campaign, records, values=None, idempotency_key=None):
-        """Enroll ``records`` in ``campaign``, set-based; skip those already in."""
+        """Enroll ``records`` in ``campaign``, set-based; skip those already in.
+
+        Chunks of ENROL_CHUNK records: per chunk, one INSERT of enrolments and
+        one of their first traces, so 100,000 records cost a few dozen
+        queries and bounded memory."""
         existing_domain = [
             ("campaign_id", "=", campaign.id),
             ("res_model", "=", records._name),
@@ -97,7 +106,6 @@ class SmsMicrofunnelEnrollment(models.Model):
         ]
         if campaign.reenroll == "after_exit":
             existing_domain.append(("state", "=", "active"))
-        taken = set(self.sudo().search(existing_domain).mapped("res_id"))
         if idempotency_key and self.sudo().search_count(
             [
                 ("campaign_id", "=", campaign.id),
@@ -105,40 +113,72 @@ class SmsMicrofunnelEnrollment(models.Model):
             ]
         ):
             return self.browse()
-        todo = records.filtered(lambda r: r.id not in taken)
-        if not todo:
+        taken = {
+            row["res_id"]
+            for row in self.sudo().search_read(existing_domain, ["res_id"], load=None)
+        }
+        todo_ids = [rid for rid in dict.fromkeys(records.ids) if rid not in taken]
+        if not todo_ids:
             return self.browse()
         now = fields.Datetime.now()
-        rows = todo.read(["phone_sanitized"])
-        partners = self._target_partners(todo)
         segment = campaign.segment_id
-        members = set(segment._filter_members(todo).ids) if segment else set()
-        enrollments = self.sudo().create(
-            [
-                {
-                    "campaign_id": campaign.id,
-                    "res_model": todo._name,
-                    "res_id": row["id"],
-                    "number": row["phone_sanitized"] or False,
-                    "partner_id": partners.get(row["id"]),
-                    "enrolled_at": now,
-                    "values": values or False,
-                    "idempotency_key": idempotency_key or False,
-                    "segment_id": segment.id if row["id"] in members else False,
-                }
-                for row in rows
-            ]
-        )
         root_steps = campaign.step_ids.filtered(lambda s: not s.parent_id)
-        self.env["sms.microfunnel.trace"]._schedule(root_steps, enrollments)
-        return enrollments.with_env(self.env)
+        created = []
+        for start in range(0, len(todo_ids), ENROL_CHUNK):
+            todo = records.browse(todo_ids[start : start + ENROL_CHUNK])
+            numbers = self._target_numbers(todo)
+            partners = self._target_partners(todo)
+            members = set(segment._filter_members(todo).ids) if segment else set()
+            ids = bulk_insert(
+                self.env,
+                self._name,
+                [
+                    {
+                        "campaign_id": campaign.id,
+                        "company_id": campaign.company_id.id,
+                        "res_model": todo._name,
+                        "res_id": res_id,
+                        "number": numbers.get(res_id) or False,
+                        "partner_id": partners.get(res_id) or False,
+                        "state": "active",
+                        "enrolled_at": now,
+                        "values": values or False,
+                        "idempotency_key": idempotency_key or False,
+                        "segment_id": segment.id if res_id in members else False,
+                    }
+                    for res_id in todo.ids
+                ],
+            )
+            enrollments = self.sudo().browse(ids)
+            self.env["sms.microfunnel.trace"]._schedule(root_steps, enrollments)
+            created += ids
+            if len(todo_ids) > ENROL_CHUNK:
+                self.env.invalidate_all()  # bounded memory
+        return self.browse(created).with_env(self.env)
+
+    @api.model
+    def _target_numbers(self, records):
+        """{record id: sanitised number} (one query)."""
+        if "phone_sanitized" not in records._fields:
+            return {}
+        return {
+            row["id"]: row["phone_sanitized"]
+            for row in records.with_context(active_test=False).search_read(
+                [("id", "in", records.ids)], ["phone_sanitized"]
+            )
+        }
 
     @api.model
     def _target_partners(self, records):
         if records._name == "res.partner":
             return {r.id: r.id for r in records}
         if "partner_id" in records._fields:
-            return {r.id: r.partner_id.id for r in records}
+            return {
+                row["id"]: row["partner_id"]
+                for row in records.with_context(active_test=False).search_read(
+                    [("id", "in", records.ids)], ["partner_id"], load=None
+                )
+            }
         return {}
 
     def _due_date(self, step, anchor=None):

@@ -14,17 +14,151 @@ workers or a crash between queueing and commit (the transaction is then
 rolled back as a whole and the trace is picked up again).
 """
 
+import json
 import logging
+import time
+from uuid import uuid4
 
 import psycopg2
 
 from odoo import api, fields, models
 from odoo.tools import SQL
 
+from ..tools import send_window
 from ..tools.encrypted_fields import EncryptedText
+from .sms_gate import _aware, _valid_zone
 from .sms_send_time import HOURS, SLOT_SOURCES, WEEKDAYS
 
 _logger = logging.getLogger(__name__)
+
+#: dispatch chunk: starts at DEFAULT_CHUNK traces and adapts so that a chunk
+#: (claimed, decided, queued and committed in one transaction) lasts about
+#: CHUNK_SECONDS whatever the load, between MIN_CHUNK and MAX_CHUNK traces
+DEFAULT_CHUNK = 10000
+MIN_CHUNK = 1000
+MAX_CHUNK = 25000
+CHUNK_SECONDS = 4.0
+#: stored trace fields written by the dispatch, in its one UPDATE per chunk
+DISPATCH_COLUMNS = {
+    "state": "varchar",
+    "due_at": "timestamp",
+    "defer_reason": "varchar",
+    "cancel_reason": "varchar",
+    "send_tz": "varchar",
+    "send_slot_source": "varchar",
+    "queued_at": "timestamp",
+    "sms_id_int": "int4",
+    "sms_uuid": "varchar",
+    "body": "text",
+    "segments": "int4",
+    "encoding": "varchar",
+    "cost": "float8",
+    "send_weekday": "varchar",
+    "send_hour": "varchar",
+    "first_attempt": "bool",
+    "decision_rule": "varchar",
+    "decision_source": "text",
+}
+
+
+def reserve_ids(env, model_name, count):
+    """``count`` new ids of ``model_name``'s table (one query)."""
+    if not count:
+        return []
+    table = env[model_name]._table
+    return [
+        row[0]
+        for row in env.execute_query(
+            SQL(
+                "SELECT nextval(%s) FROM generate_series(1, %s)",
+                f"{table}_id_seq",
+                count,
+            )
+        )
+    ]
+
+
+def _defaults(model, fnames):
+    """``default_get`` of ``fnames``, memorised for the cursor's life (one
+    dispatch run): every chunk inserts rows with the same defaults."""
+    if not fnames:
+        return {}
+    context = model.env.context
+    key = (
+        "smf_defaults",
+        model._name,
+        tuple(fnames),
+        model.env.uid,
+        repr(sorted((k, v) for k, v in context.items() if k.startswith("default_"))),
+    )
+    memo = model.env.cr.cache
+    if key not in memo:
+        memo[key] = model.default_get(list(fnames))
+    return dict(memo[key])
+
+
+def bulk_insert(env, model_name, vals_list):
+    """Insert ``vals_list`` in one statement and return the new ids.
+
+    For chunks of thousands of rows where ``create`` would run one INSERT per
+    100 rows and compute each stored related field per record: the caller
+    gives every stored value itself (related ones included).  Stored fields
+    missing from the values get their ORM default, computed once; magic
+    columns are filled.  The ORM cache of the model is invalidated.
+    """
+    if not vals_list:
+        return []
+    model = env[model_name]
+    model.flush_model()
+    now = fields.Datetime.now()
+    columns = {}
+    for fname, field in model._fields.items():
+        if field.store and field.column_type and fname != "id":
+            columns[fname] = field
+    given = set().union(*vals_list)
+    missing = [f for f in columns if f not in given and f not in models.MAGIC_COLUMNS]
+    defaults = _defaults(model, missing)
+    ids = reserve_ids(env, model_name, len(vals_list))
+    names, arrays, casts = ["id"], [ids], ["int4"]
+    for fname, field in columns.items():
+        if fname in ("create_uid", "write_uid"):
+            values = [env.uid] * len(vals_list)
+        elif fname in ("create_date", "write_date"):
+            values = [now] * len(vals_list)
+        elif fname in given:
+            values = [vals.get(fname) for vals in vals_list]
+        elif fname in defaults:
+            values = [defaults[fname]] * len(vals_list)
+        else:
+            continue
+        column_type = field.column_type[1]
+        if column_type == "jsonb":
+            values = [
+                None if v is None or v is False else json.dumps(v) for v in values
+            ]
+        elif field.type == "boolean":
+            values = [bool(v) for v in values]
+        else:
+            values = [None if v is False else v for v in values]
+        if field.type == "many2one":
+            values = [v.id if isinstance(v, models.BaseModel) else v for v in values]
+        names.append(fname)
+        arrays.append(values)
+        casts.append(column_type.split("(")[0].lower())
+    env.cr.execute(
+        SQL(
+            "INSERT INTO %s (%s) SELECT * FROM unnest(%s)",
+            SQL.identifier(model._table),
+            SQL(", ").join(SQL.identifier(name) for name in names),
+            SQL(", ").join(
+                SQL("%s::%s[]", array, SQL(cast))
+                for array, cast in zip(arrays, casts, strict=True)
+            ),
+        )
+    )
+    model.invalidate_model()
+    return ids
+
 
 TRACE_STATES = [
     ("scheduled", "Scheduled"),
@@ -174,6 +308,8 @@ class SmsMicrofunnelTrace(models.Model):
     _one_per_step = models.UniqueIndex(
         "(enrollment_id, step_id)", "A step runs once per enrollment."
     )
+    # what the dispatchers claim: due traces in due order
+    _due_index = models.Index("(due_at, id) WHERE state IN ('scheduled', 'deferred')")
 
     @api.depends("queued_at", "enrollment_id.trace_ids.queued_at")
     def _compute_first_attempt(self):
@@ -190,40 +326,96 @@ class SmsMicrofunnelTrace(models.Model):
 
     @api.model
     def _schedule(self, steps, enrollments, parents=None):
-        """Create the traces of ``steps`` for ``enrollments`` (set-based).
+        """Create the traces of ``steps`` for ``enrollments`` (set-based: one
+        INSERT for all of them, whatever their number).
 
         ``parents`` maps an enrollment id to the parent trace that triggered
         these steps (for waits after the previous step and branch conditions).
         """
         parents = parents or {}
+        enrollments = enrollments.sudo()
+        if not enrollments or not steps:
+            return self.browse()
+        enrollments.fetch(
+            [
+                "enrolled_at",
+                "res_model",
+                "res_id",
+                "campaign_id",
+                "company_id",
+                "number",
+            ]
+        )
+        if any(
+            step.wait_mode not in ("after_enrollment", "after_parent") for step in steps
+        ):
+            # date-relative steps read a date on the records: one query per model
+            for model_name, group in enrollments.grouped("res_model").items():
+                self.env[model_name].sudo().with_context(active_test=False).browse(
+                    group.mapped("res_id")
+                ).fetch([f.name for f in steps.date_field_id if f.model == model_name])
+        now = fields.Datetime.now()
         vals_list = []
         for step in steps:
             variants = step._pick_variants(len(enrollments))
             for enrollment, variant in zip(enrollments, variants, strict=True):
                 parent = parents.get(enrollment.id, self.browse())
-                due = enrollment._due_date(
-                    step, anchor=parent.queued_at or fields.Datetime.now()
-                )
+                due = enrollment._due_date(step, anchor=parent.queued_at or now)
                 vals = {
                     "enrollment_id": enrollment.id,
                     "step_id": step.id,
                     "variant_id": variant.id,
                     "parent_trace_id": parent.id,
-                    "due_at": due or fields.Datetime.now(),
+                    "due_at": due or now,
+                    "state": "scheduled",
+                    "step_type": step.step_type,
+                    "campaign_id": enrollment.campaign_id.id,
+                    "company_id": enrollment.company_id.id,
+                    "number": enrollment.number,
+                    "first_attempt": False,
                 }
                 if due is None:
                     vals.update(state="canceled", cancel_reason="no_date")
                 vals_list.append(vals)
-        traces = self.sudo().create(vals_list)
-        self._wake_dispatch(traces)
-        return traces
+        traces = self.browse(bulk_insert(self.env, self._name, vals_list))
+        self.env["sms.microfunnel.enrollment"].invalidate_model(["trace_ids"])
+        self._wake_dispatch(
+            [v["due_at"] for v in vals_list if v["state"] == "scheduled"]
+        )
+        return traces.with_env(self.env)
 
     @api.model
-    def _wake_dispatch(self, traces):
-        due = [t.due_at for t in traces if t.state in ("scheduled", "deferred")]
+    def _dispatch_crons(self):
+        """The dispatch jobs: the main one and its parallel workers."""
+        main = self.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch")
+        workers = (
+            self.env["ir.cron"]
+            .sudo()
+            .search(
+                [
+                    ("model_id.model", "=", self._name),
+                    ("code", "like", "_cron_dispatch(worker="),
+                ]
+            )
+        )
+        return main.sudo() | workers
+
+    @api.model
+    def _wake_dispatch(self, traces_or_dates):
+        """Trigger the dispatch jobs at the first due date of ``traces_or_dates``
+        (traces, or naive UTC datetimes)."""
+        if isinstance(traces_or_dates, models.BaseModel):
+            due = [
+                t.due_at
+                for t in traces_or_dates
+                if t.state in ("scheduled", "deferred")
+            ]
+        else:
+            due = list(traces_or_dates)
         if due:
-            cron = self.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch")
-            cron._trigger(at=max(min(due), fields.Datetime.now()))
+            at = max(min(due), fields.Datetime.now())
+            for cron in self._dispatch_crons():
+                cron._trigger(at=at)
 
     # -- dispatch -----------------------------------------------------------------
 
@@ -234,19 +426,40 @@ class SmsMicrofunnelTrace(models.Model):
             ("campaign_id.state", "=", "running"),
         ]
 
+    def _due_sql(self, now):
+        return SQL(
+            """
+            FROM sms_microfunnel_trace t
+            JOIN sms_microfunnel_campaign c ON c.id = t.campaign_id
+           WHERE t.state IN ('scheduled', 'deferred')
+             AND t.due_at <= %s
+             AND c.state = 'running'
+            """,
+            now,
+        )
+
     @api.model
-    def _cron_dispatch(self, batch_size=500):
-        """Claim due traces in locked batches and queue their SMS."""
+    def _cron_dispatch(self, batch_size=None, worker=False):
+        """Claim due traces in chunks and queue their SMS.
+
+        Several jobs run this at once (the main job and its workers, on one
+        or several servers): each chunk is claimed with ``FOR UPDATE SKIP
+        LOCKED``, decided and queued, then committed through
+        ``_commit_progress``.  Without ``batch_size`` the chunk adapts to
+        last about ``CHUNK_SECONDS``.  Only the main job enrols scheduled
+        audiences and decides A/B winners (``worker=True``: a worker)."""
         cron_model = self.env["ir.cron"]
         Funnel = self.env["sms.microfunnel.campaign"]
-        Funnel._cron_scheduled_enrolments()
-        Funnel._cron_decide_ab_winners()
+        if not worker:
+            Funnel._cron_scheduled_enrolments()
+            Funnel._cron_decide_ab_winners()
+        size = batch_size or DEFAULT_CHUNK
         stale_snapshots = 0
+        woken = self
         while True:
+            started = time.monotonic()
             now = fields.Datetime.now()
-            # look further than one batch: rows another worker holds are skipped
-            candidates = self.search(self._due_domain(now), limit=batch_size * 4)
-            traces = self._claim(candidates, batch_size)
+            traces = self._claim_due(now, size)
             if traces is None:
                 # another worker queued some candidates and committed after
                 # this transaction began: look again from a fresh snapshot
@@ -256,13 +469,27 @@ class SmsMicrofunnelTrace(models.Model):
                 continue
             if not traces:
                 break
-            self._dispatch(traces, now)
-            remaining = self.search_count(self._due_domain(now))
+            if traces._dispatch(traces, now):
+                # the sending queue is woken once its trigger is committed
+                woken = self.with_context(smf_sms_queue_woken=True)
+            full = len(traces) >= size
+            remaining = self._count_due(now) if full else 0
             if cron_model._commit_progress(len(traces), remaining=remaining) <= 0:
                 break
+            self = woken  # noqa: PLW0642
             if not remaining:
                 break
-        scheduled = Funnel.search(
+            if not batch_size:
+                elapsed = max(time.monotonic() - started, 0.05)
+                size = int(
+                    min(MAX_CHUNK, max(MIN_CHUNK, size * CHUNK_SECONDS / elapsed))
+                )
+            self.env.invalidate_all()  # bounded memory: one chunk at a time
+        self._wake_later()
+
+    @api.model
+    def _wake_later(self):
+        scheduled = self.env["sms.microfunnel.campaign"].search(
             [
                 ("state", "=", "running"),
                 ("enroll_at", "!=", False),
@@ -275,26 +502,63 @@ class SmsMicrofunnelTrace(models.Model):
             self.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch")._trigger(
                 at=scheduled.enroll_at
             )
-        upcoming = self.search(
-            [
-                ("state", "in", ("scheduled", "deferred")),
-                ("campaign_id.state", "=", "running"),
-            ],
-            order="due_at",
-            limit=1,
+        upcoming = self.env.execute_query(
+            SQL(
+                """
+                SELECT t.due_at
+                  FROM sms_microfunnel_trace t
+                  JOIN sms_microfunnel_campaign c ON c.id = t.campaign_id
+                 WHERE t.state IN ('scheduled', 'deferred') AND c.state = 'running'
+              ORDER BY t.due_at
+                 LIMIT 1
+                """
+            )
         )
         if upcoming:
-            self.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch")._trigger(
-                at=upcoming.due_at
+            self._wake_dispatch([upcoming[0][0]])
+
+    @api.model
+    def _count_due(self, now, cap=1000000):
+        """Due traces left (counted up to ``cap``), for the job's progress."""
+        self.flush_model(["state", "due_at", "campaign_id"])
+        return self.env.execute_query(
+            SQL(
+                "SELECT count(*) FROM (SELECT 1 %s LIMIT %s) AS due",
+                self._due_sql(now),
+                cap,
             )
+        )[0][0]
+
+    @api.model
+    def _claim_due(self, now, limit):
+        """Lock up to ``limit`` due traces no other worker holds (``FOR UPDATE
+        SKIP LOCKED``, in due order).  None when one of them was changed by a
+        transaction committed after ours began (PostgreSQL refuses the lock
+        under Odoo's repeatable-read isolation): the caller starts again
+        from a fresh snapshot, as Odoo's cron runner does."""
+        self.env["sms.microfunnel.campaign"].flush_model(["state"])
+        self.flush_model(["state", "due_at", "campaign_id"])
+        cr = self.env.cr
+        try:
+            with cr.savepoint(flush=False):
+                cr.execute(
+                    SQL(
+                        "SELECT t.id %s ORDER BY t.due_at, t.id LIMIT %s "
+                        "FOR UPDATE OF t SKIP LOCKED",
+                        self._due_sql(now),
+                        limit,
+                    ),
+                    log_exceptions=False,
+                )
+                ids = [row[0] for row in cr.fetchall()]
+        except psycopg2.extensions.TransactionRollbackError:
+            return None
+        return self.browse(ids)
 
     def _claim(self, candidates, limit):
         """Lock up to ``limit`` of ``candidates``, skipping rows another worker
         holds (like ``try_lock_for_update``).  Returns None when one of them
-        was changed by a transaction committed after ours began (PostgreSQL
-        refuses the lock under Odoo's repeatable-read isolation): the caller
-        starts again from a fresh snapshot, as Odoo's cron runner does when it
-        acquires a job."""
+        was changed by a transaction committed after ours began."""
         if not candidates:
             return candidates
         query = candidates._as_query(ordered=True)
@@ -311,65 +575,255 @@ class SmsMicrofunnelTrace(models.Model):
             return None
         return candidates.filtered(lambda trace: trace.id in ids)
 
+    def _prefetch_chunk(self):
+        """Read everything the dispatch of these traces needs in a constant
+        number of queries (one per model), whatever their number."""
+        traces = self.sudo()
+        if not traces:
+            return
+        traces.fetch(
+            [
+                "state",
+                "enrollment_id",
+                "step_id",
+                "variant_id",
+                "campaign_id",
+                "company_id",
+                "number",
+                "parent_trace_id",
+                "due_at",
+                "step_type",
+            ]
+        )
+        enrollments = traces.enrollment_id
+        enrollments.fetch(
+            [
+                "state",
+                "res_model",
+                "res_id",
+                "partner_id",
+                "values",
+                "segment_id",
+                "converted_at",
+                "campaign_id",
+                "number",
+                "enrolled_at",
+                "company_id",
+            ]
+        )
+        steps = traces.step_id
+        steps.fetch(
+            [
+                "body",
+                "message_class",
+                "condition",
+                "condition_keyword",
+                "step_type",
+                "child_ids",
+                "campaign_id",
+                "wait_mode",
+                "wait_hours",
+            ]
+        )
+        if traces.variant_id:
+            traces.variant_id.fetch(["body"])
+        if any(step.condition != "always" for step in steps):
+            traces.parent_trace_id.fetch(
+                ["clicked_at", "replied_at", "reply_text", "queued_at"]
+            )
+
+    def _chunk_rows(self):
+        """{trace id: plain row} of these traces with their enrolment and
+        contact zone (one query): the dispatch reads these, not the ORM."""
+        self.env.flush_all()
+        result = self.env.execute_query(
+            SQL(
+                """
+                SELECT t.id, t.state, t.step_id, t.variant_id, t.campaign_id,
+                       t.company_id, t.number, t.send_tz, e.state, e.res_model,
+                       e.res_id, e.partner_id, e.values, e.segment_id, p.tz,
+                       t.enrollment_id, EXISTS(
+                           SELECT 1 FROM sms_microfunnel_trace o
+                            WHERE o.enrollment_id = t.enrollment_id
+                              AND o.queued_at IS NOT NULL
+                       )
+                  FROM sms_microfunnel_trace t
+                  JOIN sms_microfunnel_enrollment e ON e.id = t.enrollment_id
+             LEFT JOIN res_partner p ON p.id = e.partner_id
+                 WHERE t.id = ANY(%s)
+                """,
+                self.ids,
+            )
+        )
+        keys = (
+            "id",
+            "state",
+            "step_id",
+            "variant_id",
+            "campaign_id",
+            "company_id",
+            "number",
+            "send_tz",
+            "enrollment_state",
+            "res_model",
+            "res_id",
+            "partner_id",
+            "values",
+            "segment_id",
+            "partner_tz",
+            "enrollment_id",
+            "enrollment_queued",
+        )
+        return {row[0]: dict(zip(keys, row, strict=True)) for row in result}
+
     def _dispatch(self, traces, now):
-        """Decide and act for a locked batch (constant number of queries per
-        batch and step, whatever its size)."""
-        traces = traces.filtered(lambda t: t.state in ("scheduled", "deferred"))
-        exited = traces.filtered(lambda t: t.enrollment_id.state != "active")
-        exited.write({"state": "canceled", "cancel_reason": "exited"})
-        traces -= exited
-        unmet = traces.filtered(lambda t: not t._condition_met())
-        unmet.write({"state": "canceled", "cancel_reason": "condition_not_met"})
-        traces -= unmet
-        traces = self._dispatch_channels(traces, now)  # email, activity, CRM
+        """Decide and act for a locked chunk: a constant number of queries
+        per chunk whatever its size; the traces are written by one UPDATE."""
+        rows = traces._chunk_rows()
+        Step = self.env["sms.microfunnel.step"].sudo()
+        steps = Step.browse({row["step_id"] for row in rows.values()})
+        steps.fetch(["body", "message_class", "condition", "step_type", "child_ids"])
+        steps = {step.id: step for step in steps}
+        live = [
+            tid
+            for tid in traces.ids
+            if tid in rows and rows[tid]["state"] in ("scheduled", "deferred")
+        ]
+        orm = [
+            tid
+            for tid in live
+            if steps[rows[tid]["step_id"]].condition != "always"
+            or steps[rows[tid]["step_id"]].step_type != "sms"
+        ]
+        if orm:
+            self.browse(orm)._prefetch_chunk()
+        updates = {}
+        for tid in live:
+            step = steps[rows[tid]["step_id"]]
+            if rows[tid]["enrollment_state"] != "active":
+                updates[tid] = {"state": "canceled", "cancel_reason": "exited"}
+            elif step.condition != "always" and not self.browse(tid)._condition_met():
+                updates[tid] = {
+                    "state": "canceled",
+                    "cancel_reason": "condition_not_met",
+                }
+        live = [tid for tid in live if tid not in updates]
+        self._write_chunk(updates)
+        updates = {}
+        # email, activity, CRM steps (ORM writes of their own)
+        others = [tid for tid in live if steps[rows[tid]["step_id"]].step_type != "sms"]
+        if others:
+            self._dispatch_channels(self.browse(others), now)
+            live = [tid for tid in live if tid not in set(others)]
         by_group = {}
-        for trace in traces:
-            key = (trace.company_id, trace.step_id.message_class)
-            by_group.setdefault(key, self.browse())
-            by_group[key] |= trace
-        for (company, message_class), group in by_group.items():
+        for tid in live:
+            row = rows[tid]
+            key = (row["company_id"], steps[row["step_id"]].message_class)
+            by_group.setdefault(key, []).append(tid)
+        queued = self.browse()
+        deferred = []
+        for (company_id, message_class), ids in by_group.items():
+            company = self.env["res.company"].browse(company_id)
+            group = self.browse(ids)
             decisions = self.env["sms.microfunnel.gate"]._evaluate_traces(
-                group, message_class, company, now
+                group, message_class, company, now, rows=rows
             )
             # a step's send slot narrows the window (reason "send_slot")
             self.env["sms.microfunnel.send.time"]._apply_to_traces(
-                group, decisions, company, now
+                group, decisions, company, now, write=False, rows=rows, steps=steps
             )
-            allowed = self.browse()
-            proofs = {}
-            for trace in group:
-                decision = decisions[trace.id]
-                proof = (
-                    decision.get("rule") or False,
-                    decision.get("rule_source") or False,
-                )
+            allowed = []
+            for tid in ids:
+                decision = decisions[tid]
+                vals = updates.setdefault(tid, {})
+                # proof: the rule that allowed, deferred or canceled it
+                vals["decision_rule"] = decision.get("rule") or False
+                vals["decision_source"] = decision.get("rule_source") or False
+                if decision["action"] != "block":
+                    vals["send_tz"] = decision.get("slot_tz") or False
+                    vals["send_slot_source"] = decision.get("slot_source") or False
                 if decision["action"] == "allow":
-                    allowed |= trace
-                    proofs.setdefault(proof, self.browse())
-                    proofs[proof] |= trace
+                    allowed.append(tid)
                 elif decision["action"] == "defer":
-                    trace.write(
-                        {
-                            "state": "deferred",
-                            "due_at": decision["until"],
-                            "defer_reason": decision.get("reason") or "window_closed",
-                            "decision_rule": proof[0],
-                            "decision_source": proof[1],
-                        }
+                    vals.update(
+                        state="deferred",
+                        due_at=decision["until"],
+                        defer_reason=decision.get("reason") or "window_closed",
                     )
+                    deferred.append(decision["until"])
                 else:
-                    trace.write(
-                        {
-                            "state": "canceled",
-                            "cancel_reason": decision["reason"],
-                            "decision_rule": proof[0],
-                            "decision_source": proof[1],
-                        }
-                    )
-            for (rule, source), traces_ in proofs.items():
-                traces_.write({"decision_rule": rule, "decision_source": source})
-            allowed._queue_sms(company)
-        self._wake_dispatch(traces.filtered(lambda t: t.state == "deferred"))
+                    vals.update(state="canceled", cancel_reason=decision["reason"])
+            queued |= self.browse(allowed)._queue_sms(
+                company, updates, rows=rows, steps=steps
+            )
+        self._write_chunk(updates)
+        parents = queued.filtered(lambda t: steps[rows[t.id]["step_id"]].child_ids)
+        parents._schedule_children()
+        self._wake_dispatch([d for d in deferred if d])
+        return queued
+
+    def _write_chunk(self, updates):
+        """Write {trace id: vals} in one UPDATE (DISPATCH_COLUMNS only) and
+        set the stored computed fields that depend on them."""
+        updates = {tid: vals for tid, vals in updates.items() if vals}
+        if not updates:
+            return
+        self.env.flush_all()
+        ids = list(updates)
+        names = sorted({name for vals in updates.values() for name in vals})
+        unknown = set(names) - set(DISPATCH_COLUMNS)
+        if unknown:
+            raise ValueError(f"not a dispatch column: {sorted(unknown)}")
+        arrays = [ids] + [
+            [
+                updates[tid].get(name, False)
+                if DISPATCH_COLUMNS[name] == "bool"
+                else (
+                    None
+                    if updates[tid].get(name, False) is False
+                    else updates[tid][name]
+                )
+                for tid in ids
+            ]
+            for name in names
+        ]
+        present = [[name in updates[tid] for tid in ids] for name in names]
+        assignments = [
+            SQL(
+                "%s = CASE WHEN u.%s THEN u.%s ELSE t.%s END",
+                SQL.identifier(name),
+                SQL.identifier(f"has_{name}"),
+                SQL.identifier(name),
+                SQL.identifier(name),
+            )
+            for name in names
+        ]
+        self.env.cr.execute(
+            SQL(
+                """
+                UPDATE sms_microfunnel_trace t
+                   SET %s, write_date = %s, write_uid = %s
+                  FROM unnest(%s::int4[], %s) AS u(id, %s)
+                 WHERE t.id = u.id
+                """,
+                SQL(", ").join(assignments),
+                fields.Datetime.now(),
+                self.env.uid,
+                ids,
+                SQL(", ").join(
+                    [
+                        SQL("%s::%s[]", array, SQL(DISPATCH_COLUMNS[name]))
+                        for name, array in zip(names, arrays[1:], strict=True)
+                    ]
+                    + [SQL("%s::bool[]", flags) for flags in present]
+                ),
+                SQL(", ").join(
+                    [SQL.identifier(name) for name in names]
+                    + [SQL.identifier(f"has_{name}") for name in names]
+                ),
+            )
+        )
+        self.invalidate_model([*names, "write_date", "write_uid"])
 
     def _condition_met(self):
         """Branch condition of this trace's step, read on its parent trace."""
@@ -400,78 +854,201 @@ class SmsMicrofunnelTrace(models.Model):
             return not enrollment.converted_at
         return self._channel_condition_met(condition)
 
-    def _queue_sms(self, company):
-        """Create the outgoing SMS and their trackers for allowed traces."""
+    def _queue_sms(self, company, updates=None, rows=None, steps=None):
+        """Queue the outgoing SMS and their trackers for allowed traces of
+        ``company``: the whole chunk is composed at once (one render per body
+        and language, one tracker per link, the real ``/s/<sms id>`` suffix on
+        each short link) and inserted in one statement per table.  The traces'
+        new values go to ``updates`` ({trace id: vals}, written by the caller
+        in one UPDATE), else are written here.  ``rows``/``steps``: the
+        dispatcher's plain rows and steps.  Returns the queued traces."""
         if not self:
-            return
-        rules = self.env["sms.microfunnel.message.rules"]
-        to_send, too_long = [], self.browse()
-        for trace in self:
-            step = trace.step_id
-            record = trace.enrollment_id._record()
-            composed = rules._compose(
-                trace.variant_id.body or step.body,
-                record=record,
-                company=company,
-                message_class=step.message_class,
-                number=trace.number,
-                values=trace.enrollment_id.values or {},
+            return self.browse()
+        own_write = updates is None
+        updates = {} if own_write else updates
+        if rows is None:
+            rows = self._chunk_rows()
+        if steps is None:
+            steps = {step.id: step for step in self.sudo().step_id}
+        variant_ids = {rows[tid]["variant_id"] for tid in self.ids} - {None}
+        variants = {
+            v.id: v
+            for v in self.env["sms.microfunnel.step.variant"].sudo().browse(variant_ids)
+        }
+        if variants:
+            self.env["sms.microfunnel.step.variant"].sudo().browse(variant_ids).fetch(
+                ["body"]
             )
-            if composed.get("blocked"):
-                if composed.get("blocked_reason") == "no_contact":
-                    trace.write(
-                        {
-                            "state": "canceled",
-                            "cancel_reason": "no_contact",
-                            "decision_rule": "CA-CASL-IDENTIFICATION",
-                        }
-                    )
-                    continue
-                too_long |= trace
-                continue
-            to_send.append((trace, composed))
-        too_long.write({"state": "canceled", "cancel_reason": "too_long"})
-        if not to_send:
-            return
-        sms_records = (
-            self.env["sms.sms"]
-            .sudo()
-            .with_company(company)
-            .create(
-                [
-                    {
-                        "number": trace.number,
-                        "body": composed["text"],
-                        "partner_id": trace.enrollment_id.partner_id.id,
-                        "state": "outgoing",
-                    }
-                    for trace, composed in to_send
-                ]
-            )
-        )
-        sms_records._sms_funnel_track_links()
-        self.env["sms.tracker"].sudo().create(
-            [
-                {"sms_uuid": sms.uuid, "sms_microfunnel_trace_id": trace.id}
-                for sms, (trace, _composed) in zip(sms_records, to_send, strict=True)
+        by_model = {}
+        for tid in self.ids:
+            row = rows[tid]
+            by_model.setdefault(row["res_model"], set()).add(row["res_id"])
+        records = {}
+        for model_name, res_ids in by_model.items():
+            Model = self.env[model_name].sudo().with_context(active_test=False)
+            names = [
+                name
+                for name, field in Model._fields.items()
+                if field.store and field.prefetch is True and field.column_type
             ]
-        )
-        now = fields.Datetime.now()
-        for sms, (trace, composed) in zip(sms_records, to_send, strict=True):
-            trace.write(
+            found = Model.search_fetch([("id", "in", sorted(res_ids))], names)
+            for record in found:
+                records[(model_name, record.id)] = record
+        sms_ids = reserve_ids(self.env, "sms.sms", len(self))
+        entries = []
+        for tid in self.ids:
+            row = rows[tid]
+            variant = variants.get(row["variant_id"])
+            step = steps[row["step_id"]]
+            entries.append(
                 {
-                    "state": "queued",
-                    "queued_at": now,
-                    "sms_id_int": sms.id,
-                    "sms_uuid": sms.uuid,
-                    "body": sms.body,
-                    "segments": composed.get("segments", 0),
-                    "encoding": composed.get("encoding"),
-                    "cost": composed.get("cost", 0.0),
+                    "body": (variant and variant.body) or step.body,
+                    "record": records.get((row["res_model"], row["res_id"])),
+                    "number": row["number"],
+                    "values": row["values"] or {},
+                    "message_class": step.message_class,
                 }
             )
-        queued = self.browse([trace.id for trace, _c in to_send])
-        queued._schedule_children()
+        by_class = {}
+        for index, entry in enumerate(entries):
+            by_class.setdefault(entry["message_class"], []).append(index)
+        composed_list = [None] * len(entries)
+        rules = self.env["sms.microfunnel.message.rules"]
+        for message_class, indexes in by_class.items():
+            results = rules._compose_batch(
+                [entries[i] for i in indexes],
+                company,
+                message_class=message_class,
+                sms_ids=[sms_ids[i] for i in indexes],
+            )
+            for i, result in zip(indexes, results, strict=True):
+                composed_list[i] = result
+        now = fields.Datetime.now()
+        sms_rows, trackers, queued = [], [], []
+        zones = {}
+        company_tz = company.partner_id.tz
+        for tid, composed, sms_id in zip(self.ids, composed_list, sms_ids, strict=True):
+            row = rows[tid]
+            vals = updates.setdefault(tid, {})
+            if composed.get("blocked"):
+                if composed.get("blocked_reason") == "no_contact":
+                    vals.update(
+                        state="canceled",
+                        cancel_reason="no_contact",
+                        decision_rule="CA-CASL-IDENTIFICATION",
+                    )
+                else:
+                    vals.update(state="canceled", cancel_reason="too_long")
+                continue
+            sms_uuid = uuid4().hex
+            sms_rows.append(
+                {
+                    "id": sms_id,
+                    "uuid": sms_uuid,
+                    "number": row["number"],
+                    "body": composed["text"],
+                    "partner_id": row["partner_id"],
+                }
+            )
+            trackers.append({"sms_uuid": sms_uuid, "sms_microfunnel_trace_id": tid})
+            zone = (
+                vals.get("send_tz") or row["send_tz"] or row["partner_tz"] or company_tz
+            )
+            if zone not in zones:
+                weekday, hour = send_window.local_weekday_hour(
+                    _aware(now), zone if _valid_zone(zone) else "UTC"
+                )
+                zones[zone] = (str(weekday), f"{hour:02d}")
+            vals.update(
+                state="queued",
+                queued_at=now,
+                sms_id_int=sms_id,
+                sms_uuid=sms_uuid,
+                body=composed["text"],
+                segments=composed.get("segments", 0),
+                encoding=composed.get("encoding"),
+                cost=composed.get("cost", 0.0),
+                send_weekday=zones[zone][0],
+                send_hour=zones[zone][1],
+            )
+            queued.append(tid)
+        # the enrolment's first queued message (see _compute_first_attempt)
+        already = {
+            rows[tid]["enrollment_id"]
+            for tid in queued
+            if rows[tid]["enrollment_queued"]
+        }
+        for trace_id in sorted(queued):
+            enrollment_id = rows[trace_id]["enrollment_id"]
+            updates[trace_id]["first_attempt"] = enrollment_id not in already
+            already.add(enrollment_id)
+        self._insert_sms(sms_rows, company)
+        if trackers:
+            bulk_insert(self.env, "sms.tracker", trackers)
+        if own_write:
+            self._write_chunk(updates)
+        return self.browse(queued)
+
+    @api.model
+    def _insert_sms(self, rows, company):
+        """The outgoing ``sms.sms`` rows of a chunk, in one INSERT with the ids
+        reserved for them (their short links already end with ``/s/<id>``)."""
+        if not rows:
+            return
+        SmsSms = self.env["sms.sms"].sudo().with_company(company)
+        SmsSms.flush_model()
+        fnames = [
+            name
+            for name, field in SmsSms._fields.items()
+            if field.store and field.column_type and name not in models.MAGIC_COLUMNS
+        ]
+        defaults = _defaults(SmsSms, [f for f in fnames if f != "uuid"])
+        defaults.update(state="outgoing")
+        if "record_company_id" in SmsSms._fields:
+            defaults["record_company_id"] = company.id
+        now = fields.Datetime.now()
+        columns = ["id", "uuid", "number", "body", "partner_id", *sorted(defaults)]
+        casts = {
+            name: SmsSms._fields[name].column_type[1].split("(")[0].lower()
+            for name in columns
+            if name != "id"
+        }
+        casts["id"] = "int4"
+        arrays = [[row[name] or None for row in rows] for name in columns[:5]]
+        for name in columns[5:]:
+            value = defaults[name]
+            if isinstance(value, models.BaseModel):
+                value = value.id
+            arrays.append(
+                [
+                    None
+                    if value is False and SmsSms._fields[name].type != "boolean"
+                    else value
+                ]
+                * len(rows)
+            )
+        self.env.cr.execute(
+            SQL(
+                """
+                INSERT INTO sms_sms (%s, create_uid, write_uid, create_date, write_date)
+                SELECT *, %s, %s, %s::timestamp, %s::timestamp FROM unnest(%s)
+                """,
+                SQL(", ").join(SQL.identifier(name) for name in columns),
+                self.env.uid,
+                self.env.uid,
+                now,
+                now,
+                SQL(", ").join(
+                    SQL("%s::%s[]", array, SQL(casts[name]))
+                    for name, array in zip(columns, arrays, strict=True)
+                ),
+            )
+        )
+        SmsSms.invalidate_model()
+        # what sms.sms.create does: wake the sending queue (the dispatch job
+        # does it with its first chunk only)
+        if not self.env.context.get("smf_sms_queue_woken"):
+            self.env.ref("sms.ir_cron_sms_scheduler_action")._trigger()
 
     def _schedule_children(self):
         by_step = {}

@@ -234,39 +234,53 @@ class SmsMicrofunnelGate(models.AbstractModel):
         )[0]
 
     @api.model
-    def _evaluate_traces(self, traces, message_class, company, when_utc=None):
+    def _evaluate_traces(
+        self, traces, message_class, company, when_utc=None, rows=None
+    ):
         """{trace id: decision} for funnel traces (dispatch).
 
         The recipient is the enrolled record (its zone and address) reached at
         the trace's number; the funnel is the consent scope (a funnel-level
-        opt-out blocks).  Constant queries per target model.
+        opt-out blocks).  Constant queries per target model.  ``rows``: the
+        dispatcher's plain rows of the traces ({trace id: {"number",
+        "res_model", "res_id", "campaign_id"}}), read instead of the ORM.
         """
-        traces = traces.sudo()
+        if rows is None:
+            rows = {
+                trace.id: {
+                    "number": trace.number,
+                    "res_model": trace.enrollment_id.res_model,
+                    "res_id": trace.enrollment_id.res_id,
+                    "campaign_id": trace.campaign_id.id,
+                }
+                for trace in traces.sudo()
+            }
         by_model = {}
-        for trace in traces:
-            enrollment = trace.enrollment_id
-            by_model.setdefault(enrollment.res_model, set()).add(enrollment.res_id)
+        for trace_id in traces.ids:
+            row = rows[trace_id]
+            by_model.setdefault(row["res_model"], set()).add(row["res_id"])
         info = {}
         for model_name, res_ids in by_model.items():
-            targets = self.env[model_name].sudo().browse(sorted(res_ids)).exists()
+            # missing records are left out by the query itself
+            targets = self.env[model_name].sudo().browse(sorted(res_ids))
             for recipient in self._recipients_from_records(targets, company):
                 info[(model_name, recipient.res_id)] = recipient
         recipients = []
-        for trace in traces:
-            enrollment = trace.enrollment_id
-            target = info.get((enrollment.res_model, enrollment.res_id))
-            number = trace.number or False
+        for trace_id in traces.ids:
+            row = rows[trace_id]
+            target = info.get((row["res_model"], row["res_id"]))
+            number = row["number"] or False
             recipient = _Recipient(
-                trace.id,
+                trace_id,
                 number or (target and target.raw) or False,
                 number,
-                res_id=enrollment.res_id,
+                res_id=row["res_id"],
                 tz=target and target.tz,
                 country=target and target.country,
                 state=target and target.state,
                 zip=target and target.zip,
-                scope=f"sms.microfunnel.campaign,{trace.campaign_id.id}"
-                if trace.campaign_id
+                scope=f"sms.microfunnel.campaign,{row['campaign_id']}"
+                if row["campaign_id"]
                 else False,
             )
             recipients.append(recipient)

@@ -20,7 +20,9 @@
    number of segments.
 """
 
+import json
 import re
+from html import unescape
 
 from odoo import api, models
 from odoo.exceptions import ValidationError
@@ -28,7 +30,14 @@ from odoo.tools import SQL
 from odoo.tools.mail import TEXT_URL_REGEX
 
 from ..tools import sms_encoding, sms_keywords
+from .res_company import REGION_LANGUAGES
 from .sms_gate import number_region
+from .sms_price import plain_region
+
+try:
+    import phonenumbers
+except ImportError:  # declared in the manifest
+    phonenumbers = None
 
 OPTOUT_MODES = ("mention", "link", "none")
 #: ``{link}`` in the company's opt-out mention selects the unsubscribe link.
@@ -49,6 +58,22 @@ def _single_word_optout_keywords():
 
 
 OPTOUT_WORDS = _single_word_optout_keywords()
+
+
+def _number_language(number):
+    """``res_company.phone_language`` (the language of the number's country)
+    without parsing a plain E.164 number whose calling code is one country's
+    or +1 (``sms_price.plain_region``, shared with the price lookup)."""
+    if not number or phonenumbers is None:
+        return None
+    region, _checked, _parsed = plain_region(number)
+    if region:
+        return REGION_LANGUAGES.get(region)
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    return REGION_LANGUAGES.get(phonenumbers.region_code_for_number(parsed))
 
 
 def _fold(text):
@@ -258,8 +283,13 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         )
 
     @api.model
-    def _short_urls(self, text):
-        host = self._short_url_host()
+    def _short_urls(self, text, cache=None):
+        if cache is None:
+            host = self._short_url_host()
+        else:
+            if "host" not in cache:
+                cache["host"] = self._short_url_host()
+            host = cache["host"]
         return [
             url
             for url in dict.fromkeys(re.findall(TEXT_URL_REGEX, text or ""))
@@ -269,18 +299,33 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         ]
 
     @api.model
-    def _with_recipient_suffix(self, text):
+    def _with_recipient_suffix(self, text, cache=None):
         """``text`` with each short link followed by a ``/s/<id>`` of the
         length it will have (the id is not known before the SMS exists)."""
-        urls = self._short_urls(text)
+        cache = {} if cache is None else cache
+        urls = self._short_urls(text, cache)
         if not urls:
             return text
-        suffix = RECIPIENT_SUFFIX + "0" * (
-            self._recipient_suffix_length() - len(RECIPIENT_SUFFIX)
-        )
+        if "suffix" not in cache:
+            cache["suffix"] = RECIPIENT_SUFFIX + "0" * (
+                self._recipient_suffix_length() - len(RECIPIENT_SUFFIX)
+            )
+        suffix = cache["suffix"]
         for url in urls:
             text = re.sub(
                 re.escape(url) + r"(?![\w@:%.+&~#=/-])", lambda m: m[0] + suffix, text
+            )
+        return text
+
+    @api.model
+    def _add_recipient_suffix(self, text, sms_id, cache=None):
+        """``text`` with ``/s/<sms_id>`` after each short link: the link then
+        tells whose click it is (Odoo's ``/r/<code>/s/<sms id>`` route)."""
+        for url in self._short_urls(text, cache):
+            text = re.sub(
+                re.escape(url) + r"(?![\w@:%.+&~#=/-])",
+                f"{url}{RECIPIENT_SUFFIX}{sms_id}",
+                text,
             )
         return text
 
@@ -319,16 +364,38 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
     def _recipient_lang(self, record, company, number=None):
         """The record's language, else its number's country's, else the
         company's (the same order as the service messages)."""
-        if record:
-            if "lang" in record._fields and record.lang:
-                return record.lang
-            if "lang_id" in record._fields and record.lang_id:
-                return record.lang_id.code
-            if "partner_id" in record._fields and record.partner_id.lang:
-                return record.partner_id.lang
-            if not number and "phone_sanitized" in record._fields:
-                number = record.phone_sanitized
-        return company._sms_lang(number=number) if company else self.env.lang
+        return self._recipient_langs([record], company, [number])[0]
+
+    @api.model
+    def _recipient_langs(self, records, company, numbers):
+        """``_recipient_lang`` for parallel lists of records (or None) and
+        numbers: the records' fields are read from the ORM cache (prefetch
+        them), a number's country is looked up without parsing it twice and
+        its language resolved once per country."""
+        by_hint = {}
+        langs = []
+        for record, number in zip(records, numbers, strict=True):
+            lang = None
+            if record:
+                fields_ = record._fields
+                if "lang" in fields_ and record.lang:
+                    lang = record.lang
+                elif "lang_id" in fields_ and record.lang_id:
+                    lang = record.lang_id.code
+                elif "partner_id" in fields_ and record.partner_id.lang:
+                    lang = record.partner_id.lang
+                elif not number and "phone_sanitized" in fields_:
+                    number = record.phone_sanitized
+            if not lang:
+                if not company:
+                    lang = self.env.lang
+                else:
+                    hint = _number_language(number)
+                    if hint not in by_hint:
+                        by_hint[hint] = company._sms_lang(language=hint)
+                    lang = by_hint[hint]
+            langs.append(lang)
+        return langs
 
     @api.model
     def _render_body(self, body, record, lang, values=None, company=None):
@@ -336,18 +403,94 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         if not body or not record:
             return body or ""
         record.ensure_one()
+        return self._render_bodies(body, record, lang, values, company)[record.id]
+
+    @api.model
+    def _render_bodies(self, body, records, lang, values=None, company=None):
+        """{record id: ``body`` rendered on it}: one call of Odoo's renderer
+        for the whole batch."""
         rendered = (
             self.env["mail.render.mixin"]
             .with_context(lang=lang)
             ._render_template(
                 body,
-                record._name,
-                record.ids,
+                records._name,
+                records.ids,
                 engine="inline_template",
                 add_context={"values": values or {}, "company": company},
             )
         )
-        return rendered[record.id] or ""
+        return {res_id: text or "" for res_id, text in rendered.items()}
+
+    @api.model
+    def _shorten_links_batch(self, texts, link_tracker_vals=None):
+        """``_shorten_links`` for many texts: every distinct link of the batch
+        gets its tracker from one ``search_or_create`` (one tracker per link,
+        whoever receives it).  Returns (texts, [tracker ids per text])."""
+        base_url = self.env["ir.config_parameter"].sudo().get_param("web.base.url")
+        skipped = (base_url + "/r/", base_url + "/sms/")
+        found = []
+        for text in texts:
+            urls = set(re.findall(TEXT_URL_REGEX, text)) if text else set()
+            found.append([url for url in urls if not url.startswith(skipped)])
+        distinct = list(dict.fromkeys(url for urls in found for url in urls))
+        if not distinct:
+            return list(texts), [[] for _text in texts]
+        vals = self._link_tracker_vals(link_tracker_vals)
+        trackers = (
+            self.env["link.tracker"]
+            .sudo()
+            .search_or_create([dict(vals, url=unescape(url)) for url in distinct])
+        )
+        short = {
+            url: (tracker.short_url, tracker.id)
+            for url, tracker in zip(distinct, trackers, strict=True)
+        }
+        results, tracker_ids = [], []
+        for text, urls in zip(texts, found, strict=True):
+            ids = []
+            for url in urls:
+                short_url, tracker_id = short[url]
+                if short_url:
+                    text = re.sub(
+                        re.escape(url) + r"(?![\w@:%.+&~#=/-])", short_url, text
+                    )
+                    ids.append(tracker_id)
+            results.append(text)
+            tracker_ids.append(ids)
+        return results, tracker_ids
+
+    @api.model
+    def _unsubscribe_short_urls(self, numbers, company):
+        """{number: (short URL, tracker)} of the recipients' unsubscribe
+        links: one ``search_or_create`` for the batch."""
+        Consent = self.env["sms.microfunnel.consent"]
+        sanitized = {
+            number: Consent._sanitize_number(
+                number, company=company, raise_exception=False
+            )
+            or number
+            for number in set(numbers)
+            if number
+        }
+        if not sanitized:
+            return {}
+        urls = {
+            e164: Consent._unsubscribe_url(e164, company)
+            for e164 in set(sanitized.values())
+        }
+        title = self.env._("SMS unsubscribe link")
+        ordered = list(urls)
+        trackers = (
+            self.env["link.tracker"]
+            .sudo()
+            .search_or_create([{"url": urls[e164], "title": title} for e164 in ordered])
+        )
+        by_e164 = dict(zip(ordered, trackers, strict=True))
+        return {
+            number: (by_e164[e164].short_url, by_e164[e164])
+            for number, e164 in sanitized.items()
+        }
 
     # -- composition -------------------------------------------------------------
 
@@ -406,11 +549,10 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             company = record.company_id
         company = company or self.env.company
         lang = lang or self._recipient_lang(record, company, number)
-        company = company.with_context(lang=lang)
+        company_lang = company.with_context(lang=lang)
         trackers = self.env["link.tracker"]
-
         text = self._render_body(
-            body, record, lang, values=values, company=company
+            body, record, lang, values=values, company=company_lang
         ).strip()
         if shorten_links and text:
             text = self._shorten_links(text, link_tracker_vals)
@@ -419,18 +561,149 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
                 .sudo()
                 .search([("link_code_ids.code", "in", self._codes(text))])
             )
+        return self._compose_finish(
+            text,
+            trackers.ids,
+            company,
+            lang,
+            message_class=message_class,
+            number=number,
+            optout_mode=optout_mode,
+            recipient_links=recipient_links,
+            transliterate=transliterate,
+            max_segments=max_segments,
+            country=self._record_country(record) or company.country_id,
+            cache={},
+        )
 
-        sender_added = False
-        prefix = self._sender_prefix(company)
-        if (
-            text
-            and prefix
-            and not _fold(text).startswith(_fold(self._sender_name(company)))
+    @api.model
+    def _record_country(self, record):
+        if record and "country_id" in record._fields:
+            return record.country_id
+        return self.env["res.country"]
+
+    @api.model
+    def _compose_batch(self, entries, company, message_class="marketing", sms_ids=None):
+        """``_compose`` for a batch of recipients of one company, with the
+        work done once per batch: placeholders rendered by one call of
+        Odoo's renderer per body and language, one link tracker per link,
+        prices and languages resolved once per country, no query per
+        recipient.
+
+        ``entries``: dicts with ``body``, ``record`` (one record, or None),
+        ``number`` and ``values``; prefetch the records' fields first.
+        ``sms_ids``: the ids the SMS will get (same order): each short link
+        then gets its real ``/s/<sms id>`` suffix in ``text``, which is the
+        exact body to send.  Returns the list of ``_compose`` results.
+        """
+        cache = {}
+        company = company or self.env.company
+        records = [entry.get("record") or None for entry in entries]
+        numbers = [entry.get("number") or None for entry in entries]
+        langs = self._recipient_langs(records, company, numbers)
+        texts = [None] * len(entries)
+        groups = {}
+        for index, (entry, record, lang) in enumerate(
+            zip(entries, records, langs, strict=True)
         ):
+            body = entry.get("body")
+            if not body or not record:
+                texts[index] = (body or "").strip()
+                continue
+            values = entry.get("values") or {}
+            key = (
+                body,
+                lang,
+                record._name,
+                json.dumps(values, sort_keys=True, default=str),
+            )
+            groups.setdefault(key, (values, []))[1].append(index)
+        for (body, lang, model, _values_key), (values, indexes) in groups.items():
+            targets = self.env[model].browse(
+                list(dict.fromkeys(records[i].id for i in indexes))
+            )
+            rendered = self._render_bodies(
+                body, targets, lang, values, self._company_in(company, lang, cache)
+            )
+            for i in indexes:
+                texts[i] = rendered[records[i].id].strip()
+        texts, tracker_ids = self._shorten_links_batch(texts)
+        unsubscribe = {}
+        if any(
+            self._optout_mode(self._company_in(company, lang, cache), message_class)
+            == "link"
+            for lang in set(langs)
+        ):
+            unsubscribe = self._unsubscribe_short_urls(
+                [n for n, text in zip(numbers, texts, strict=True) if text], company
+            )
+        results = []
+        for index, text in enumerate(texts):
+            results.append(
+                self._compose_finish(
+                    text,
+                    tracker_ids[index],
+                    company,
+                    langs[index],
+                    message_class=message_class,
+                    number=numbers[index],
+                    country=self._record_country(records[index]) or company.country_id,
+                    cache=cache,
+                    unsubscribe=unsubscribe,
+                    sms_id=sms_ids[index] if sms_ids else None,
+                )
+            )
+        return results
+
+    @api.model
+    def _company_in(self, company, lang, cache):
+        companies = cache.setdefault("companies", {})
+        if lang not in companies:
+            companies[lang] = company.with_context(lang=lang)
+        return companies[lang]
+
+    @api.model
+    def _compose_finish(
+        self,
+        text,
+        tracker_ids,
+        company,
+        lang,
+        message_class="marketing",
+        number=None,
+        optout_mode=None,
+        recipient_links=True,
+        transliterate=False,
+        max_segments=None,
+        country=None,
+        cache=None,
+        unsubscribe=None,
+        sms_id=None,
+    ):
+        """The common end of ``_compose`` and ``_compose_batch`` for one
+        rendered, link-shortened ``text``: sender, opt-out, counting, price,
+        checks.  ``cache`` holds what is the same for the whole batch."""
+        cache = {} if cache is None else cache
+        company = self._company_in(company, lang, cache)
+        # the company's policy, read once per batch and language
+        key = ("policy", lang, message_class, optout_mode)
+        if key not in cache:
+            cache[key] = {
+                "prefix": self._sender_prefix(company),
+                "sender": _fold(self._sender_name(company)),
+                "mode": self._optout_mode(company, message_class, optout_mode),
+                "mention": (company.sms_funnel_optout_mention or "").strip(),
+                "max_segments": company.sms_funnel_max_segments,
+            }
+        policy = cache[key]
+        trackers = list(tracker_ids)
+        sender_added = False
+        prefix = policy["prefix"]
+        if text and prefix and not _fold(text).startswith(policy["sender"]):
             text = prefix + text
             sender_added = True
 
-        mode = self._optout_mode(company, message_class, optout_mode)
+        mode = policy["mode"]
         optout_added = estimated = False
         if (
             text
@@ -438,12 +711,15 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             and not (mode == "mention" and self._contains_mention(text, company))
         ):
             if mode == "mention":
-                footer = company.sms_funnel_optout_mention.strip()
+                footer = policy["mention"]
             else:
-                url, tracker = self._unsubscribe_short_url(number, company)
-                trackers |= tracker
+                if unsubscribe and number in unsubscribe:
+                    url, tracker = unsubscribe[number]
+                else:
+                    url, tracker = self._unsubscribe_short_url(number, company)
+                trackers += tracker.ids
                 estimated = not tracker
-                mention = (company.sms_funnel_optout_mention or "").strip()
+                mention = policy["mention"]
                 if LINK_PLACEHOLDER in mention:
                     footer = mention.replace(LINK_PLACEHOLDER, url)
                 else:
@@ -457,7 +733,13 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
 
         if transliterate:
             text = sms_encoding.transliterate(text)
-        counted = self._with_recipient_suffix(text) if recipient_links else text
+        if sms_id is not None:
+            text = self._add_recipient_suffix(text, sms_id, cache)
+            counted = text
+        elif recipient_links:
+            counted = self._with_recipient_suffix(text, cache)
+        else:
+            counted = text
         analysis = sms_encoding.analyze(counted)
         segments = sms_encoding.split_segments(counted)
         units_left = 0
@@ -465,21 +747,18 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             capacity = sms_encoding.SEGMENT_CAPACITY[analysis["encoding"]]
             if len(segments) == 1:
                 capacity = sms_encoding.SINGLE_CAPACITY[analysis["encoding"]]
-            units_left = capacity - sum(
-                sms_encoding.char_units(char, analysis["encoding"])
-                for char in segments[-1]
+            units_left = capacity - sms_encoding.units(
+                segments[-1], analysis["encoding"]
             )
 
-        country = (
-            record.country_id
-            if record and "country_id" in record._fields
-            else self.env["res.country"]
-        ) or company.country_id
         Price = self.env["sms.microfunnel.price"]
-        price = Price._get_price(number, company, country=country)
+        if "price" not in cache:
+            cache["price"] = Price._price_resolver(company)
+        country_code = Price._country_code(number, fallback_country=country)
+        price = cache["price"](country_code)
         cost = round(analysis["segments"] * price.price, 6) if price else 0.0
 
-        limit = max_segments or company.sms_funnel_max_segments or 0
+        limit = max_segments or policy["max_segments"] or 0
         blocked_reason = False
         if not text:
             blocked_reason = "empty"
@@ -504,7 +783,7 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             "currency_id": price.currency_id.id if price else False,
             "price_per_segment": price.price if price else 0.0,
             "price_id": price.id if price else False,
-            "country_code": Price._country_code(number, fallback_country=country),
+            "country_code": country_code,
             "max_segments": limit,
             "blocked": bool(blocked_reason),
             "blocked_reason": blocked_reason,
@@ -517,7 +796,7 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             "sender_added": sender_added,
             "optout_added": optout_added,
             "estimated": estimated,
-            "link_tracker_ids": trackers.ids,
+            "link_tracker_ids": list(dict.fromkeys(trackers)),
         }
 
     @api.model

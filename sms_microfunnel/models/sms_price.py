@@ -1,10 +1,75 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Estimated price of one SMS segment per destination country."""
 
+import re
+from functools import lru_cache
+
 from odoo import api, fields, models
 from odoo.fields import Domain
 
 from odoo.addons.phone_validation.tools import phone_validation
+
+try:
+    import phonenumbers
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+except ImportError:  # declared in the manifest
+    phonenumbers = None
+    COUNTRY_CODE_TO_REGION_CODE = {}
+
+_E164_RE = re.compile(r"\+[1-9]\d{6,14}")
+
+
+@lru_cache(maxsize=65536)
+def plain_region(number):
+    """(region, checked, parsed number) read from the digits of a plain E.164
+    ``number`` whose calling code is one country's or +1: what
+    ``phonenumbers``' ``region_code_for_number`` answers once the number is
+    parsed.  (None, False, None) when only parsing tells.  ``checked``: the
+    lookup already matched the number against the region's patterns (a +1
+    number of a region without leading digits), so it is valid there.
+    Shared by the price and language lookups (one lookup per number)."""
+    if phonenumbers is None or not number or not _E164_RE.fullmatch(number):
+        return None, False, None
+    for size in (1, 2, 3):
+        calling_code = int(number[1 : 1 + size])
+        regions = COUNTRY_CODE_TO_REGION_CODE.get(calling_code)
+        if regions is None:
+            continue
+        national = number[1 + size :]
+        if national.startswith("0") or (len(regions) > 1 and calling_code != 1):
+            break  # leading zero or shared calling code
+        parsed = phonenumbers.PhoneNumber(
+            country_code=calling_code, national_number=int(national)
+        )
+        region = phonenumbers.region_code_for_number(parsed)
+        if not region:
+            break
+        if len(regions) == 1:
+            return region, False, parsed
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        return region, bool(metadata and metadata.leading_digits is None), parsed
+    return None, False, None
+
+
+def number_country_code(number):
+    """ISO code of the country of ``number`` ("" when unknown or invalid).
+
+    The same answer as ``phone_validation.phone_get_country_code_for_number``
+    (which parses and formats the number twice) for a plain E.164 number
+    whose calling code belongs to one country, or +1: the number is built
+    from its digits and validated at most once.  Anything else takes Odoo's
+    path.
+    """
+    if not number:
+        return ""
+    region, checked, parsed = plain_region(number)
+    if region is None:
+        return phone_validation.phone_get_country_code_for_number(number) or ""
+    if checked or (
+        phonenumbers.is_possible_number(parsed) and phonenumbers.is_valid_number(parsed)
+    ):
+        return region
+    return ""
 
 
 class SmsMicrofunnelPrice(models.Model):
@@ -57,9 +122,7 @@ class SmsMicrofunnelPrice(models.Model):
     @api.model
     def _country_code(self, number, fallback_country=None):
         """ISO code of the country of an E.164 ``number``, else of the fallback."""
-        code = ""
-        if number:
-            code = phone_validation.phone_get_country_code_for_number(number) or ""
+        code = number_country_code(number)
         if not code and fallback_country:
             code = fallback_country.code or ""
         return code.upper()
@@ -75,17 +138,30 @@ class SmsMicrofunnelPrice(models.Model):
         """
         company = company or self.env.company
         code = self._country_code(number, fallback_country=country)
-        country_rec = (
-            self.env["res.country"].search([("code", "=", code)], limit=1)
-            if code
-            else self.env["res.country"]
-        )
-        domain = Domain("company_id", "in", [company.id, False]) & Domain(
-            "country_id", "in", [country_rec.id, False] if country_rec else [False]
-        )
-        candidates = self.sudo().search(domain)
-        if not candidates:
-            return candidates
-        return candidates.sorted(lambda p: (not p.country_id, not p.company_id, p.id))[
-            :1
-        ]
+        return self._price_resolver(company)(code)
+
+    @api.model
+    def _price_resolver(self, company):
+        """A function ``country code -> price row`` for ``company``: the
+        prices are read once (one query), the countries when first asked,
+        so a batch of messages costs the same as one."""
+        candidates = self.sudo().search(Domain("company_id", "in", [company.id, False]))
+        candidates.fetch(["country_id", "company_id", "price", "currency_id"])
+        ranked = candidates.sorted(lambda p: (not p.country_id, not p.company_id, p.id))
+        by_code = {}
+
+        def resolve(code):
+            if code not in by_code:
+                countries = {code.upper()} if code else set()
+                by_code[code] = next(
+                    (
+                        price
+                        for price in ranked
+                        if not price.country_id
+                        or (price.country_id.code or "").upper() in countries
+                    ),
+                    self.browse(),
+                )
+            return by_code[code]
+
+        return resolve

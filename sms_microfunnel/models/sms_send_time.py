@@ -107,37 +107,59 @@ class SmsMicrofunnelSendTime(models.AbstractModel):
     # -- dispatch and dry-run ---------------------------------------------------
 
     @api.model
-    def _apply_to_traces(self, traces, decisions, company, now):
+    def _apply_to_traces(
+        self, traces, decisions, company, now, write=True, rows=None, steps=None
+    ):
         """Narrow the gate's ``decisions`` ({trace id: decision}) to the slot
         of each trace's step; record the recipient's zone and the slot used on
-        the traces.  Constant queries per batch.  Returns ``decisions``."""
-        traces = traces.sudo()
+        the traces (unless ``write`` is False: the dispatcher writes them with
+        the rest of its chunk).  Constant queries per batch.  ``rows`` and
+        ``steps``: the dispatcher's plain rows of the traces and their steps
+        by id, read instead of the ORM.  Returns ``decisions``."""
         items = []
-        for trace in traces:
-            enrollment = trace.enrollment_id
-            items.append(
-                {
-                    "key": trace.id,
-                    "step": trace.step_id,
-                    "number": trace.number,
-                    "campaign_id": trace.campaign_id.id,
-                    "segment_id": enrollment.segment_id.id,
-                    "company_id": company.id,
-                    "model": enrollment.res_model,
-                    "res_id": enrollment.res_id,
-                }
-            )
+        if rows is None:
+            for trace in traces.sudo():
+                enrollment = trace.enrollment_id
+                items.append(
+                    {
+                        "key": trace.id,
+                        "step": trace.step_id,
+                        "number": trace.number,
+                        "campaign_id": trace.campaign_id.id,
+                        "segment_id": enrollment.segment_id.id,
+                        "company_id": company.id,
+                        "model": enrollment.res_model,
+                        "res_id": enrollment.res_id,
+                    }
+                )
+        else:
+            for trace_id in traces.ids:
+                row = rows[trace_id]
+                items.append(
+                    {
+                        "key": trace_id,
+                        "step": steps[row["step_id"]],
+                        "number": row["number"],
+                        "campaign_id": row["campaign_id"],
+                        "segment_id": row["segment_id"],
+                        "company_id": company.id,
+                        "model": row["res_model"],
+                        "res_id": row["res_id"],
+                    }
+                )
         self._narrow(items, decisions, company, now)
+        if not write:
+            return decisions
         by_vals = defaultdict(list)
-        for trace in traces:
-            decision = decisions.get(trace.id)
+        for trace_id in traces.ids:
+            decision = decisions.get(trace_id)
             if not decision or decision["action"] == "block":
                 continue
             vals = (
                 ("send_tz", decision.get("slot_tz") or False),
                 ("send_slot_source", decision.get("slot_source") or False),
             )
-            by_vals[vals].append(trace.id)
+            by_vals[vals].append(trace_id)
         Trace = self.env["sms.microfunnel.trace"].sudo()
         for vals, ids in by_vals.items():
             Trace.browse(ids).write(dict(vals))
@@ -253,7 +275,8 @@ class SmsMicrofunnelSendTime(models.AbstractModel):
                 by_model[item["model"]].add(item["res_id"])
         contact_tz = {}
         for model_name, res_ids in by_model.items():
-            records = self.env[model_name].sudo().browse(sorted(res_ids)).exists()
+            # missing records are left out by the query itself
+            records = self.env[model_name].sudo().browse(sorted(res_ids))
             for recipient in gate._recipients_from_records(records, company):
                 contact_tz[(model_name, recipient.res_id)] = recipient.tz
         company_tz = company.partner_id.tz

@@ -171,13 +171,29 @@ def char_units(char, encoding):
     return 2 if ord(char) > 0xFFFF else 1
 
 
+def units(text, encoding):
+    """Return what ``text`` costs in ``encoding`` (the sum of ``char_units``
+    of its characters, counted without a loop per character).
+
+    :param str text: the message body; ``None``/``False`` count as empty
+    :param str encoding: ``GSM7`` or ``UCS2``
+    :rtype: int
+    """
+    text = text or ""
+    if encoding == GSM7:
+        return len(text) + sum(text.count(char) for char in GSM7_EXTENSION)
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def _split(text, encoding):
     """Pack ``text`` into segments of ``encoding``; see ``split_segments``."""
     if not text:
         return []
-    widths = [char_units(char, encoding) for char in text]
-    if sum(widths) <= SINGLE_CAPACITY[encoding]:
+    if units(text, encoding) <= SINGLE_CAPACITY[encoding]:
         return [text]
+    widths = [char_units(char, encoding) for char in text]
     capacity = SEGMENT_CAPACITY[encoding]
     segments = []
     start = used = 0
@@ -223,7 +239,7 @@ def analyze(text):
     encoding = UCS2 if ucs2_chars else GSM7
     return {
         "encoding": encoding,
-        "units": sum(char_units(char, encoding) for char in text),
+        "units": units(text, encoding),
         "segments": len(_split(text, encoding)),
         "ucs2_chars": ucs2_chars,
     }

@@ -1,0 +1,490 @@
+#!/usr/bin/env python3
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Benchmark: one funnel SMS step from "due" to queued, against Odoo's own
+SMS mailing, side by side on the same database in one run.
+
+Not a test (never collected by ``setup/test``): it measures.  It
+
+1. takes ``--db`` (a database where ``sms_microfunnel`` is installed), or else
+   copies the cached template of ``setup/smf.py`` into a throwaway database
+   and installs ``sms_microfunnel`` in it (dropped at the end unless
+   ``--keep``);
+2. per audience size, inserts the contacts set-based (``INSERT ... SELECT
+   generate_series``): US numbers (New York area code), a time zone where the
+   TCPA window is open now, confirmed marketing consent;
+3. **Odoo's path** (``--odoo-sizes``): an SMS mailing (``mailing.mailing``,
+   ``mailing_type = 'sms'``) with the same text, a placeholder and a tracked
+   link, sent with ``action_send_sms`` (Odoo's composer: ``sms.sms`` +
+   ``mailing.trace`` + ``sms.tracker`` queued);
+4. **our path** (``--sizes``): a funnel with one SMS step of the same text;
+   enrolment of the whole audience (``_enroll``), then the dispatch job
+   (``_cron_dispatch``) until nothing is due: every gate (consent, blacklist,
+   suppression, window in the recipient's zone, caps, send slot, dedup,
+   message rules, a per-recipient tracked link, price), ``sms.sms`` +
+   ``sms.tracker`` queued, committed chunk by chunk;
+5. prints, side by side: seconds, recipients per second, SQL queries per
+   1,000 recipients, peak RSS of the process (each phase runs in its own
+   Odoo process, so the peak is that phase's), commits, and checks the
+   result (one SMS per recipient, every link ends with ``/s/<sms id>``).
+
+Usage (Odoo 19 importable from ``$PYTHON``, PostgreSQL as for ``setup/test``)::
+
+    python3 benchmarks/funnel_dispatch.py [--db NAME] [--keep]
+        [--sizes 10000,100000,1000000] [--odoo-sizes 10000,20000]
+        [--workers 1]
+"""
+
+import argparse
+import json
+import os
+import resource
+import shlex
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "setup"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import smf  # noqa: E402  (the machinery of setup/run and setup/test)
+
+BODY = "Hi {{ object.name }}, 20% off today only: https://shop.example.com/deal"
+US_ZONES = (
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+)
+
+FILL = [
+    """
+    INSERT INTO res_partner (name, complete_name, phone, phone_sanitized,
+                             country_id, tz, active, type, lang,
+                             create_uid, write_uid, create_date, write_date)
+    SELECT %(prefix)s || i, %(prefix)s || i,
+           '+1212' || (2000000 + %(offset)s + i)::text,
+           '+1212' || (2000000 + %(offset)s + i)::text,
+           %(us)s, %(tz)s, TRUE, 'contact', 'en_US', 1, 1, %(now)s, %(now)s
+      FROM generate_series(1, %(count)s) AS i
+    """,
+    """
+    INSERT INTO sms_microfunnel_consent (number, company_id, purpose, state,
+                                         legal_basis, partner_id, last_event_date,
+                                         create_uid, write_uid, create_date,
+                                         write_date)
+    SELECT p.phone_sanitized, %(company)s, 'marketing', 'confirmed', 'consent',
+           p.id, %(now)s, 1, 1, %(now)s, %(now)s
+      FROM res_partner p
+     WHERE p.name LIKE %(prefix)s || '%%'
+    """,
+    "ANALYZE res_partner",
+    "ANALYZE sms_microfunnel_consent",
+]
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", help="existing database with sms_microfunnel")
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--odoo-sizes", default="10000,20000")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="parallel dispatch processes for our path (2: two Odoo servers)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the database")
+    # internal: one phase in its own process
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--tz", help=argparse.SUPPRESS)
+    parser.add_argument("--run", default="", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def open_zone():
+    """A US zone where it is now a weekday or Saturday between 09:00 and 19:00
+    (inside the TCPA window with margin), else New York."""
+    now = datetime.now(timezone.utc)
+    for name in US_ZONES:
+        local = now.astimezone(ZoneInfo(name))
+        if 9 <= local.hour < 19:
+            return name
+    return US_ZONES[0]
+
+
+# ---------------------------------------------------------------------------
+# phases (each in its own Odoo process: its peak RSS is the phase's)
+# ---------------------------------------------------------------------------
+
+
+def odoo_env(dbname):
+    from odoo import api  # noqa: PLC0415 - Odoo is imported late
+    from odoo.modules.registry import Registry  # noqa: PLC0415
+    from odoo.tools import config  # noqa: PLC0415
+
+    config.parse_config(
+        [
+            f"--addons-path={smf.addons_path()}",
+            *smf.db_options(),
+            "--http-interface=127.0.0.1",
+            "--log-level=warn",
+        ],
+        setup_logging=True,
+    )
+    if os.environ.get("SMF_LOG_SQL"):
+        import logging  # noqa: PLC0415
+
+        logging.getLogger("odoo.sql_db").setLevel(logging.DEBUG)
+    registry = Registry(dbname)
+    cr = registry.cursor()
+    return api.Environment(cr, api.SUPERUSER_ID, {})
+
+
+def rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Counter:
+    """Queries and commits of a cursor from now on."""
+
+    def __init__(self, cr):
+        self.cr = cr
+        self.queries = cr.sql_log_count
+        self.commits = 0
+        self.started = time.monotonic()
+        original = cr.commit
+
+        def commit():
+            self.commits += 1
+            return original()
+
+        cr.commit = commit
+
+    def result(self, count, **extra):
+        elapsed = time.monotonic() - self.started
+        return {
+            "count": count,
+            "seconds": round(elapsed, 2),
+            "per_second": round(count / elapsed) if elapsed else 0,
+            "queries": self.cr.sql_log_count - self.queries,
+            "commits": self.commits,
+            "rss_mb": round(rss_mb()),
+            **extra,
+        }
+
+
+def start_profile():
+    """A cProfile of the phase when SMF_PROFILE is set (printed on stderr)."""
+    if not os.environ.get("SMF_PROFILE"):
+        return None
+    import cProfile  # noqa: PLC0415
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
+
+
+def stop_profile(profiler):
+    if profiler:
+        import pstats  # noqa: PLC0415
+
+        profiler.disable()
+        stats = pstats.Stats(profiler, stream=sys.stderr)
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats(40)
+
+
+def phase_fill(env, size, tz, prefix):
+    from preflight_100k import default_required_columns  # noqa: PLC0415
+
+    cr = env.cr
+    company = env.company
+    company.write(
+        {
+            "country_id": env.ref("base.us").id,
+            "sms_funnel_sender_label": "ACME: ",
+            "sms_funnel_optout_mention": "Reply STOP to opt out",
+        }
+    )
+    company.partner_id.tz = "America/New_York"
+    env.flush_all()
+    for model in ("res.partner", "sms.microfunnel.consent"):
+        default_required_columns(env[model])
+    cr.execute(
+        "SELECT COALESCE(MAX(substring(phone_sanitized from 6)::bigint), 2000000)"
+        " - 2000000 FROM res_partner WHERE phone_sanitized LIKE '+1212%%'"
+    )
+    offset = cr.fetchone()[0]
+    params = {
+        "prefix": prefix,
+        "count": size,
+        "offset": offset,
+        "us": env.ref("base.us").id,
+        "tz": tz,
+        "company": company.id,
+        "now": datetime.now(timezone.utc).replace(tzinfo=None),
+    }
+    started = time.monotonic()
+    for statement in FILL:
+        cr.execute(statement, params)
+    cr.commit()
+    return {"seconds": round(time.monotonic() - started, 2)}
+
+
+def phase_odoo_send(env, size, prefix):
+    """Odoo's own SMS mailing on the audience (its composer, mass mode)."""
+    Partner = env["res.partner"]
+    domain = [("name", "=like", f"{prefix}%")]
+    mailing = env["mailing.mailing"].create(
+        {
+            "name": f"Odoo SMS mailing {size}",
+            "subject": f"Odoo SMS mailing {size}",
+            "mailing_type": "sms",
+            "body_plaintext": BODY,
+            "mailing_model_id": env["ir.model"]._get_id("res.partner"),
+            "mailing_domain": repr(domain),
+            "sms_allow_unsubscribe": False,
+        }
+    )
+    env.cr.commit()
+    env.invalidate_all()
+    counter = Counter(env.cr)
+    try:
+        mailing.action_send_sms()
+        env.cr.commit()
+    except Exception as error:  # noqa: BLE001 - the failure is the figure
+        env.cr.rollback()
+        return {"count": size, "error": f"{type(error).__name__}: {error}"[:160]}
+    result = counter.result(size)
+    queued = env["sms.sms"].search_count(
+        [("mailing_id", "=", mailing.id), ("state", "=", "outgoing")]
+    )
+    result["check"] = f"{queued:,} sms.sms queued"
+    del Partner
+    return result
+
+
+def phase_enrol(env, size, prefix, funnel_name):
+    """A funnel with one SMS step; enrol the audience (one transaction)."""
+    funnel = env["sms.microfunnel.campaign"].create(
+        {"name": funnel_name, "model_name": "res.partner"}
+    )
+    env["sms.microfunnel.step"].create(
+        {"campaign_id": funnel.id, "name": "Offer", "body": BODY}
+    )
+    funnel.action_start()
+    partners = env["res.partner"].search([("name", "=like", f"{prefix}%")])
+    env.cr.commit()
+    env.invalidate_all()
+    counter = Counter(env.cr)
+    profiler = start_profile()
+    funnel._enroll(partners)
+    env.cr.commit()
+    stop_profile(profiler)
+    result = counter.result(size)
+    result["funnel_id"] = funnel.id
+    return result
+
+
+def phase_dispatch(env, size, funnel_id):
+    """The dispatch job until nothing is due (as Odoo's cron runner calls it
+    again while it reports work left)."""
+    Trace = env["sms.microfunnel.trace"]
+    env.invalidate_all()
+    counter = Counter(env.cr)
+    profiler = start_profile()
+    while True:
+        Trace._cron_dispatch(worker=True)
+        env.cr.commit()
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        if not Trace._count_due(now, cap=1):
+            break
+    env.cr.commit()
+    stop_profile(profiler)
+    return counter.result(size)
+
+
+def phase_check(env, funnel_id):
+    cr = env.cr
+    cr.execute(
+        r"""
+        SELECT count(*) FILTER (WHERE t.state = 'queued'),
+               count(DISTINCT s.id),
+               count(*) FILTER (WHERE s.body ~ ('/r/\w+/s/' || s.id || '(\D|$)')),
+               count(DISTINCT k.id),
+               count(*) FILTER (WHERE t.state NOT IN ('queued')),
+               count(DISTINCT l.id)
+          FROM sms_microfunnel_trace t
+          LEFT JOIN sms_sms s ON s.id = t.sms_id_int
+          LEFT JOIN sms_tracker k ON k.sms_microfunnel_trace_id = t.id
+          LEFT JOIN link_tracker_code c
+                 ON c.code = substring(s.body from '/r/(\w+)/s/')
+          LEFT JOIN link_tracker l ON l.id = c.link_id
+         WHERE t.campaign_id = %s
+        """,
+        [funnel_id],
+    )
+    queued, sms, suffixed, trackers, other, links = cr.fetchone()
+    return {
+        "check": f"{queued:,} traces queued, {sms:,} sms.sms ({suffixed:,} with "
+        f"/r/<code>/s/<sms id>), {trackers:,} sms.tracker, {links} link tracker(s), "
+        f"{other:,} not queued"
+    }
+
+
+def run_phase(args):
+    env = odoo_env(args.db)
+    run = args.run
+    prefix = f"SMF dispatch {run} {args.size} "
+    funnel_name = f"Dispatch benchmark {run} {args.size}"
+    if args.phase == "fill":
+        result = phase_fill(env, args.size, args.tz, prefix)
+    elif args.phase == "odoo":
+        prefix = f"SMF odoo {run} {args.size} "
+        result = phase_odoo_send(env, args.size, prefix)
+    elif args.phase == "odoo-fill":
+        prefix = f"SMF odoo {run} {args.size} "
+        result = phase_fill(env, args.size, args.tz, prefix)
+    elif args.phase == "enrol":
+        result = phase_enrol(env, args.size, prefix, funnel_name)
+    elif args.phase == "dispatch":
+        funnel = env["sms.microfunnel.campaign"].search(
+            [("name", "=", funnel_name)], limit=1
+        )
+        result = phase_dispatch(env, args.size, funnel.id)
+    elif args.phase == "check":
+        funnel = env["sms.microfunnel.campaign"].search(
+            [("name", "=", funnel_name)], limit=1
+        )
+        result = phase_check(env, funnel.id)
+    else:
+        raise SystemExit(f"unknown phase {args.phase}")
+    env.cr.rollback()
+    env.cr.close()
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+RUN = str(int(time.time()))
+
+
+def spawn(dbname, phase, size, tz=None, parallel=1):
+    command = [
+        sys.executable,
+        __file__,
+        "--db",
+        dbname,
+        "--phase",
+        phase,
+        "--size",
+        str(size),
+        "--run",
+        RUN,
+    ]
+    if tz:
+        command += ["--tz", tz]
+    started = time.monotonic()
+    procs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        for _i in range(parallel)
+    ]
+    results = []
+    for proc in procs:
+        out, _err = proc.communicate()
+        lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
+        if not lines:
+            results.append({"error": f"phase {phase} failed (exit {proc.returncode})"})
+        else:
+            results.append(json.loads(lines[-1][len("RESULT ") :]))
+    if parallel == 1:
+        return results[0]
+    wall = time.monotonic() - started
+    merged = {
+        "count": size,
+        "seconds": round(wall, 2),
+        "per_second": round(size / wall),
+        "queries": sum(r.get("queries", 0) for r in results),
+        "commits": sum(r.get("commits", 0) for r in results),
+        "rss_mb": max(r.get("rss_mb", 0) for r in results),
+        "note": f"{parallel} processes",
+    }
+    return merged
+
+
+def line(label, result):
+    if "error" in result:
+        return f"  {label:<44} FAILED: {result['error']}"
+    count = result.get("count") or 0
+    per_1000 = result["queries"] / count * 1000 if count else 0
+    return (
+        f"  {label:<44} {result['seconds']:>8.2f} s {result['per_second']:>7,}/s "
+        f"{per_1000:>8.1f} q/1000 {result['rss_mb']:>6} MB "
+        f"{result['commits']:>5} commits"
+    )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.phase:
+        run_phase(args)
+        return 0
+    try:
+        smf.check_prerequisites()
+    except smf.PrerequisiteError as exc:
+        smf.say(f"benchmark: {exc}")
+        return smf.EXIT_PREREQUISITE
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    odoo_sizes = [int(s) for s in args.odoo_sizes.split(",") if s]
+    tz = open_zone()
+    rows, checks = [], []
+    with smf.bench_database(args.db, keep=args.keep) as dbname:
+        smf.say(f"uptime: {subprocess.check_output(['uptime'], text=True).strip()}")
+        for size in odoo_sizes:
+            smf.say(f"Odoo's SMS mailing, {size:,} contacts…")
+            spawn(dbname, "odoo-fill", size, tz)
+            result = spawn(dbname, "odoo", size)
+            rows.append((f"Odoo SMS mailing {size:,}: queued", result))
+            smf.say(line(*rows[-1]))
+            if "check" in result:
+                checks.append(f"Odoo {size:,}: {result['check']}")
+        for size in sizes:
+            smf.say(f"Funnel step, {size:,} contacts…")
+            spawn(dbname, "fill", size, tz)
+            rows.append((f"funnel {size:,}: enrolment", spawn(dbname, "enrol", size)))
+            smf.say(line(*rows[-1]))
+            rows.append(
+                (
+                    f"funnel {size:,}: due -> queued",
+                    spawn(dbname, "dispatch", size, parallel=args.workers),
+                )
+            )
+            smf.say(line(*rows[-1]))
+            checks.append(f"funnel {size:,}: {spawn(dbname, 'check', size)['check']}")
+            smf.say("  " + checks[-1])
+        smf.say(f"\nuptime: {subprocess.check_output(['uptime'], text=True).strip()}")
+    smf.say(f"Recipients in {tz} (window open), one placeholder and one link each.")
+    smf.say(
+        f"\n  {'':<44} {'time':>10} {'rate':>9} {'queries':>13} {'peak RSS':>9} "
+        f"{'commits':>13}"
+    )
+    for label, result in rows:
+        smf.say(line(label, result))
+    smf.say("")
+    for check in checks:
+        smf.say("  " + check)
+    command = ["python3", "benchmarks/funnel_dispatch.py", "--sizes", args.sizes]
+    command += ["--odoo-sizes", args.odoo_sizes, "--workers", str(args.workers)]
+    if args.db:
+        command += ["--db", args.db]
+    smf.say("\nReproduce: " + shlex.join(command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

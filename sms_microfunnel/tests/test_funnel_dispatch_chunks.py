@@ -1,0 +1,331 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""The chunked dispatch: work per chunk, not per recipient."""
+
+import threading
+from datetime import datetime
+from unittest.mock import patch
+
+from freezegun import freeze_time
+
+from odoo import SUPERUSER_ID, api
+from odoo.modules.registry import Registry
+from odoo.tests import BaseCase, HttpCase, TransactionCase, tagged
+from odoo.tests.common import get_db_name
+
+TUESDAY_10H_PARIS = "2026-03-10 09:00:00"
+BODY = "Bonjour {{ object.name }}, -20 % cette semaine : https://shop.example.com/offre"
+
+
+def make_audience(env, count, prefix, start=0):
+    """``count`` French contacts with confirmed consent (set-based events)."""
+    fr = env.ref("base.fr").id
+    partners = env["res.partner"].create(
+        [
+            {
+                "name": f"{prefix} {i}",
+                "phone": f"+3367{start + i:07d}",
+                "country_id": fr,
+                "tz": "Europe/Paris",
+                "lang": "fr_FR" if i % 2 else "en_US",
+            }
+            for i in range(count)
+        ]
+    )
+    env["sms.microfunnel.consent.event"]._record(
+        [
+            {
+                "event_type": "confirmed",
+                "number": p.phone_sanitized,
+                "partner_id": p.id,
+                "source": "web_form",
+                "wording": "OK",
+                "event_date": datetime(2026, 1, 5),
+            }
+            for p in partners
+        ]
+    )
+    return partners
+
+
+def configure(env):
+    env.company.write(
+        {
+            "country_id": env.ref("base.fr").id,
+            "sms_funnel_sender_label": "ACME: ",
+            "sms_funnel_optout_mention": "STOP au 36111",
+            "sms_funnel_max_segments": 3,
+        }
+    )
+    env.company.partner_id.tz = "Europe/Paris"
+    if not env["res.lang"]._lang_get("fr_FR"):
+        env["res.lang"]._activate_lang("fr_FR")
+
+
+@tagged("post_install", "-at_install")
+class TestChunkedDispatch(TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        configure(cls.env)
+        cls.Trace = cls.env["sms.microfunnel.trace"]
+
+    def funnel_for(self, partners, body=BODY):
+        funnel = self.env["sms.microfunnel.campaign"].create(
+            {"name": f"Chunks {len(partners)}", "model_name": "res.partner"}
+        )
+        step = self.env["sms.microfunnel.step"].create(
+            {"campaign_id": funnel.id, "name": "Offer", "body": body}
+        )
+        funnel.action_start()
+        enrollments = funnel._enroll(partners)
+        return funnel, step, enrollments.trace_ids
+
+    def dispatch_counting(self, traces):
+        self.env.flush_all()
+        self.env.invalidate_all()
+        before = self.env.cr.sql_log_count
+        self.Trace._dispatch(traces, datetime(2026, 3, 10, 9, 0))
+        self.env.flush_all()
+        return self.env.cr.sql_log_count - before
+
+    def test_queries_per_chunk_do_not_grow_with_its_size(self):
+        """The same number of queries for 10 and for 100 recipients: nothing
+        is done per recipient (render, links, prices, languages, writes)."""
+        with freeze_time(TUESDAY_10H_PARIS):
+            small = make_audience(self.env, 10, "Small", start=0)
+            large = make_audience(self.env, 100, "Large", start=1000)
+            __, __, small_traces = self.funnel_for(small)
+            __, __, large_traces = self.funnel_for(large)
+            # warm the caches shared by every chunk (policies, prices…)
+            warm = make_audience(self.env, 3, "Warm", start=5000)
+            __, __, warm_traces = self.funnel_for(warm)
+            self.dispatch_counting(warm_traces)
+            small_queries = self.dispatch_counting(small_traces)
+            large_queries = self.dispatch_counting(large_traces)
+        self.assertEqual(set(small_traces.mapped("state")), {"queued"})
+        self.assertEqual(set(large_traces.mapped("state")), {"queued"})
+        self.assertEqual(large_queries, small_queries)
+        self.assertLess(large_queries, 60)
+
+    def test_enrolment_queries_do_not_grow_with_the_audience(self):
+        with freeze_time(TUESDAY_10H_PARIS):
+            warm = make_audience(self.env, 3, "Warm", start=5000)
+            small = make_audience(self.env, 10, "Small", start=0)
+            large = make_audience(self.env, 100, "Large", start=1000)
+            counts = []
+            # the first enrolment warms the caches shared by every enrolment
+            for partners in (warm, small, large):
+                funnel = self.env["sms.microfunnel.campaign"].create(
+                    {"name": "Enrol", "model_name": "res.partner"}
+                )
+                self.env["sms.microfunnel.step"].create(
+                    {"campaign_id": funnel.id, "name": "Offer", "body": BODY}
+                )
+                funnel.action_start()
+                self.env.flush_all()
+                self.env.invalidate_all()
+                before = self.env.cr.sql_log_count
+                enrollments = funnel._enroll(partners)
+                self.env.flush_all()
+                counts.append(self.env.cr.sql_log_count - before)
+                self.assertEqual(len(enrollments.trace_ids), len(partners))
+                self.assertEqual(
+                    set(enrollments.mapped("number")),
+                    set(partners.mapped("phone_sanitized")),
+                )
+                self.assertEqual(enrollments.trace_ids.company_id, self.env.company)
+        self.assertEqual(counts[1], counts[2])
+
+    def test_batch_composition_is_the_single_composition(self):
+        """Each SMS of a chunk reads exactly as ``_compose`` writes it for
+        that recipient alone (language, placeholders, links, sender, opt-out,
+        price), with the real ``/s/<sms id>`` suffix on its short link."""
+        with freeze_time(TUESDAY_10H_PARIS):
+            partners = make_audience(self.env, 6, "Compose")
+            __, __, traces = self.funnel_for(partners)
+            self.Trace._dispatch(traces, datetime(2026, 3, 10, 9, 0))
+        rules = self.env["sms.microfunnel.message.rules"]
+        codes = set()
+        for trace in traces:
+            partner = trace.enrollment_id._record()
+            alone = rules._compose(
+                BODY, record=partner, company=self.env.company, number=trace.number
+            )
+            expected = rules._add_recipient_suffix(alone["text"], trace.sms_id_int)
+            sms = self.env["sms.sms"].browse(trace.sms_id_int)
+            self.assertEqual(sms.body, expected)
+            self.assertEqual(trace.body, expected)
+            self.assertEqual(trace.cost, alone["cost"])
+            self.assertEqual(trace.segments, alone["segments"])
+            self.assertIn(f"/s/{sms.id}", sms.body)
+            self.assertEqual(sms.partner_id, partner)
+            self.assertEqual(sms.state, "outgoing")
+            self.assertEqual(sms.sms_tracker_id.sms_microfunnel_trace_id, trace)
+            codes.add(sms.body.split("/r/")[1].split("/s/")[0])
+            self.assertTrue(trace.first_attempt)
+            self.assertTrue(trace.send_hour)
+        self.assertEqual(len(codes), 1, "one link tracker for the step's link")
+        self.assertIn("Bonjour", traces[0].body)
+
+    def test_dispatch_jobs_run_every_minute_and_wake_together(self):
+        crons = self.Trace._dispatch_crons()
+        self.assertGreaterEqual(len(crons), 2, "a main job and a parallel worker")
+        for cron in crons:
+            self.assertEqual((cron.interval_number, cron.interval_type), (1, "minutes"))
+        with freeze_time(TUESDAY_10H_PARIS):
+            partners = make_audience(self.env, 2, "Wake")
+            self.funnel_for(partners)
+        triggers = self.env["ir.cron.trigger"].search([("cron_id", "in", crons.ids)])
+        self.assertEqual(triggers.cron_id, crons)
+
+
+@tagged("post_install", "-at_install")
+class TestChunkedDispatchLinks(HttpCase):
+    def test_recipient_suffix_resolves_through_the_click_route(self):
+        configure(self.env)
+        with freeze_time(TUESDAY_10H_PARIS):
+            partners = make_audience(self.env, 2, "Click")
+            funnel = self.env["sms.microfunnel.campaign"].create(
+                {"name": "Clicks", "model_name": "res.partner"}
+            )
+            self.env["sms.microfunnel.step"].create(
+                {"campaign_id": funnel.id, "name": "Offer", "body": BODY}
+            )
+            funnel.action_start()
+            traces = funnel._enroll(partners).trace_ids
+            self.env["sms.microfunnel.trace"]._dispatch(
+                traces, datetime(2026, 3, 10, 9, 0)
+            )
+        first, second = traces.sorted("id")
+        body = self.env["sms.sms"].browse(first.sms_id_int).body
+        path = "/r/" + body.split("/r/")[1].split()[0]
+        self.assertTrue(path.endswith(f"/s/{first.sms_id_int}"))
+        response = self.url_open(path, allow_redirects=False)
+        self.assertEqual(response.status_code, 301)
+        self.assertTrue(
+            response.headers["Location"].startswith("https://shop.example.com/offre"),
+            response.headers["Location"],
+        )
+        self.env.invalidate_all()
+        self.assertTrue(first.clicked_at, "the click reached this recipient's trace")
+        self.assertFalse(second.clicked_at, "and not the other recipient's")
+
+
+@tagged("post_install", "-at_install")
+class TestChunkedDispatchWorkers(BaseCase):
+    """Workers on their own database connections (committed data, cleaned up
+    after): exactly once with several workers, and resume after a crash."""
+
+    N = 30
+
+    def setUp(self):
+        super().setUp()
+        self.registry = Registry(get_db_name())
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            configure(env)
+            with freeze_time(TUESDAY_10H_PARIS):
+                partners = make_audience(env, self.N, "Worker", start=9000)
+                funnel = env["sms.microfunnel.campaign"].create(
+                    {"name": "Workers", "model_name": "res.partner"}
+                )
+                env["sms.microfunnel.step"].create(
+                    {"campaign_id": funnel.id, "name": "Offer", "body": BODY}
+                )
+                funnel.action_start()
+                funnel._enroll(partners)
+            self.funnel_id, self.partner_ids = funnel.id, partners.ids
+            self.numbers = partners.mapped("phone_sanitized")
+
+    def tearDown(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env["sms.sms"].search([("number", "in", self.numbers)]).unlink()
+            env["sms.microfunnel.campaign"].browse(self.funnel_id).unlink()
+            env["sms.microfunnel.consent.event"].search(
+                [("number", "in", self.numbers)]
+            ).with_context(sms_consent_erasure=True).unlink()
+            env["sms.microfunnel.consent"].search(
+                [("number", "in", self.numbers)]
+            ).unlink()
+            env["res.partner"].browse(self.partner_ids).unlink()
+        super().tearDown()
+
+    def run_workers(self, count, batch_size, patcher=None):
+        barrier = threading.Barrier(count)
+        errors = []
+
+        def worker(index):
+            try:
+                with self.registry.cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    barrier.wait(timeout=10)
+                    env["sms.microfunnel.trace"]._cron_dispatch(
+                        batch_size=batch_size + index, worker=index
+                    )
+            except Exception as error:  # noqa: BLE001 - reported by the test
+                errors.append(error)
+
+        with freeze_time(TUESDAY_10H_PARIS):
+            threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=120)
+        return errors
+
+    def outcome(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            sms = env["sms.sms"].search([("number", "in", self.numbers)])
+            traces = env["sms.microfunnel.trace"].search(
+                [("campaign_id", "=", self.funnel_id)]
+            )
+            trackers = env["sms.tracker"].search(
+                [("sms_microfunnel_trace_id", "in", traces.ids)]
+            )
+            return (
+                len(sms),
+                len(set(sms.mapped("number"))),
+                sorted(traces.mapped("state")),
+                len(trackers),
+                set(traces.mapped("sms_id_int")) == set(sms.ids),
+            )
+
+    def test_three_workers_queue_each_trace_exactly_once(self):
+        self.assertFalse(self.run_workers(3, batch_size=4))
+        count, numbers, states, trackers, linked = self.outcome()
+        self.assertEqual(count, self.N)
+        self.assertEqual(numbers, self.N, "one SMS per recipient")
+        self.assertEqual(set(states), {"queued"})
+        self.assertEqual(trackers, self.N)
+        self.assertTrue(linked)
+
+    def test_a_crashed_chunk_is_picked_up_again(self):
+        """A worker dies in its third chunk: the two chunks it committed stay
+        queued, the third is rolled back whole (no SMS, no tracker) and the
+        next run queues the rest, each trace once."""
+        Trace = self.registry["sms.microfunnel.trace"]
+        original = Trace._insert_sms
+        calls = []
+
+        def crash(self_, rows, company):
+            calls.append(len(rows))
+            if len(calls) == 3:
+                original(self_, rows, company)
+                raise RuntimeError("worker killed in the middle of a chunk")
+            return original(self_, rows, company)
+
+        with patch.object(Trace, "_insert_sms", crash):
+            errors = self.run_workers(1, batch_size=7)
+        self.assertEqual(len(errors), 1)
+        count, __, states, trackers, __ = self.outcome()
+        self.assertEqual(count, 14, "two committed chunks of 7")
+        self.assertEqual(states.count("queued"), 14)
+        self.assertEqual(states.count("scheduled"), self.N - 14)
+        self.assertEqual(trackers, 14)
+        self.assertFalse(self.run_workers(1, batch_size=7))
+        count, numbers, states, trackers, linked = self.outcome()
+        self.assertEqual((count, numbers, trackers), (self.N, self.N, self.N))
+        self.assertEqual(set(states), {"queued"})
+        self.assertTrue(linked)
