@@ -326,8 +326,15 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 30  # idle keep-alive connections are closed after this
 
+    # the whole answer (status line, headers, body) is buffered and leaves in
+    # one write, as a real HTTP server sends it: no small segment waits for
+    # the client's delayed ACK (Nagle) on a keep-alive connection
+    wbufsize = -1
+
     def setup(self):
         result = super().setup()
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.simulator._track_connection(self.connection, True)
         return result
 
@@ -822,9 +829,9 @@ class TwilioSimulator:
             handler.send_header("Twilio-Request-Id", _new_sid("RQ"))
             for name, value in (headers or {}).items():
                 handler.send_header(name, value)
-            handler.end_headers()
+            handler.end_headers()  # headers go to wfile's buffer, not out yet
             handler.wfile.write(body)
-            handler.wfile.flush()
+            handler.wfile.flush()  # one write: status line, headers and body
         except OSError:  # the client is gone (e.g. it timed out)
             handler.close_connection = True
 
