@@ -10,8 +10,12 @@ the destination's country, StatusCallback URL) and hands it a
   ``sms_microfunnel_twilio.api_base_url``, default ``https://api.twilio.com``);
 * posts ``MessagingServiceSid`` instead of ``From`` for a company that sends
   through its Messaging Service;
-* runs the creates concurrently on one pooled ``requests.Session`` and paces
-  them so that no 1-second window holds more than the company's cap;
+* runs the creates concurrently on keep-alive ``http.client`` connections
+  (a process-wide pool: a create costs a fraction of a ``requests`` call); each
+  create leaves at a departure time reserved in PostgreSQL
+  (:func:`reserve_slots`): the company's messages-per-second cap is one
+  budget shared by every worker, process and server on the database, spent
+  when the request leaves, not when a worker takes a slot;
 * retries a rate-limited create (HTTP 429 / Twilio 20429) after an exponential
   backoff with jitter, and a create that never reached Twilio;
 * reports a failure after the request may have reached Twilio as *ambiguous*:
@@ -21,20 +25,27 @@ Worker threads only do HTTP; everything that reads or writes the database runs
 in the calling thread.
 """
 
+import base64
+import http.client
+import json
 import logging
 import random
+import select
+import socket
+import ssl
 import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NewConnectionError
 
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 from odoo.addons.sms_twilio.tools.sms_api import SmsApiTwilio
 
@@ -44,14 +55,14 @@ TWILIO_API = "https://api.twilio.com"
 API_BASE_URL_PARAM = "sms_microfunnel_twilio.api_base_url"
 WORKERS_PARAM = "sms_microfunnel_twilio.max_workers"
 TIMEOUT_PARAM = "sms_microfunnel_twilio.timeout"
-DEFAULT_WORKERS = 16
+DEFAULT_WORKERS = 32
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MPS = 10
 
 # A slot of the pacer lasts this long: a little more than one second, so that
 # the jitter between taking a slot and the request reaching Twilio never puts
 # more than the cap in one second at Twilio's side.
-PACING_WINDOW = 1.02
+PACING_WINDOW = 1.04
 # Rate-limited creates are retried in the worker while the waits stay short;
 # beyond that the message is held and retried by the queue cron.
 INLINE_RETRIES = 3
@@ -77,6 +88,56 @@ HELD_STATES = {"twilio_retry": "retry", "twilio_ambiguous": "ambiguous"}
 
 _pacers = {}
 _pacers_lock = threading.Lock()
+
+# The shared sending schedule: per company, the next free departure time, in
+# seconds of PostgreSQL's clock (one clock for every server of the database).
+PACE_TABLE = "sms_microfunnel_twilio_pace"
+
+
+def create_pace_table(cr):
+    cr.execute(
+        SQL(
+            "CREATE TABLE IF NOT EXISTS %s ("
+            " company_id integer PRIMARY KEY,"
+            " next_slot double precision NOT NULL)",
+            SQL.identifier(PACE_TABLE),
+        )
+    )
+
+
+def reserve_slots(cr, company_id, count, rate):
+    """Reserve ``count`` departures for ``company_id`` at ``rate`` per second.
+
+    One statement in its own short transaction (``cr`` is committed): the
+    company's schedule moves forward by ``count / rate`` seconds from the later
+    of its end and now, so the departures of all workers of all servers follow
+    each other ``1 / rate`` seconds apart. Returns the departure times on this
+    process's ``time.monotonic()`` clock.
+    """
+    if count <= 0:
+        return []
+    rate = max(1, int(rate))
+    spacing = PACING_WINDOW / rate  # a hair over 1/rate: jitter stays under the cap
+    span = count * spacing
+    cr.execute(
+        SQL(
+            """
+            INSERT INTO %(table)s AS pace (company_id, next_slot)
+            VALUES (%(company)s, EXTRACT(EPOCH FROM clock_timestamp()) + %(span)s)
+            ON CONFLICT (company_id) DO UPDATE SET next_slot = GREATEST(
+                pace.next_slot, EXTRACT(EPOCH FROM clock_timestamp())
+            ) + %(span)s
+            RETURNING next_slot - %(span)s, EXTRACT(EPOCH FROM clock_timestamp())
+            """,
+            table=SQL.identifier(PACE_TABLE),
+            company=company_id,
+            span=span,
+        )
+    )
+    start, db_now = cr.fetchone()
+    cr.commit()
+    first = time.monotonic() + (start - db_now)
+    return [first + index * spacing for index in range(count)]
 
 
 def backoff_delay(attempt, retry_after=0.0, base=BACKOFF_BASE, cap=BACKOFF_CAP):
@@ -111,17 +172,124 @@ def _error_code(payload):
         return None
 
 
-def _never_sent(exc):
-    """True when ``exc`` proves the request never reached the server."""
-    if isinstance(
-        exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError
-    ):
+class NotSent(Exception):
+    """The request could not leave: no connection to the server."""
+
+
+class HttpResponse:
+    """What the result mapping reads of an answer (``requests``-like)."""
+
+    def __init__(self, status, headers, content):
+        self.status_code = status
+        self.headers = headers
+        self.content = content
+
+    @property
+    def ok(self):
+        return self.status_code < 400
+
+    @property
+    def text(self):
+        return self.content.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.content)
+
+
+class ConnectionPool:
+    """Idle keep-alive connections per (scheme, host, port), process-wide."""
+
+    def __init__(self, per_host=64):
+        self.per_host = per_host
+        self._lock = threading.Lock()
+        self._idle = {}
+
+    def get(self, scheme, host, port, timeout):
+        key = (scheme, host, port)
+        while True:
+            with self._lock:
+                idle = self._idle.get(key)
+                connection = idle.pop() if idle else None
+            if connection is None:
+                break
+            if not _dropped(connection):
+                connection.timeout = timeout
+                connection.sock.settimeout(timeout)
+                return connection, True
+            connection.close()
+        if scheme == "https":
+            connection = http.client.HTTPSConnection(
+                host, port, timeout=timeout, context=ssl.create_default_context()
+            )
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            connection.connect()
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:  # refused, unreachable, DNS, TLS, connect timeout
+            connection.close()
+            raise NotSent(f"{type(exc).__name__}: {exc}") from exc
+        return connection, False
+
+    def put(self, scheme, host, port, connection):
+        with self._lock:
+            idle = self._idle.setdefault((scheme, host, port), [])
+            if len(idle) < self.per_host:
+                idle.append(connection)
+                return
+        connection.close()
+
+
+def _dropped(connection):
+    """True when an idle connection was closed by the server (or has junk)."""
+    sock = connection.sock
+    if sock is None:
         return True
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError
-        return isinstance(reason, NewConnectionError)
-    return False
+    try:
+        readable, _w, _x = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+_connections = ConnectionPool()
+
+
+def http_post_form(url, data, auth, timeout, pool=_connections):
+    """POST ``data`` form-encoded on a pooled keep-alive connection.
+
+    :raises NotSent: when no connection could be made (nothing left)
+    :raises OSError, http.client.HTTPException: after the request may have
+        left (its outcome is unknown)
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    port = parts.port or (443 if scheme == "https" else 80)
+    host = parts.hostname
+    body = urlencode(data or {}, doseq=True).encode()
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Accept": "application/json",
+        "User-Agent": "sms_microfunnel_twilio",
+    }
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    connection, _reused = pool.get(scheme, host, port, timeout)
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        answer = connection.getresponse()
+        content = answer.read()
+    except BaseException:
+        connection.close()
+        raise
+    response = HttpResponse(answer.status, answer.headers, content)
+    if answer.will_close:
+        connection.close()
+    else:
+        pool.put(scheme, host, port, connection)
+    return response
 
 
 class Pacer:
@@ -181,10 +349,14 @@ class TwilioTransport:
         max_workers=DEFAULT_WORKERS,
         timeout=DEFAULT_TIMEOUT,
         messaging_service_sid=None,
+        slots=None,
     ):
         self.api_base_url = (api_base_url or TWILIO_API).rstrip("/")
         self.rate = max(1, int(rate or DEFAULT_MPS))
         self.pacer = pacer or Pacer()
+        # reserved departure times (monotonic), one per create, in post order;
+        # without them (or once used up) the process-wide pacer paces
+        self.slots = deque(slots or ())
         self.timeout = timeout
         self.messaging_service_sid = messaging_service_sid
         self.session = requests.Session()
@@ -221,23 +393,29 @@ class TwilioTransport:
 
     def post(self, url, data=None, auth=None, **_kwargs):
         """Queue one message create; the timeout is the transport's own."""
+        slot = self.slots.popleft() if self.slots else None
         return self.executor.submit(
-            self._create, self.url(url), self.message_data(data), auth
+            self._create, self.url(url), self.message_data(data), auth, slot
         )
 
-    def _create(self, url, data, auth):
+    def _create(self, url, data, auth, slot=None):
         outcome = Outcome("ambiguous", data=data, started_at=time.time())
         attempt = 0
         while True:
+            if slot is not None and attempt == 0:
+                # leave at the reserved departure time, not before
+                delay = slot - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            # and never more than the cap in any window of this process's
+            # departures (a late slot does not bunch up with the next ones)
             self.pacer.acquire(self.rate)
             outcome.posts += 1
             try:
-                response = self.session.post(
-                    url, data=data, auth=auth, timeout=self.timeout
-                )
-            except requests.exceptions.RequestException as exc:
+                response = http_post_form(url, data, auth, self.timeout)
+            except (NotSent, OSError, http.client.HTTPException) as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
-                if not _never_sent(exc):
+                if not isinstance(exc, NotSent):
                     # it may have reached Twilio: reconcile, never resend blindly
                     outcome.kind = "ambiguous"
                     return outcome
@@ -300,18 +478,26 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
         except ValueError:
             return default
 
-    def _sms_twilio_transport(self):
+    def _sms_twilio_transport(self, count=0):
+        """The transport of one send; ``count`` departures are reserved in
+        the company's shared schedule (see :func:`reserve_slots`)."""
         company = self._sms_twilio_company()
+        rate = company.sms_twilio_max_mps or DEFAULT_MPS
+        slots = ()
+        if count:
+            with self.env.registry.cursor() as cr:
+                slots = reserve_slots(cr, company.id, count, rate)
         base_url = self.env["ir.config_parameter"].sudo().get_param(API_BASE_URL_PARAM)
         return TwilioTransport(
             api_base_url=base_url or TWILIO_API,
-            rate=company.sms_twilio_max_mps or DEFAULT_MPS,
+            rate=rate,
             pacer=get_pacer((self.env.cr.dbname, company.id)),
             max_workers=max(
                 1, self._sms_twilio_param(WORKERS_PARAM, DEFAULT_WORKERS, int)
             ),
             timeout=max(0.1, self._sms_twilio_param(TIMEOUT_PARAM, DEFAULT_TIMEOUT)),
             messaging_service_sid=company._sms_twilio_sending_service_sid(),
+            slots=slots,
         )
 
     def _sms_twilio_auth(self):
@@ -332,7 +518,8 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
         """
         self._sms_twilio_company()._assert_twilio_sid()
         results, sent = [], []
-        with self._sms_twilio_transport() as transport:
+        count = sum(len(message.get("numbers") or []) for message in messages)
+        with self._sms_twilio_transport(count) as transport:
             for message in messages:
                 body = message.get("content") or ""
                 for number_info in message.get("numbers") or []:

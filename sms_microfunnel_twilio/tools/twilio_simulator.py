@@ -305,6 +305,9 @@ def _truthy(value):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # a listen backlog like a real server's: a burst of new keep-alive
+    # connections is not reset (socketserver's default is 5)
+    request_queue_size = 128
     simulator = None
 
     def handle_error(self, request, client_address):
