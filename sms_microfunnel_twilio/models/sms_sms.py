@@ -417,6 +417,19 @@ class SmsSms(models.Model):
         super().init()
         create_pace_table(self.env.cr)
 
+    def _register_hook(self):
+        """A server coming back (after a crash) wakes its cron threads at once
+        when SMS are queued or were being sent, instead of their first poll a
+        minute later."""
+        super()._register_hook()
+        cr = self.env.cr
+        cr.execute(
+            "SELECT 1 FROM sms_sms WHERE state IN ('outgoing', 'process') LIMIT 1"
+        )
+        if cr.fetchall():
+            # once the loading transaction commits
+            cr.postcommit.add(self.env["ir.cron"]._notifydb)
+
     @api.model
     def _process_queue(self):
         """Core's queue cron: Twilio SMS through the claiming sender (the
