@@ -249,9 +249,10 @@ def waiting_count(connection):
 
 
 def done_count(connection):
+    """Messages accepted by Twilio so far (their tracker has a SID)."""
     return query(
         connection,
-        "SELECT count(*) FROM sms_sms WHERE state NOT IN ('outgoing', 'process')",
+        "SELECT count(*) FROM sms_tracker WHERE sms_twilio_sid IS NOT NULL",
     )[0][0]
 
 
@@ -395,14 +396,10 @@ def main(argv=None):
     )
     print(f"reproduce with: {command.strip()}", flush=True)
     print(f"machine: {os.cpu_count()} cores, {os.getloadavg()[0]:.2f} load", flush=True)
-    database = smf.bench_database(
+    with smf.bench_database(
         args.db, keep=args.keep, addons=("sms_microfunnel_twilio",)
-    )
-    dbname = next(database)
-    try:
+    ) as dbname:
         figures = run(args, dbname)
-    finally:
-        database.close()
     report(figures)
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     ok = not figures["duplicates"] and not figures["lost"] and not figures["left_waiting"]

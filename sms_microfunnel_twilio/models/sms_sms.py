@@ -33,14 +33,17 @@ The queue cron (``_process_queue``) releases due holds before sending.
 
 import logging
 import random
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
 import psycopg2.errors
 
-from odoo import api, fields, models
+from odoo import api, fields, models, sql_db
 from odoo.exceptions import UserError
-from odoo.tools import SQL
+from odoo.tools import SQL, config
+
+from odoo.addons.base.models.ir_cron import ODOO_NOTIFY_FUNCTION
 
 from ..tools.sms_api import (
     DEFAULT_MPS,
@@ -76,6 +79,24 @@ DELIVERY_FAILURE_TYPES = [
     ("sms_not_delivered", "Not Delivered"),
     ("sms_rejected", "Rejected"),
 ]
+
+
+def _wake_cron_threads(dbname, delays=(3, 7, 20)):
+    """NOTIFY the cron threads of this server (and the others) of ``dbname``."""
+    for delay in delays:
+        time.sleep(delay)
+        try:
+            with sql_db.db_connect("postgres").cursor() as cr:
+                cr.execute(
+                    SQL(
+                        "SELECT %s('cron_trigger', %s)",
+                        SQL.identifier(ODOO_NOTIFY_FUNCTION),
+                        dbname,
+                    )
+                )
+        except Exception:  # noqa: BLE001 - a shutdown meanwhile: nothing to wake
+            _logger.debug("Could not wake the cron threads of %s", dbname, exc_info=True)
+            return
 
 
 class SmsSms(models.Model):
@@ -422,13 +443,21 @@ class SmsSms(models.Model):
         when SMS are queued or were being sent, instead of their first poll a
         minute later."""
         super()._register_hook()
+        if config["stop_after_init"] or config["test_enable"]:
+            return
         cr = self.env.cr
         cr.execute(
             "SELECT 1 FROM sms_sms WHERE state IN ('outgoing', 'process') LIMIT 1"
         )
         if cr.fetchall():
-            # once the loading transaction commits
-            cr.postcommit.add(self.env["ir.cron"]._notifydb)
+            # the server loads its registries before its cron threads listen:
+            # notify them a little later
+            threading.Thread(
+                target=_wake_cron_threads,
+                args=(cr.dbname,),
+                name="sms-twilio-wake-crons",
+                daemon=True,
+            ).start()
 
     @api.model
     def _process_queue(self):
@@ -499,6 +528,7 @@ class SmsSms(models.Model):
         while True:
             claim = self._sms_twilio_claim(chunk)
             if not claim:
+                self._sms_twilio_trigger_next_hold()
                 return False
             key, records = claim
             if not woken and len(records) == chunk:
@@ -516,6 +546,26 @@ class SmsSms(models.Model):
                 self._sms_twilio_unlock_claim(key)
             if not time_left:
                 return True
+
+    def _sms_twilio_trigger_next_hold(self):
+        """Run this cron again when the next hold (an orphan's grace, a retry)
+        falls due within its regular minute, not a minute late."""
+        cron_id = self.env.context.get("cron_id")
+        if not cron_id:
+            return
+        self.env.cr.execute(
+            """
+            SELECT min(sms_twilio_hold_until) FROM sms_sms
+            WHERE state = 'process' AND sms_twilio_hold IS NOT NULL
+              AND sms_twilio_hold_until > (now() at time zone 'UTC')
+              AND sms_twilio_hold_until < (now() at time zone 'UTC') + interval '1 minute'
+            """
+        )
+        at = self.env.cr.fetchone()[0]
+        if at:
+            self.env["ir.cron"].sudo().browse(cron_id)._trigger(
+                at=at + timedelta(seconds=1)
+            )
 
     def _sms_twilio_lock_claim(self, key):
         """Lock claim ``key`` (session level: it survives the commits of this
