@@ -286,6 +286,7 @@ def run(args, dbname, out=say):  # noqa: C901 - one scenario, read top-down
         line = next(ln for ln in stdout.splitlines() if ln.startswith("KILL-UUIDS "))
         uuids = json.loads(line.split(" ", 1)[1])
         db = connect(dbname)
+        baseline = done_count(db)
         started = time.monotonic()
         deadline = started + args.timeout
         restarts = []  # (server, start wall time)
@@ -309,7 +310,7 @@ def run(args, dbname, out=say):  # noqa: C901 - one scenario, read top-down
             kills += 1
             out(
                 f"  kill {kills}: server {victim.number} (SIGKILL), "
-                f"{done_count(db)} of {len(uuids)} done so far"
+                f"{done_count(db) - baseline} of {len(uuids)} sent so far"
             )
             victim.start()
             restarts.append((victim.number, victim.started))

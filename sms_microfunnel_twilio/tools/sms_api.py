@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode, urlsplit
 
+import psycopg2.errors
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -119,21 +120,29 @@ def reserve_slots(cr, company_id, count, rate):
     rate = max(1, int(rate))
     spacing = PACING_WINDOW / rate  # a hair over 1/rate: jitter stays under the cap
     span = count * spacing
-    cr.execute(
-        SQL(
-            """
-            INSERT INTO %(table)s AS pace (company_id, next_slot)
-            VALUES (%(company)s, EXTRACT(EPOCH FROM clock_timestamp()) + %(span)s)
-            ON CONFLICT (company_id) DO UPDATE SET next_slot = GREATEST(
-                pace.next_slot, EXTRACT(EPOCH FROM clock_timestamp())
-            ) + %(span)s
-            RETURNING next_slot - %(span)s, EXTRACT(EPOCH FROM clock_timestamp())
-            """,
-            table=SQL.identifier(PACE_TABLE),
-            company=company_id,
-            span=span,
-        )
+    query = SQL(
+        """
+        INSERT INTO %(table)s AS pace (company_id, next_slot)
+        VALUES (%(company)s, EXTRACT(EPOCH FROM clock_timestamp()) + %(span)s)
+        ON CONFLICT (company_id) DO UPDATE SET next_slot = GREATEST(
+            pace.next_slot, EXTRACT(EPOCH FROM clock_timestamp())
+        ) + %(span)s
+        RETURNING next_slot - %(span)s, EXTRACT(EPOCH FROM clock_timestamp())
+        """,
+        table=SQL.identifier(PACE_TABLE),
+        company=company_id,
+        span=span,
     )
+    for attempt in range(20):
+        try:
+            cr.execute(query, log_exceptions=False)
+            break
+        except psycopg2.errors.SerializationFailure:
+            # another sender moved the schedule after our snapshot: again
+            cr.rollback()
+            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+    else:
+        cr.execute(query)
     start, db_now = cr.fetchone()
     cr.commit()
     first = time.monotonic() + (start - db_now)
