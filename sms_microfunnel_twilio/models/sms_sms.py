@@ -464,14 +464,14 @@ class SmsSms(models.Model):
         """Core's queue cron: Twilio SMS through the claiming sender (the
         sender crons are woken up to help), the other providers as core does."""
         more = self._sms_twilio_send_queue(wake_workers=True)
-        more = self._sms_process_other_providers() or more
-        self.env["ir.cron"]._commit_progress(remaining=1 if more else 0)
+        if self._sms_process_other_providers() or more:
+            self.env["ir.cron"]._commit_progress(remaining=1)  # run again soon
 
     @api.model
     def _sms_twilio_cron_send(self):
         """One of the "Twilio sender" crons (one parallel worker each)."""
-        more = self._sms_twilio_send_queue()
-        self.env["ir.cron"]._commit_progress(remaining=1 if more else 0)
+        if self._sms_twilio_send_queue():
+            self.env["ir.cron"]._commit_progress(remaining=1)  # run again soon
 
     @api.model
     def _sms_twilio_queue_sql(self, twilio=True):
@@ -521,8 +521,8 @@ class SmsSms(models.Model):
         """Claim, send and commit chunks until the queue is empty or the cron's
         time is up; True when work is left."""
         self = self.sudo()
-        self._sms_twilio_release_holds()
-        self.env["ir.cron"]._commit_progress()
+        if self._sms_twilio_release_holds():
+            self.env["ir.cron"]._commit_progress()
         chunk = self._sms_twilio_chunk_size()
         woken = not wake_workers
         while True:
