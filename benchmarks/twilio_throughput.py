@@ -75,7 +75,7 @@ def parse_args(argv=None):
         help="core, per latency (it is slow at 50 ms)",
     )
     parser.add_argument("--mps", type=int, default=5000, help="cap of the runs")
-    parser.add_argument("--workers", type=int, default=32, help="our HTTP threads")
+    parser.add_argument("--workers", type=int, default=64, help="our HTTP threads")
     parser.add_argument("--pace-mps", type=int, default=50)
     parser.add_argument("--pace-messages", type=int, default=1500)
     parser.add_argument("--pace-latency", type=float, default=0.05)

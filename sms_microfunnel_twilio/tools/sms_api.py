@@ -56,7 +56,7 @@ TWILIO_API = "https://api.twilio.com"
 API_BASE_URL_PARAM = "sms_microfunnel_twilio.api_base_url"
 WORKERS_PARAM = "sms_microfunnel_twilio.max_workers"
 TIMEOUT_PARAM = "sms_microfunnel_twilio.timeout"
-DEFAULT_WORKERS = 32
+DEFAULT_WORKERS = 64
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MPS = 10
 
@@ -326,6 +326,26 @@ class Pacer:
                 time.sleep(self.window - (now - self._slots[-rate]))
 
 
+_executor = None
+_executor_lock = threading.Lock()
+# senders of one process share the threads: room for a few at full width
+EXECUTOR_SENDERS = 2
+
+
+def shared_executor(max_workers):
+    """The process-wide pool of HTTP threads (started once, not per send)."""
+    global _executor  # noqa: PLW0603 - one pool per process
+    size = max_workers * EXECUTOR_SENDERS
+    with _executor_lock:
+        if _executor is None or _executor._max_workers < size:
+            old, _executor = _executor, ThreadPoolExecutor(
+                max_workers=size, thread_name_prefix="twilio-sms"
+            )
+            if old is not None:
+                old.shutdown(wait=False)
+        return _executor
+
+
 def get_pacer(key):
     """The process-wide pacer of one sending company (``key``)."""
     with _pacers_lock:
@@ -372,9 +392,7 @@ class TwilioTransport:
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max_workers)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.executor = ThreadPoolExecutor(
-            max_workers=max(1, max_workers), thread_name_prefix="twilio-sms"
-        )
+        self.executor = shared_executor(max(1, max_workers))
 
     def __enter__(self):
         return self
@@ -383,7 +401,7 @@ class TwilioTransport:
         self.close()
 
     def close(self):
-        self.executor.shutdown(wait=True)
+        # the executor is shared: its threads live on for the next send
         self.session.close()
 
     def url(self, url):
