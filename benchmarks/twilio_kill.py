@@ -260,7 +260,7 @@ def say(message):
     print(message, flush=True)
 
 
-def run(args, dbname, out=say):  # noqa: C901 - one scenario, read top-down
+def run(args, dbname, out=say):
     rng = random.Random(args.seed)
     sim = Simulator(args.latency)
     log_dir = tempfile.mkdtemp(prefix="smf-kill-")
@@ -403,7 +403,11 @@ def main(argv=None):
         figures = run(args, dbname)
     report(figures)
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
-    ok = not figures["duplicates"] and not figures["lost"] and not figures["left_waiting"]
+    ok = (
+        not figures["duplicates"]
+        and not figures["lost"]
+        and not figures["left_waiting"]
+    )
     return 0 if ok else 1
 
 

@@ -356,8 +356,7 @@ def run(args, dbname):
                         str(prefix),
                     )
                     label = (
-                        f"pacing, {count} server(s), "
-                        f"{args.pace_latency * 1000:.0f} ms"
+                        f"pacing, {count} server(s), {args.pace_latency * 1000:.0f} ms"
                     )
                     print(line(label, pace, args.pace_mps), flush=True)
             finally:

@@ -94,8 +94,10 @@ def _wake_cron_threads(dbname, delays=(3, 7, 20)):
                         dbname,
                     )
                 )
-        except Exception:  # noqa: BLE001 - a shutdown meanwhile: nothing to wake
-            _logger.debug("Could not wake the cron threads of %s", dbname, exc_info=True)
+        except Exception:
+            _logger.debug(
+                "Could not wake the cron threads of %s", dbname, exc_info=True
+            )
             return
 
 
@@ -435,8 +437,9 @@ class SmsSms(models.Model):
     # -- the queue: claiming workers ----------------------------------------------
 
     def init(self):
-        super().init()
+        result = super().init()
         create_pace_table(self.env.cr)
+        return result
 
     def _register_hook(self):
         """A server coming back (after a crash) wakes its cron threads at once
@@ -498,7 +501,11 @@ class SmsSms(models.Model):
         """Core's ``_process_queue`` for the SMS of non-Twilio companies."""
         batch_size = self._get_send_batch_size()
         self.env.cr.execute(
-            SQL("%s ORDER BY sms.id LIMIT %s", self._sms_twilio_queue_sql(False), batch_size)
+            SQL(
+                "%s ORDER BY sms.id LIMIT %s",
+                self._sms_twilio_queue_sql(False),
+                batch_size,
+            )
         )
         records = self.browse([row[0] for row in self.env.cr.fetchall()])
         records = records.try_lock_for_update()
@@ -520,15 +527,15 @@ class SmsSms(models.Model):
     def _sms_twilio_send_queue(self, wake_workers=False):
         """Claim, send and commit chunks until the queue is empty or the cron's
         time is up; True when work is left."""
-        self = self.sudo()
-        if self._sms_twilio_release_holds():
+        sms_sudo = self.sudo()
+        if sms_sudo._sms_twilio_release_holds():
             self.env["ir.cron"]._commit_progress()
-        chunk = self._sms_twilio_chunk_size()
+        chunk = sms_sudo._sms_twilio_chunk_size()
         woken = not wake_workers
         while True:
-            claim = self._sms_twilio_claim(chunk)
+            claim = sms_sudo._sms_twilio_claim(chunk)
             if not claim:
-                self._sms_twilio_trigger_next_hold()
+                sms_sudo._sms_twilio_trigger_next_hold()
                 return False
             key, records = claim
             if not woken and len(records) == chunk:
@@ -543,7 +550,7 @@ class SmsSms(models.Model):
                 records._sms_twilio_send_claimed(key)
                 time_left = self.env["ir.cron"]._commit_progress(len(records))
             finally:
-                self._sms_twilio_unlock_claim(key)
+                sms_sudo._sms_twilio_unlock_claim(key)
             if not time_left:
                 return True
 
@@ -558,7 +565,8 @@ class SmsSms(models.Model):
             SELECT min(sms_twilio_hold_until) FROM sms_sms
             WHERE state = 'process' AND sms_twilio_hold IS NOT NULL
               AND sms_twilio_hold_until > (now() at time zone 'UTC')
-              AND sms_twilio_hold_until < (now() at time zone 'UTC') + interval '1 minute'
+              AND sms_twilio_hold_until
+                  < (now() at time zone 'UTC') + interval '1 minute'
             """
         )
         at = self.env.cr.fetchone()[0]
@@ -581,7 +589,7 @@ class SmsSms(models.Model):
             return
         try:
             cr.execute("SELECT pg_advisory_unlock(%s, %s)", (CLAIM_LOCK_CLASS, key))
-        except Exception:  # an aborted transaction: roll back, then unlock
+        except psycopg2.Error:  # an aborted transaction: roll back, then unlock
             cr.rollback()
             cr.execute("SELECT pg_advisory_unlock(%s, %s)", (CLAIM_LOCK_CLASS, key))
 
@@ -658,9 +666,7 @@ class SmsSms(models.Model):
 
     def _sms_twilio_send_claimed(self, key):
         """Send claimed rows; rows of this claim without a result are ambiguous."""
-        self.with_context(sms_twilio_claim=key)._send(
-            unlink_failed=False, unlink_sent=True, raise_exception=False
-        )
+        self._send(unlink_failed=False, unlink_sent=True, raise_exception=False)
         self.env.flush_all()
         left = self.search(
             [

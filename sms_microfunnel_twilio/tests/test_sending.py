@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Sending through Twilio against the loopback Twilio simulator (real HTTP)."""
 
+import itertools
 import time
 from datetime import timedelta
 from unittest.mock import patch
@@ -420,8 +421,9 @@ class TestTwilioClaimedQueue(TwilioSimulatorCase):
         self.assertTrue(marks, "the claim is committed")
         rows, creates = marks[0]
         self.assertEqual(creates, 0, "committed before any request left")
-        self.assertEqual({(state, hold) for state, hold, _claim in rows},
-                         {("process", "sending")})
+        self.assertEqual(
+            {(state, hold) for state, hold, _claim in rows}, {("process", "sending")}
+        )
         self.assertTrue(all(claim for _state, _hold, claim in rows))
         rows, creates = log[-1]
         self.assertEqual(creates, 2)
@@ -531,7 +533,7 @@ class TestTwilioClaimedQueue(TwilioSimulatorCase):
             second = reserve_slots(cr, company, 10, 50)
         spacing = PACING_WINDOW / 50
         for slots in (first, second):
-            gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
+            gaps = [b - a for a, b in itertools.pairwise(slots)]
             self.assertTrue(all(abs(gap - spacing) < 1e-6 for gap in gaps))
         # the second sender starts where the first one's departures end
         self.assertAlmostEqual(second[0] - first[-1], spacing, delta=0.01)

@@ -144,7 +144,8 @@ def reserve_slots(cr, company_id, count, rate):
     else:
         cr.execute(query)
     start, db_now = cr.fetchone()
-    cr.commit()
+    # its own short transaction: the schedule row must not stay locked
+    cr.commit()  # pylint: disable=invalid-commit
     first = time.monotonic() + (start - db_now)
     return [first + index * spacing for index in range(count)]
 
@@ -334,12 +335,13 @@ EXECUTOR_SENDERS = 2
 
 def shared_executor(max_workers):
     """The process-wide pool of HTTP threads (started once, not per send)."""
-    global _executor  # noqa: PLW0603 - one pool per process
+    global _executor
     size = max_workers * EXECUTOR_SENDERS
     with _executor_lock:
         if _executor is None or _executor._max_workers < size:
-            old, _executor = _executor, ThreadPoolExecutor(
-                max_workers=size, thread_name_prefix="twilio-sms"
+            old, _executor = (
+                _executor,
+                ThreadPoolExecutor(max_workers=size, thread_name_prefix="twilio-sms"),
             )
             if old is not None:
                 old.shutdown(wait=False)
