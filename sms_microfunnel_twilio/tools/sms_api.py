@@ -265,8 +265,11 @@ def _dropped(connection):
 _connections = ConnectionPool()
 
 
-def http_post_form(url, data, auth, timeout, pool=_connections):
+def http_post_form(url, data, auth, timeout, pool=_connections, before_send=None):
     """POST ``data`` form-encoded on a pooled keep-alive connection.
+
+    ``before_send()`` is called once everything is ready, just before the
+    request is written: the pacing waits there, as close to departure as can be.
 
     :raises NotSent: when no connection could be made (nothing left)
     :raises OSError, http.client.HTTPException: after the request may have
@@ -287,6 +290,15 @@ def http_post_form(url, data, auth, timeout, pool=_connections):
         headers["Authorization"] = f"Basic {token}"
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     connection, _reused = pool.get(scheme, host, port, timeout)
+    if before_send is not None:
+        try:
+            before_send()
+        except BaseException:
+            pool.put(scheme, host, port, connection)
+            raise
+        if _dropped(connection):  # closed by the server while we waited
+            connection.close()
+            connection, _reused = pool.get(scheme, host, port, timeout)
     try:
         connection.request("POST", path, body=body, headers=headers)
         answer = connection.getresponse()
@@ -431,17 +443,23 @@ class TwilioTransport:
         outcome = Outcome("ambiguous", data=data, started_at=time.time())
         attempt = 0
         while True:
-            if slot is not None and attempt == 0:
-                # leave at the reserved departure time, not before
-                delay = slot - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            # and never more than the cap in any window of this process's
-            # departures (a late slot does not bunch up with the next ones)
-            self.pacer.acquire(self.rate)
+            first = slot is not None and attempt == 0
+
+            def wait_for_departure(first=first):
+                if first:
+                    # leave at the reserved departure time, not before
+                    delay = slot - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                # and never more than the cap in any window of this process's
+                # departures (a late slot does not bunch up with the next ones)
+                self.pacer.acquire(self.rate)
+
             outcome.posts += 1
             try:
-                response = http_post_form(url, data, auth, self.timeout)
+                response = http_post_form(
+                    url, data, auth, self.timeout, before_send=wait_for_departure
+                )
             except (NotSent, OSError, http.client.HTTPException) as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
                 if not isinstance(exc, NotSent):

@@ -350,6 +350,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         _logger.debug("Twilio simulator: " + fmt, *args)
 
+    def parse_request(self):
+        # a request is recorded at the time its first line arrived, before
+        # its headers and body are read and parsed
+        self.arrived = (time.monotonic(), time.time())
+        return super().parse_request()
+
     def _dispatch(self):
         self.server.simulator._handle(self)
 
@@ -734,6 +740,7 @@ class TwilioSimulator:
 
     def _handle(self, handler):
         stop = self._stop
+        arrived = getattr(handler, "arrived", None) or (time.monotonic(), time.time())
         parts = urlsplit(handler.path)
         try:
             length = int(handler.headers.get("Content-Length") or 0)
@@ -774,8 +781,8 @@ class TwilioSimulator:
         elif instance and method == "GET":
             kind = "fetch"
         entry = {
-            "time": time.monotonic(),
-            "wall_time": time.time(),
+            "time": arrived[0],
+            "wall_time": arrived[1],
             "method": method,
             "path": parts.path,
             "query": query,
