@@ -537,7 +537,7 @@ class SmsSms(models.Model):
             if not claim:
                 sms_sudo._sms_twilio_trigger_next_hold()
                 return False
-            key, records = claim
+            key, records, groups = claim
             if not woken and len(records) == chunk:
                 # more than one chunk queued: the other workers help
                 for xmlid in SENDER_CRONS:
@@ -547,7 +547,7 @@ class SmsSms(models.Model):
                 woken = True
             try:
                 self.env["ir.cron"]._commit_progress()  # the mark, before sending
-                records._sms_twilio_send_claimed(key)
+                records._sms_twilio_send_claimed(key, groups)
                 time_left = self.env["ir.cron"]._commit_progress(len(records))
             finally:
                 sms_sudo._sms_twilio_unlock_claim(key)
@@ -597,8 +597,9 @@ class SmsSms(models.Model):
     def _sms_twilio_claim(self, limit):
         """Mark up to ``limit`` queued Twilio SMS as being sent by this worker.
 
-        :return: ``(claim key, records)`` or None when nothing is queued; the
-            caller commits, sends, commits and unlocks the key.
+        :return: ``(claim key, records, [(company, its records)])`` or None
+            when nothing is queued; the caller commits, sends, commits and
+            unlocks the key.
         """
         crash_grace = self._sms_twilio_crash_grace()
         self.env.flush_all()
@@ -628,21 +629,28 @@ class SmsSms(models.Model):
                 "sms_twilio_attempt_at",
             ]
         )
-        records = self.browse(ids)
-        for company, company_records in records.grouped(
-            lambda s: s._get_sms_company()
-        ).items():
-            company_records._sms_twilio_ensure_trackers(company)
-        return key, records
+        records = self.browse(sorted(ids))
+        companies = self.env["res.company"].sudo()
+        groups = []
+        for company_id in sorted(set(ids.values())):
+            company = companies.browse(company_id)
+            group = self.browse(sorted(i for i, c in ids.items() if c == company_id))
+            group._sms_twilio_ensure_trackers(company)
+            groups.append((company, group))
+        return key, records, groups
 
     def _sms_twilio_claim_rows(self, key, crash_grace, limit):
         self.env.cr.execute(
             SQL(
                 """
                 WITH claimed AS (  -- a CTE: locked and limited once
-                    SELECT id FROM sms_sms WHERE id IN (%(queued)s)
-                    ORDER BY id LIMIT %(limit)s
-                    FOR UPDATE SKIP LOCKED
+                    SELECT sms.id, COALESCE(message.record_company_id,
+                        sms.record_company_id, %(default)s) AS company_id
+                    FROM sms_sms sms
+                    LEFT JOIN mail_message message ON message.id = sms.mail_message_id
+                    WHERE sms.id IN (%(queued)s)
+                    ORDER BY sms.id LIMIT %(limit)s
+                    FOR UPDATE OF sms SKIP LOCKED
                 )
                 UPDATE sms_sms SET state = 'process',
                     sms_twilio_hold = 'sending',
@@ -653,20 +661,27 @@ class SmsSms(models.Model):
                         sms_twilio_attempt_at, now() at time zone 'UTC')
                 FROM claimed
                 WHERE sms_sms.id = claimed.id AND sms_sms.state = 'outgoing'
-                RETURNING sms_sms.id
+                RETURNING sms_sms.id, claimed.company_id
                 """,
                 key=key,
                 grace=crash_grace,
                 queued=self._sms_twilio_queue_sql(),
                 limit=limit,
+                default=self.env.company.id,
             ),
             log_exceptions=False,
         )
-        return sorted(row[0] for row in self.env.cr.fetchall())
+        return dict(self.env.cr.fetchall())
 
-    def _sms_twilio_send_claimed(self, key):
-        """Send claimed rows; rows of this claim without a result are ambiguous."""
-        self._send(unlink_failed=False, unlink_sent=True, raise_exception=False)
+    def _sms_twilio_send_claimed(self, key, groups):
+        """Send claimed rows (``groups``: [(company, its rows)]); rows of this
+        claim left without a result are ambiguous."""
+        for company, group in groups:
+            sms_api = company._get_sms_api_class()(self.env)
+            sms_api._set_company(company)
+            group.with_context(sms_api=sms_api)._send(
+                unlink_failed=False, unlink_sent=True, raise_exception=False
+            )
         self.env.flush_all()
         left = self.search(
             [

@@ -461,7 +461,8 @@ class TestTwilioClaimedQueue(TwilioSimulatorCase):
         for number in numbers:
             records |= self.queue(number, body=f"Offre pour {number}")
         Sms = self.env["sms.sms"].sudo()
-        key, claimed = Sms._sms_twilio_claim(10)
+        key, claimed, groups = Sms._sms_twilio_claim(10)
+        self.assertEqual(groups, [(self.company, records)])
         self.assertEqual(claimed, records)
         self.env.invalidate_all()
         return key, records
