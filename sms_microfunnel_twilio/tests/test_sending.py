@@ -16,6 +16,7 @@ from odoo.addons.sms_microfunnel_twilio.models.sms_sms import (
     CLAIM_LOCK_CLASS,
     SENDER_CRONS,
 )
+from odoo.addons.sms_microfunnel_twilio.tools import sms_api
 from odoo.addons.sms_microfunnel_twilio.tools.sms_api import (
     API_BASE_URL_PARAM,
     PACING_WINDOW,
@@ -555,3 +556,25 @@ class TestTwilioClaimedQueue(TwilioSimulatorCase):
         self.env.invalidate_all()
         self.assertEqual(set(records.mapped("state")), {"pending"})
         self.assertEqual(len(self.sim.creates()), 2)
+
+    def test_late_departure_gets_a_new_slot_never_sent_twice(self):
+        """A create that missed its departure time by more than the tolerance
+        is not sent late (it would bunch up with other senders' departures):
+        it gets a new departure time, and leaves once."""
+        real = sms_api.reserve_slots
+        calls = []
+
+        def reserve(cr, company_id, count, rate):
+            slots = real(cr, company_id, count, rate)
+            calls.append(count)
+            if len(calls) == 1:  # the machine stalled: already 1 s late
+                return [slot - 1.0 for slot in slots]
+            return slots
+
+        records = self.queue(ALICE) | self.queue(BOB)
+        with patch.object(sms_api, "reserve_slots", reserve):
+            self.send(records)
+        self.assertEqual(calls, [2, 2], "the late ones reserved new slots")
+        self.assertEqual(set(records.mapped("state")), {"pending"})
+        self.assertEqual(len(self.sim.posts_to(ALICE)), 1)
+        self.assertEqual(len(self.sim.posts_to(BOB)), 1)

@@ -64,6 +64,11 @@ DEFAULT_MPS = 10
 # the jitter between taking a slot and the request reaching Twilio never puts
 # more than the cap in one second at Twilio's side.
 PACING_WINDOW = 1.04
+# A create that could not leave within this many seconds of its reserved
+# departure (machine busy) asks for a new one instead of bunching up with the
+# departures of other senders: at most this much of a second's budget overlaps.
+LATE_TOLERANCE = 0.04
+LATE_ROUNDS = 3
 # Rate-limited creates are retried in the worker while the waits stay short;
 # beyond that the message is held and retried by the queue cron.
 INLINE_RETRIES = 3
@@ -184,6 +189,10 @@ def _error_code(payload):
 
 class NotSent(Exception):
     """The request could not leave: no connection to the server."""
+
+
+class Late(Exception):
+    """The request missed its departure time: it needs a new one."""
 
 
 class HttpResponse:
@@ -338,6 +347,15 @@ class Pacer:
                     return now
                 time.sleep(self.window - (now - self._slots[-rate]))
 
+    def record(self):
+        """Note a departure paced elsewhere (the shared schedule), so that the
+        retries paced here count it."""
+        with self._lock:
+            now = time.monotonic()
+            while self._slots and now - self._slots[0] >= self.window:
+                self._slots.popleft()
+            self._slots.append(now)
+
 
 _executor = None
 _executor_lock = threading.Lock()
@@ -370,8 +388,10 @@ def get_pacer(key):
 class Outcome:
     """What happened to one create request, decided in a worker thread."""
 
-    kind: str  # response | not_sent | rate_limited | ambiguous
+    kind: str  # response | not_sent | rate_limited | ambiguous | late
     data: dict = field(default_factory=dict)
+    url: str = ""
+    auth: object = None
     response: object = None
     error: str = ""
     started_at: float = 0.0  # wall clock (time.time()) of the first attempt
@@ -432,34 +452,46 @@ class TwilioTransport:
             data["MessagingServiceSid"] = self.messaging_service_sid
         return data
 
-    def post(self, url, data=None, auth=None, **_kwargs):
-        """Queue one message create; the timeout is the transport's own."""
+    def post(self, url, data=None, auth=None, late_ok=False, **_kwargs):
+        """Queue one message create; the timeout is the transport's own.
+
+        Unless ``late_ok``, a create that misses its reserved departure by more
+        than ``LATE_TOLERANCE`` ends as ``late`` without being sent."""
         slot = self.slots.popleft() if self.slots else None
         return self.executor.submit(
-            self._create, self.url(url), self.message_data(data), auth, slot
+            self._create, self.url(url), self.message_data(data), auth, slot, late_ok
         )
 
-    def _create(self, url, data, auth, slot=None):
-        outcome = Outcome("ambiguous", data=data, started_at=time.time())
+    def _create(self, url, data, auth, slot=None, late_ok=False):
+        outcome = Outcome(
+            "ambiguous", data=data, url=url, auth=auth, started_at=time.time()
+        )
         attempt = 0
         while True:
             first = slot is not None and attempt == 0
 
             def wait_for_departure(first=first):
-                if first:
-                    # leave at the reserved departure time, not before
-                    delay = slot - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                # and never more than the cap in any window of this process's
-                # departures (a late slot does not bunch up with the next ones)
-                self.pacer.acquire(self.rate)
+                if not first:  # a retry: paced by this process
+                    self.pacer.acquire(self.rate)
+                    return
+                # leave at the reserved departure time, not before, and not
+                # much after either (it would bunch up with the next ones)
+                delay = slot - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                elif not late_ok and -delay > LATE_TOLERANCE:
+                    raise Late()
+                self.pacer.record()
 
             outcome.posts += 1
             try:
                 response = http_post_form(
                     url, data, auth, self.timeout, before_send=wait_for_departure
                 )
+            except Late:
+                outcome.kind = "late"  # nothing left: a new departure time
+                outcome.posts -= 1
+                return outcome
             except (NotSent, OSError, http.client.HTTPException) as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
                 if not isinstance(exc, NotSent):
@@ -586,6 +618,7 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
                         continue
                     sent.append((uuid, future))
             outcomes = {uuid: self._sms_twilio_outcome(future) for uuid, future in sent}
+            self._sms_twilio_resend_late(transport, outcomes)
             sent_results = [
                 self._sms_twilio_result(uuid, outcome)
                 for uuid, outcome in outcomes.items()
@@ -618,6 +651,37 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
                 result = {**result, "state": "server_error"}
             final.append(result)
         return final
+
+    def _sms_twilio_resend_late(self, transport, outcomes):
+        """Creates that missed their departure (nothing was sent) get new
+        departure times from the shared schedule, in the calling thread; in
+        the last round they leave paced by this process only."""
+        company = self._sms_twilio_company()
+        for round_ in range(LATE_ROUNDS):
+            late = [
+                uuid for uuid, outcome in outcomes.items() if outcome.kind == "late"
+            ]
+            if not late:
+                return
+            last = round_ == LATE_ROUNDS - 1
+            if not last:
+                with self.env.registry.cursor() as cr:
+                    transport.slots.extend(
+                        reserve_slots(cr, company.id, len(late), transport.rate)
+                    )
+            futures = {
+                uuid: transport.executor.submit(
+                    transport._create,
+                    outcomes[uuid].url,
+                    outcomes[uuid].data,
+                    outcomes[uuid].auth,
+                    None if last else transport.slots.popleft(),
+                    last,
+                )
+                for uuid in late
+            }
+            for uuid, future in futures.items():
+                outcomes[uuid] = self._sms_twilio_outcome(future)
 
     @staticmethod
     def _sms_twilio_outcome(future):
