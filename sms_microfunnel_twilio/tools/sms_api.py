@@ -117,8 +117,9 @@ def reserve_slots(cr, company_id, count, rate):
     One statement in its own short transaction (``cr`` is committed): the
     company's schedule moves forward by ``count / rate`` seconds from the later
     of its end and now, so the departures of all workers of all servers follow
-    each other ``1 / rate`` seconds apart. Returns the departure times on this
-    process's ``time.monotonic()`` clock.
+    each other ``PACING_WINDOW / rate`` seconds apart. Returns the departure
+    times on this process's ``time.monotonic()`` clock (the servers' clocks are
+    assumed synchronised with PostgreSQL's, as NTP keeps them).
     """
     if count <= 0:
         return []
@@ -148,10 +149,12 @@ def reserve_slots(cr, company_id, count, rate):
             time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
     else:
         cr.execute(query)
-    start, db_now = cr.fetchone()
+    start, _db_now = cr.fetchone()
     # its own short transaction: the schedule row must not stay locked
     cr.commit()  # pylint: disable=invalid-commit
-    first = time.monotonic() + (start - db_now)
+    # PostgreSQL's clock and the servers' are one (NTP), whatever the time
+    # the answer took to come back: the schedule is absolute
+    first = time.monotonic() + (start - time.time())
     return [first + index * spacing for index in range(count)]
 
 
