@@ -2,27 +2,36 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Twilio sending throughput: core ``sms_twilio`` against ``sms_microfunnel_twilio``.
 
-Both send the same SMS from ``sms.sms`` through Odoo's whole send path (ORM,
-trackers, result handling) to the same loopback Twilio simulator
-(``sms_microfunnel_twilio/tools/twilio_simulator.py``), which answers each
-message creation after ``--latency`` seconds, as Twilio's API does over the
-Internet. Core sends one request after the other in batches of 10 (its
-default ``sms_twilio.session.batch.size``); ours sends concurrently, paced at
-the company's messages-per-second cap (``--mps``).
+Both send SMS from ``sms.sms`` through Odoo's send path (ORM, trackers, result
+handling) to the same loopback Twilio simulator, run as its own process
+(``sms_microfunnel_twilio/tools/twilio_simulator.py``, a real HTTP server:
+TCP_NODELAY, one write per answer), which answers each message creation after
+``--latencies`` seconds, as Twilio's API does over the Internet.
 
-Core posts to the hard-coded ``https://api.twilio.com``: this script (and only
-this script) rewrites that host to the simulator in ``requests``. Ours is
-pointed at the simulator by its system parameter. Nothing is committed: the
-run happens in one transaction that is rolled back.
+* core ``sms_twilio``: its API class on the queued SMS, batches of 10 (its
+  ``sms_twilio.session.batch.size``), one request after the other, in this
+  process (core posts to the hard-coded ``https://api.twilio.com``: this
+  script, and only it, rewrites that host to the simulator in ``requests``);
+* ours: real Odoo servers (``--servers``, each with ``--cron-threads`` cron
+  threads) started on the database; the SMS are queued and committed, the
+  servers' crons send them (claims, commits, shared schedule).
+
+Throughput is measured at the simulator for both, from the first create to
+the last one; for ours the time from the queue's commit to its first create
+(the cron threads waking up) is printed beside it.
+
+Then a pacing run: ``--pace-messages`` SMS at a cap of ``--pace-mps`` with the
+largest number of servers; the busiest 1-second and 10-second windows at the
+simulator are printed against the cap (and the quietest full 10-second window).
 
 Usage (Odoo 19's Python; PostgreSQL as for ``setup/test``)::
 
-    python3 benchmarks/twilio_throughput.py                 # throwaway database
-    python3 benchmarks/twilio_throughput.py --db smf_demo   # an existing one
-    python3 benchmarks/twilio_throughput.py --latency 0.2 --messages 500 --mps 300
+    python3 benchmarks/twilio_throughput.py
+    python3 benchmarks/twilio_throughput.py --servers 1 2 --latencies 0 0.05
+    python3 benchmarks/twilio_throughput.py --db smf_bench --messages 3000
 
-Without ``--db``, a database with both addons is built from ``setup/test``'s
-template (about 20 s) and dropped at the end.
+Without ``--db``, a database with the addons is built from ``setup/test``'s
+template and dropped at the end.
 """
 
 import argparse
@@ -30,14 +39,12 @@ import importlib.util
 import os
 import shlex
 import sys
-import tempfile
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-ACCOUNT = "AC" + "b" * 32
-TOKEN = "benchmark-auth-token"
-SENDER = "+33700000009"
 
 
 def load(name, path):
@@ -48,90 +55,152 @@ def load(name, path):
     return module
 
 
+kill = load("smf_twilio_kill", REPO / "benchmarks" / "twilio_kill.py")
+smf = kill.smf
+ACCOUNT, TOKEN, SENDER = kill.ACCOUNT, kill.TOKEN, kill.SENDER
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", help="existing database with both addons")
-    parser.add_argument("--messages", type=int, default=200, help="SMS per run")
+    parser.add_argument("--db", help="existing database with the Twilio addon")
+    parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument(
-        "--latency", type=float, default=0.1, help="simulator answer delay (s)"
+        "--latencies", type=float, nargs="+", default=[0.0, 0.05], help="seconds"
     )
-    parser.add_argument(
-        "--mps", type=int, default=1000, help="our messages-per-second cap"
-    )
-    parser.add_argument("--workers", type=int, default=32, help="our HTTP threads")
+    parser.add_argument("--servers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--cron-threads", type=int, default=2, help="per server")
+    parser.add_argument("--messages", type=int, default=2000, help="ours, per run")
     parser.add_argument(
         "--core-messages",
         type=int,
-        default=0,
-        help="SMS for the core run (default: --messages, at most 100)",
+        nargs="+",
+        default=[400, 100],
+        help="core, per latency (it is slow at 50 ms)",
     )
+    parser.add_argument("--mps", type=int, default=5000, help="cap of the runs")
+    parser.add_argument("--workers", type=int, default=64, help="our HTTP threads")
+    parser.add_argument("--pace-mps", type=int, default=50)
+    parser.add_argument("--pace-messages", type=int, default=1500)
+    parser.add_argument("--pace-latency", type=float, default=0.05)
     return parser.parse_args(argv)
 
 
-def redirect_twilio(base_url):
-    """Send core's ``https://api.twilio.com`` requests to the simulator."""
-    import requests  # noqa: PLC0415 - only once Odoo's environment is set up
-
-    original = requests.Session.send
-
-    def send(session, request, **kwargs):
-        if request.url.startswith("https://api.twilio.com/"):
-            request.url = base_url + request.url[len("https://api.twilio.com") :]
-        return original(session, request, **kwargs)
-
-    requests.Session.send = send
-
-
-def max_per_second(stamps):
+def windows(stamps, width):
+    """(busiest, quietest full) count of creates in a window of ``width`` s."""
     stamps = sorted(stamps)
+    if not stamps:
+        return 0, 0
     best, start = 0, 0
     for end, stamp in enumerate(stamps):
-        while stamp - stamps[start] >= 1.0:
+        while stamp - stamps[start] >= width:
             start += 1
         best = max(best, end - start + 1)
-    return best
+    quietest = None
+    first, last = stamps[0], stamps[-1]
+    moment = first
+    index = 0
+    while moment + width <= last:
+        while index < len(stamps) and stamps[index] < moment:
+            index += 1
+        count = sum(1 for s in stamps[index:] if s < moment + width)
+        quietest = count if quietest is None else min(quietest, count)
+        moment += 0.25
+    return best, quietest
 
 
-def measure(env, sim, label, count, send, latency):
-    company = env.company
-    records = env["sms.sms"].create(
-        [
-            {
-                "number": f"+336{index:08d}",
-                "body": f"Benchmark message {index}",
-                "record_company_id": company.id,
-            }
-            for index in range(count)
-        ]
+def creates(sim):
+    return [e for e in sim.requests() if e["kind"] == "create"]
+
+
+def sim_control(sim, what, **data):
+    request = urllib.request.Request(
+        f"{sim.url}/_simulator/{what}",
+        data=urllib.parse.urlencode(data).encode(),
+        method="POST",
     )
-    env.flush_all()
-    sim.reset()
-    sim.set_latency(latency)
-    started = time.perf_counter()
-    send(records)
-    env.flush_all()
-    elapsed = time.perf_counter() - started
-    env.invalidate_all()
-    states = set(records.mapped("state"))
-    creates = sim.creates()
-    if states != {"pending"} or len(creates) != count:
-        raise SystemExit(
-            f"{label}: {len(creates)} creates for {count} SMS, states {states}"
-        )
-    rate = count / elapsed
-    peak = max_per_second(c["time"] for c in creates)
-    print(
-        f"{label:<28} {count:>5} SMS in {elapsed:7.2f} s = {rate:8.1f} msgs/s "
-        f"(busiest second at the simulator: {peak} creates)"
+    token = f"{ACCOUNT}:{TOKEN}".encode()
+    import base64  # noqa: PLC0415
+
+    request.add_header("Authorization", "Basic " + base64.b64encode(token).decode())
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=30) as response:
+        response.read()
+
+
+def set_latency(sim, latency):
+    sim_control(sim, "reset")
+    if latency:
+        sim_control(sim, "faults", latency=str(latency))
+
+
+QUEUE = """
+import os, time
+env = env(context=dict(env.context, tracking_disable=True))
+env.company.sms_twilio_max_mps = int(os.environ["BENCH_MPS"])
+env["sms.sms"].search([]).unlink()
+env["sms.tracker"].search([]).unlink()
+env.cr.commit()
+count = int(os.environ["BENCH_MESSAGES"])
+prefix = os.environ["BENCH_PREFIX"]
+env["sms.sms"].create([
+    {"number": "+33%s%06d" % (prefix, index), "body": "Offre %d" % index,
+     "record_company_id": env.company.id}
+    for index in range(count)
+])
+env.cr.commit()
+print("BENCH-QUEUED %.6f" % time.time())
+"""
+
+
+def queue(dbname, count, mps, prefix):
+    out = kill.odoo_shell(
+        dbname,
+        QUEUE,
+        {
+            "BENCH_MPS": str(mps),
+            "BENCH_MESSAGES": str(count),
+            "BENCH_PREFIX": prefix,
+        },
     )
-    return rate
+    line = next(ln for ln in out.splitlines() if ln.startswith("BENCH-QUEUED "))
+    return float(line.split()[1])
 
 
-def run(args, dbname):
+def wait_sent(db, timeout=900):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not kill.waiting_count(db):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def our_run(args, dbname, db, sim, servers, latency, count, mps, prefix):
+    set_latency(sim, latency)
+    queued_at = queue(dbname, count, mps, prefix)
+    if not wait_sent(db):
+        raise SystemExit("our servers did not send everything in time")
+    entries = creates(sim)
+    accepted = [e for e in entries if e["status"] == 201]
+    if len(accepted) != count:
+        raise SystemExit(f"ours: {len(accepted)} accepted for {count} SMS")
+    stamps = [e["wall_time"] for e in accepted]
+    elapsed = max(stamps) - min(stamps)
+    return {
+        "rate": (count - 1) / elapsed,
+        "elapsed": elapsed,
+        "start": min(stamps) - queued_at,
+        "count": count,
+        "one": windows(stamps, 1.0),
+        "ten": windows(stamps, 10.0),
+    }
+
+
+def core_runs(args, dbname, sim):
+    """Core sms_twilio in this process, one transaction, rolled back."""
     import odoo  # noqa: PLC0415
     from odoo.tools import config  # noqa: PLC0415
 
-    smf = load("smf_setup", REPO / "setup" / "smf.py")
     config.parse_config(
         [
             "-d",
@@ -142,51 +211,183 @@ def run(args, dbname):
             *smf.db_options(),
         ]
     )
+    import requests  # noqa: PLC0415
+
     from odoo.modules.registry import Registry  # noqa: PLC0415
 
-    from odoo.addons.sms_microfunnel_twilio.tools import sms_api  # noqa: PLC0415
-    from odoo.addons.sms_microfunnel_twilio.tools.twilio_simulator import (  # noqa: PLC0415
-        TwilioSimulator,
-    )
     from odoo.addons.sms_twilio.tools.sms_api import SmsApiTwilio  # noqa: PLC0415
 
+    original = requests.Session.send
+
+    def send(session, request, **kwargs):
+        if request.url.startswith("https://api.twilio.com/"):
+            request.url = sim.url + request.url[len("https://api.twilio.com") :]
+        return original(session, request, **kwargs)
+
+    requests.Session.send = send
+    results = {}
     registry = Registry(dbname)
-    with TwilioSimulator(ACCOUNT, TOKEN) as sim, registry.cursor() as cr:
-        redirect_twilio(sim.base_url)
-        env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
-        env["ir.config_parameter"].set_param(sms_api.API_BASE_URL_PARAM, sim.base_url)
-        env["ir.config_parameter"].set_param(sms_api.WORKERS_PARAM, args.workers)
-        env.company.write(
-            {
-                "sms_provider": "twilio",
-                "sms_twilio_account_sid": ACCOUNT,
-                "sms_twilio_auth_token": TOKEN,
-                "sms_twilio_sender_mode": "number",
-                "sms_twilio_max_mps": args.mps,
-                "sms_twilio_number_ids": [
-                    (5, 0),
-                    (0, 0, {"number": SENDER, "country_id": env.ref("base.fr").id}),
-                ],
+    try:
+        for latency, count in zip(args.latencies, args.core_messages, strict=False):
+            set_latency(sim, latency)
+            with registry.cursor() as cr:
+                env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
+                records = env["sms.sms"].create(
+                    [
+                        {
+                            "number": f"+33699{index:06d}",
+                            "body": f"Offre {index}",
+                            "record_company_id": env.company.id,
+                        }
+                        for index in range(count)
+                    ]
+                )
+                env.flush_all()
+                core_api = SmsApiTwilio(env)
+                core_api._set_company(env.company)
+                for batch in odoo.tools.split_every(10, records.ids):
+                    records.browse(batch).with_context(sms_api=core_api)._send()
+                    env.flush_all()
+                env.invalidate_all()
+                states = set(records.mapped("state"))
+                cr.rollback()
+            accepted = [e for e in creates(sim) if e["status"] == 201]
+            if states != {"pending"} or len(accepted) != count:
+                raise SystemExit(f"core: {len(accepted)} creates, states {states}")
+            stamps = [e["wall_time"] for e in accepted]
+            elapsed = max(stamps) - min(stamps)
+            results[latency] = {
+                "rate": (count - 1) / elapsed,
+                "elapsed": elapsed,
+                "start": 0.0,
+                "count": count,
+                "one": windows(stamps, 1.0),
+                "ten": windows(stamps, 10.0),
             }
+    finally:
+        requests.Session.send = original
+    return results
+
+
+def start_servers(dbname, count, threads, log_dir):
+    servers = [kill.Server(dbname, n, threads, log_dir) for n in range(count)]
+    for server in servers:
+        server.start()
+    # up when its log says so (registry loaded, cron threads listening)
+    deadline = time.monotonic() + 300
+    for server in servers:
+        while time.monotonic() < deadline:
+            this_start = server.log.read_text().rsplit("===== start", 1)[-1]
+            if "Registry loaded" in this_start:
+                break
+            time.sleep(0.5)
+    time.sleep(3)
+    return servers
+
+
+def line(label, result, cap):
+    one, ten = result["one"], result["ten"]
+    quiet = f"{ten[1] / 10:.0f}" if ten[1] is not None else "-"
+    return (
+        f"{label:<34} {result['count']:>5} SMS {result['elapsed']:7.2f} s "
+        f"(+{result['start']:4.1f} s to start) "
+        f"{result['rate']:8.1f} msg/s   busiest 1 s: {one[0]:>4}  "
+        f"busiest 10 s: {ten[0] / 10:6.1f}/s  quietest 10 s: {quiet}/s  (cap {cap})"
+    )
+
+
+def run(args, dbname):
+    import tempfile  # noqa: PLC0415
+
+    sim = kill.Simulator(0)
+    log_dir = tempfile.mkdtemp(prefix="smf-throughput-")
+    try:
+        kill.odoo_shell(
+            dbname,
+            kill.PREPARE,
+            {
+                "KILL_ACCOUNT": ACCOUNT,
+                "KILL_TOKEN": TOKEN,
+                "KILL_SENDER": SENDER,
+                "KILL_URL": sim.url,
+                "KILL_MPS": str(args.mps),
+                "KILL_GRACE": "60",
+                "KILL_WORKERS": str(args.workers),
+                "KILL_MESSAGES": "0",
+            },
         )
-
-        def core_send(records):
-            core_api = SmsApiTwilio(env)
-            core_api._set_company(env.company)
-            for batch in odoo.tools.split_every(10, records.ids):
-                records.browse(batch).with_context(sms_api=core_api)._send()
-
-        def our_send(records):
-            records.send()
-
-        core_count = args.core_messages or min(args.messages, 100)
-        core = measure(env, sim, "core sms_twilio", core_count, core_send, args.latency)
-        ours = measure(
-            env, sim, "sms_microfunnel_twilio", args.messages, our_send, args.latency
-        )
-        cr.rollback()
-    print(f"speed-up: {ours / core:.1f}x (latency {args.latency:.3f} s)")
-    return ours / core
+        print(f"load before: {os.getloadavg()}", flush=True)
+        core = core_runs(args, dbname, sim)
+        for latency, result in core.items():
+            print(line(f"core sms_twilio, {latency * 1000:.0f} ms", result, "none"))
+        db = kill.connect(dbname)
+        ours = {}
+        prefix = 10
+        for count in args.servers:
+            servers = start_servers(dbname, count, args.cron_threads, log_dir)
+            try:
+                for latency in args.latencies:
+                    prefix += 1
+                    result = our_run(
+                        args,
+                        dbname,
+                        db,
+                        sim,
+                        servers,
+                        latency,
+                        args.messages,
+                        args.mps,
+                        str(prefix),
+                    )
+                    ours[count, latency] = result
+                    label = f"ours, {count} server(s), {latency * 1000:.0f} ms"
+                    print(line(label, result, args.mps), flush=True)
+                if count == max(args.servers):
+                    prefix += 1
+                    pace = our_run(
+                        args,
+                        dbname,
+                        db,
+                        sim,
+                        servers,
+                        args.pace_latency,
+                        args.pace_messages,
+                        args.pace_mps,
+                        str(prefix),
+                    )
+                    label = (
+                        f"pacing, {count} server(s), {args.pace_latency * 1000:.0f} ms"
+                    )
+                    print(line(label, pace, args.pace_mps), flush=True)
+            finally:
+                for server in servers:
+                    server.stop()
+        db.close()
+    finally:
+        sim.stop()
+    print()
+    print("side by side (msg/s):")
+    header = "latency   core sms_twilio " + "".join(
+        f"  ours {n} server(s)  (×core)" for n in args.servers
+    )
+    print(header)
+    for latency in args.latencies:
+        base = core.get(latency)
+        cells = []
+        for n in args.servers:
+            rate = ours[n, latency]["rate"]
+            ratio = f"{rate / base['rate']:.1f}×" if base else "-"
+            cells.append(f"  {rate:16.1f}  ({ratio:>6})")
+        core_rate = f"{base['rate']:15.1f}" if base else " " * 15
+        print(f"{latency * 1000:5.0f} ms {core_rate} " + "".join(cells))
+    print(
+        f"pacing at cap {args.pace_mps}: busiest 1 s {pace['one'][0]} "
+        f"({(pace['one'][0] / args.pace_mps - 1) * 100:+.0f} %), busiest 10 s "
+        f"{pace['ten'][0]} ({(pace['ten'][0] / 10 / args.pace_mps - 1) * 100:+.0f} %),"
+        f" quietest full 10 s {pace['ten'][1]} "
+        f"({((pace['ten'][1] or 0) / 10 / args.pace_mps - 1) * 100:+.0f} %)"
+    )
+    print(f"server logs: {log_dir}")
 
 
 def main(argv=None):
@@ -194,21 +395,13 @@ def main(argv=None):
     command = "python3 benchmarks/twilio_throughput.py " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
-    print(f"reproduce with: {command.strip()}")
-    if args.db:
-        run(args, args.db)
-        return 0
-    smf = load("smf_setup", REPO / "setup" / "smf.py")
-    dbname = f"smf_bench_{os.getpid()}"
-    print(f"building throwaway database {dbname}…", flush=True)
-    log = Path(tempfile.gettempdir()) / f"{dbname}.log"
-    problems = smf.install_for_tests(dbname, log)
-    if any("exited" in p for p in problems):
-        raise SystemExit(f"installing the addons failed, see {log}")
-    try:
+    print(f"reproduce with: {command.strip()}", flush=True)
+    print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()}", flush=True)
+    with smf.bench_database(
+        args.db, keep=args.keep, addons=("sms_microfunnel_twilio",)
+    ) as dbname:
         run(args, dbname)
-    finally:
-        smf.run_odoo_db("drop", dbname)
+    print(f"load after: {os.getloadavg()}")
     return 0
 
 

@@ -14,6 +14,7 @@
     "depends": ["sms_microfunnel", "sms_twilio"],
     "external_dependencies": {"python": ["requests"]},
     "data": [
+        "data/ir_cron_data.xml",
         "views/res_config_settings_views.xml",
     ],
 }

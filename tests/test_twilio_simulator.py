@@ -1006,3 +1006,27 @@ def test_default_opt_out_is_off_unless_asked(sim, validating_receiver, http):
         .parse_args(["--account-sid", ACCOUNT, "--auth-token", TOKEN])
         .default_opt_out
     ), "the script (setup/run's demo) answers like Twilio"
+
+
+def test_answers_in_one_write_without_nagle_stall(sim):
+    """A keep-alive client sending one request after the other waits for no
+    delayed ACK: the answer (headers and body) leaves in one write on a
+    TCP_NODELAY socket, as from a real HTTP server. Before, the body waited
+    ~40 ms behind the headers on every request."""
+    with requests.Session() as session:
+        session.trust_env = False
+        assert create(session, sim).status_code == 201  # opens the connection
+        with sim._lock:
+            (connection,) = sim._connections
+        nodelay = connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert nodelay, "the simulator's sockets must not delay small writes"
+        durations = []
+        for index in range(30):
+            started = time.perf_counter()
+            response = create(session, sim, To=f"+3361234{index:04d}")
+            durations.append(time.perf_counter() - started)
+            assert response.status_code == 201
+    assert len(sim.messages) == 31
+    durations.sort()
+    # a Nagle/delayed-ACK stall costs about 40 ms on every request
+    assert durations[len(durations) // 2] < 0.02, durations

@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Sending through Twilio against the loopback Twilio simulator (real HTTP)."""
 
+import itertools
 import time
 from datetime import timedelta
 from unittest.mock import patch
@@ -11,10 +12,18 @@ from odoo.exceptions import ValidationError
 from odoo.tests import HttpCase, tagged
 from odoo.tests.common import _super_send
 
+from odoo.addons.sms_microfunnel_twilio.models.sms_sms import (
+    CLAIM_LOCK_CLASS,
+    SENDER_CRONS,
+)
+from odoo.addons.sms_microfunnel_twilio.tools import sms_api
 from odoo.addons.sms_microfunnel_twilio.tools.sms_api import (
     API_BASE_URL_PARAM,
+    PACING_WINDOW,
     TIMEOUT_PARAM,
+    WORKERS_PARAM,
     SmsApiTwilioMicrofunnel,
+    reserve_slots,
 )
 from odoo.addons.sms_microfunnel_twilio.tools.twilio_simulator import TwilioSimulator
 
@@ -378,3 +387,195 @@ class TestTwilioAmbiguous(TwilioSimulatorCase):
         self.assertFalse(sms.sms_twilio_hold)
         self.assertEqual(sms.sms_tracker_id.sms_twilio_sid, self.sim.messages[0]["sid"])
         self.assertEqual(len(self.sim.creates()), 1)
+
+
+@tagged("post_install", "-at_install")
+class TestTwilioClaimedQueue(TwilioSimulatorCase):
+    """The queue's exactly-once machinery: claim and commit before sending,
+    orphans of a dead worker looked up, one shared departure schedule."""
+
+    def _commit_log(self, records):
+        """Patch ``_commit_progress`` to note, at each commit, the rows' state
+        as the database has it and the creates the simulator got so far."""
+        log = []
+        IrCron = type(self.env["ir.cron"])
+
+        def commit(cron, *args, **kwargs):
+            cron.env.flush_all()
+            cron.env.cr.execute(
+                "SELECT state, sms_twilio_hold, sms_twilio_claim FROM sms_sms"
+                " WHERE id IN %s ORDER BY id",
+                [tuple(records.ids)],
+            )
+            log.append((cron.env.cr.fetchall(), len(self.sim.creates())))
+            return 60.0
+
+        return log, patch.object(IrCron, "_commit_progress", commit)
+
+    def test_mark_is_committed_before_twilio_is_called(self):
+        records = self.queue(ALICE) | self.queue(BOB)
+        log, patched = self._commit_log(records)
+        with patched:
+            self.env["sms.sms"].sudo()._sms_twilio_send_queue()
+        self.env.invalidate_all()
+        # holds released (nothing), then the claim, then the results
+        marks = [entry for entry in log if entry[0][0][1] == "sending"]
+        self.assertTrue(marks, "the claim is committed")
+        rows, creates = marks[0]
+        self.assertEqual(creates, 0, "committed before any request left")
+        self.assertEqual(
+            {(state, hold) for state, hold, _claim in rows}, {("process", "sending")}
+        )
+        self.assertTrue(all(claim for _state, _hold, claim in rows))
+        rows, creates = log[-1]
+        self.assertEqual(creates, 2)
+        self.assertEqual({row[:2] for row in rows}, {("pending", None)})
+        self.assertEqual(set(records.mapped("state")), {"pending"})
+        self.assertTrue(all(records.sms_tracker_id.mapped("sms_twilio_sid")))
+        # the claim's advisory lock is released once the chunk is done
+        self.env.cr.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND classid = %s::oid AND pid = pg_backend_pid()",
+            [CLAIM_LOCK_CLASS],
+        )
+        self.assertEqual(self.env.cr.fetchone()[0], 0)
+
+    def test_chunks_are_the_requests_in_flight(self):
+        """One crash leaves at most one chunk to look up: a chunk is as large
+        as the number of concurrent requests, whatever the batch size."""
+        self.env["ir.config_parameter"].sudo().set_param(WORKERS_PARAM, "3")
+        self.assertEqual(self.env["sms.sms"]._sms_twilio_chunk_size(), 3)
+        records = self.env["sms.sms"]
+        for index in range(7):
+            records |= self.queue(f"+336200000{index:02d}", body=f"Message {index}")
+        log, patched = self._commit_log(records)
+        with patched:
+            self.env["sms.sms"].sudo()._sms_twilio_send_queue()
+        claimed = [
+            sum(1 for row in rows if row[1] == "sending") for rows, _creates in log
+        ]
+        self.assertEqual([c for c in claimed if c], [3, 3, 1], log)
+        self.assertEqual(len(self.sim.creates()), 7)
+
+    def _orphans(self, *numbers):
+        """SMS claimed by a worker that died (its claim lock is released)."""
+        records = self.env["sms.sms"]
+        for number in numbers:
+            records |= self.queue(number, body=f"Offre pour {number}")
+        Sms = self.env["sms.sms"].sudo()
+        key, claimed, groups = Sms._sms_twilio_claim(10)
+        self.assertEqual(groups, [(self.company, records)])
+        self.assertEqual(claimed, records)
+        self.env.invalidate_all()
+        return key, records
+
+    def test_orphans_of_a_dead_worker_are_looked_up_never_resent(self):
+        key, records = self._orphans(ALICE, BOB)
+        alice, bob = records
+        # the dead worker had sent Alice's message before dying
+        with self.allow_requests(all_requests=True):
+            self.sim_post(alice)
+        Sms = self.env["sms.sms"].sudo()
+        # worker still alive (lock held): never touched, even after the grace
+        later = alice.sms_twilio_hold_until + timedelta(seconds=1)
+        with patch.object(fields.Datetime, "now", lambda: later):
+            self.run_queue()
+        self.assertEqual(set(records.mapped("sms_twilio_hold")), {"sending"})
+        self.assertFalse([r for r in self.sim.requests if r["kind"] == "list"])
+        # the worker dies: its lock goes with its connection
+        Sms._sms_twilio_unlock_claim(key)
+        self.run_queue()  # before the grace: still waiting
+        self.assertEqual(set(records.mapped("sms_twilio_hold")), {"sending"})
+        with patch.object(fields.Datetime, "now", lambda: later):
+            self.run_queue()
+        self.env.invalidate_all()
+        lookups = [r for r in self.sim.requests if r["kind"] == "list"]
+        self.assertEqual(
+            sorted(r["query"]["To"][0] for r in lookups), sorted([ALICE, BOB])
+        )
+        self.assertEqual(len(self.sim.posts_to(ALICE)), 1, "found: not resent")
+        self.assertEqual(alice.state, "pending")
+        self.assertEqual(
+            alice.sms_tracker_id.sms_twilio_sid, self.sim.messages_to(ALICE)[0]["sid"]
+        )
+        # Bob's never reached Twilio: sent once, after the lookup
+        self.assertEqual(len(self.sim.posts_to(BOB)), 1)
+        self.assertEqual(bob.state, "pending")
+        self.assertEqual(bob.sms_twilio_attempts, 1)
+
+    def test_orphan_that_keeps_failing_gets_a_reason(self):
+        key, records = self._orphans(ALICE)
+        Sms = self.env["sms.sms"].sudo()
+        Sms._sms_twilio_unlock_claim(key)
+        records.sms_twilio_attempts = 5
+        later = records.sms_twilio_hold_until + timedelta(seconds=1)
+        with patch.object(fields.Datetime, "now", lambda: later):
+            self.run_queue()
+        self.assertEqual(records.state, "error")
+        self.assertFalse(self.sim.posts_to(ALICE), "never resent blindly")
+        self.assertEqual(records.failure_type, "sms_server")
+
+    def sim_post(self, sms):
+        import requests  # noqa: PLC0415
+
+        response = requests.post(
+            self.sim.messages_url,
+            data={"To": sms.number, "From": OUR_NUMBER, "Body": sms.body},
+            auth=(ACCOUNT, TOKEN),
+            timeout=5,
+        )
+        self.assertEqual(response.status_code, 201)
+
+    def test_one_schedule_shared_by_all_senders(self):
+        """Two senders (two servers) reserving departures for one company get
+        consecutive, evenly spaced slots from PostgreSQL."""
+        company = self.company.id
+        with self.env.registry.cursor() as cr:
+            first = reserve_slots(cr, company, 10, 50)
+        with self.env.registry.cursor() as cr:
+            second = reserve_slots(cr, company, 10, 50)
+        spacing = PACING_WINDOW / 50
+        for slots in (first, second):
+            gaps = [b - a for a, b in itertools.pairwise(slots)]
+            self.assertTrue(all(abs(gap - spacing) < 1e-6 for gap in gaps))
+        # the second sender starts where the first one's departures end
+        self.assertAlmostEqual(second[0] - first[-1], spacing, delta=0.01)
+        with self.env.registry.cursor() as cr:
+            other = reserve_slots(cr, company + 1000, 1, 50)
+        self.assertLess(other[0], second[0], "one schedule per company")
+
+    def test_sender_crons(self):
+        crons = [self.env.ref(xmlid) for xmlid in SENDER_CRONS]
+        self.assertEqual(len(crons), 4)
+        for cron in crons:
+            self.assertTrue(cron.active)
+            self.assertEqual((cron.interval_number, cron.interval_type), (1, "minutes"))
+        records = self.queue(ALICE) | self.queue(BOB)
+        IrCron = type(self.env["ir.cron"])
+        with patch.object(IrCron, "_commit_progress", lambda *a, **kw: 60.0):
+            crons[2].method_direct_trigger()
+        self.env.invalidate_all()
+        self.assertEqual(set(records.mapped("state")), {"pending"})
+        self.assertEqual(len(self.sim.creates()), 2)
+
+    def test_late_departure_gets_a_new_slot_never_sent_twice(self):
+        """A create that missed its departure time by more than the tolerance
+        is not sent late (it would bunch up with other senders' departures):
+        it gets a new departure time, and leaves once."""
+        real = sms_api.reserve_slots
+        calls = []
+
+        def reserve(cr, company_id, count, rate):
+            slots = real(cr, company_id, count, rate)
+            calls.append(count)
+            if len(calls) == 1:  # the machine stalled: already 1 s late
+                return [slot - 1.0 for slot in slots]
+            return slots
+
+        records = self.queue(ALICE) | self.queue(BOB)
+        with patch.object(sms_api, "reserve_slots", reserve):
+            self.send(records)
+        self.assertEqual(calls, [2, 2], "the late ones reserved new slots")
+        self.assertEqual(set(records.mapped("state")), {"pending"})
+        self.assertEqual(len(self.sim.posts_to(ALICE)), 1)
+        self.assertEqual(len(self.sim.posts_to(BOB)), 1)

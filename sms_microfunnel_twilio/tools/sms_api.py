@@ -10,8 +10,12 @@ the destination's country, StatusCallback URL) and hands it a
   ``sms_microfunnel_twilio.api_base_url``, default ``https://api.twilio.com``);
 * posts ``MessagingServiceSid`` instead of ``From`` for a company that sends
   through its Messaging Service;
-* runs the creates concurrently on one pooled ``requests.Session`` and paces
-  them so that no 1-second window holds more than the company's cap;
+* runs the creates concurrently on keep-alive ``http.client`` connections
+  (a process-wide pool: a create costs a fraction of a ``requests`` call); each
+  create leaves at a departure time reserved in PostgreSQL
+  (:func:`reserve_slots`): the company's messages-per-second cap is one
+  budget shared by every worker, process and server on the database, spent
+  when the request leaves, not when a worker takes a slot;
 * retries a rate-limited create (HTTP 429 / Twilio 20429) after an exponential
   backoff with jitter, and a create that never reached Twilio;
 * reports a failure after the request may have reached Twilio as *ambiguous*:
@@ -21,20 +25,30 @@ Worker threads only do HTTP; everything that reads or writes the database runs
 in the calling thread.
 """
 
+import base64
+import http.client
+import json
 import logging
 import random
+import select
+import socket
+import ssl
 import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlencode, urlsplit
 
+import psycopg2.errors
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
 from odoo.exceptions import UserError
+from odoo.modules import module as odoo_module
+from odoo.tools import SQL
 
 from odoo.addons.sms_twilio.tools.sms_api import SmsApiTwilio
 
@@ -44,14 +58,19 @@ TWILIO_API = "https://api.twilio.com"
 API_BASE_URL_PARAM = "sms_microfunnel_twilio.api_base_url"
 WORKERS_PARAM = "sms_microfunnel_twilio.max_workers"
 TIMEOUT_PARAM = "sms_microfunnel_twilio.timeout"
-DEFAULT_WORKERS = 16
+DEFAULT_WORKERS = 64
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MPS = 10
 
 # A slot of the pacer lasts this long: a little more than one second, so that
 # the jitter between taking a slot and the request reaching Twilio never puts
 # more than the cap in one second at Twilio's side.
-PACING_WINDOW = 1.02
+PACING_WINDOW = 1.04
+# A create that could not leave within this many seconds of its reserved
+# departure (machine busy) asks for a new one instead of bunching up with the
+# departures of other senders: at most this much of a second's budget overlaps.
+LATE_TOLERANCE = 0.04
+LATE_ROUNDS = 3
 # Rate-limited creates are retried in the worker while the waits stay short;
 # beyond that the message is held and retried by the queue cron.
 INLINE_RETRIES = 3
@@ -77,6 +96,68 @@ HELD_STATES = {"twilio_retry": "retry", "twilio_ambiguous": "ambiguous"}
 
 _pacers = {}
 _pacers_lock = threading.Lock()
+
+# The shared sending schedule: per company, the next free departure time, in
+# seconds of PostgreSQL's clock (one clock for every server of the database).
+PACE_TABLE = "sms_microfunnel_twilio_pace"
+
+
+def create_pace_table(cr):
+    cr.execute(
+        SQL(
+            "CREATE TABLE IF NOT EXISTS %s ("
+            " company_id integer PRIMARY KEY,"
+            " next_slot double precision NOT NULL)",
+            SQL.identifier(PACE_TABLE),
+        )
+    )
+
+
+def reserve_slots(cr, company_id, count, rate):
+    """Reserve ``count`` departures for ``company_id`` at ``rate`` per second.
+
+    One statement in its own short transaction (``cr`` is committed): the
+    company's schedule moves forward by ``count / rate`` seconds from the later
+    of its end and now, so the departures of all workers of all servers follow
+    each other ``PACING_WINDOW / rate`` seconds apart. Returns the departure
+    times on this process's ``time.monotonic()`` clock (the servers' clocks are
+    assumed synchronised with PostgreSQL's, as NTP keeps them).
+    """
+    if count <= 0:
+        return []
+    rate = max(1, int(rate))
+    spacing = PACING_WINDOW / rate  # a hair over 1/rate: jitter stays under the cap
+    span = count * spacing
+    query = SQL(
+        """
+        INSERT INTO %(table)s AS pace (company_id, next_slot)
+        VALUES (%(company)s, EXTRACT(EPOCH FROM clock_timestamp()) + %(span)s)
+        ON CONFLICT (company_id) DO UPDATE SET next_slot = GREATEST(
+            pace.next_slot, EXTRACT(EPOCH FROM clock_timestamp())
+        ) + %(span)s
+        RETURNING next_slot - %(span)s, EXTRACT(EPOCH FROM clock_timestamp())
+        """,
+        table=SQL.identifier(PACE_TABLE),
+        company=company_id,
+        span=span,
+    )
+    for attempt in range(20):
+        try:
+            cr.execute(query, log_exceptions=False)
+            break
+        except psycopg2.errors.SerializationFailure:
+            # another sender moved the schedule after our snapshot: again
+            cr.rollback()
+            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+    else:
+        cr.execute(query)
+    start, _db_now = cr.fetchone()
+    # its own short transaction: the schedule row must not stay locked
+    cr.commit()  # pylint: disable=invalid-commit
+    # PostgreSQL's clock and the servers' are one (NTP), whatever the time
+    # the answer took to come back: the schedule is absolute
+    first = time.monotonic() + (start - time.time())
+    return [first + index * spacing for index in range(count)]
 
 
 def backoff_delay(attempt, retry_after=0.0, base=BACKOFF_BASE, cap=BACKOFF_CAP):
@@ -111,17 +192,162 @@ def _error_code(payload):
         return None
 
 
-def _never_sent(exc):
-    """True when ``exc`` proves the request never reached the server."""
-    if isinstance(
-        exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError
-    ):
+class NotSent(Exception):
+    """The request could not leave: no connection to the server."""
+
+
+class Late(Exception):
+    """The request missed its departure time: it needs a new one."""
+
+
+class HttpResponse:
+    """What the result mapping reads of an answer (``requests``-like)."""
+
+    def __init__(self, status, headers, content):
+        self.status_code = status
+        self.headers = headers
+        self.content = content
+
+    @property
+    def ok(self):
+        return self.status_code < 400
+
+    @property
+    def text(self):
+        return self.content.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.content)
+
+
+class ConnectionPool:
+    """Idle keep-alive connections per (scheme, host, port), process-wide."""
+
+    def __init__(self, per_host=64):
+        self.per_host = per_host
+        self._lock = threading.Lock()
+        self._idle = {}
+
+    def get(self, scheme, host, port, timeout):
+        key = (scheme, host, port)
+        while True:
+            with self._lock:
+                idle = self._idle.get(key)
+                connection = idle.pop() if idle else None
+            if connection is None:
+                break
+            if not _dropped(connection):
+                connection.timeout = timeout
+                connection.sock.settimeout(timeout)
+                return connection, True
+            connection.close()
+        if scheme == "https":
+            connection = http.client.HTTPSConnection(
+                host, port, timeout=timeout, context=ssl.create_default_context()
+            )
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            connection.connect()
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:  # refused, unreachable, DNS, TLS, connect timeout
+            connection.close()
+            raise NotSent(f"{type(exc).__name__}: {exc}") from exc
+        return connection, False
+
+    def put(self, scheme, host, port, connection):
+        with self._lock:
+            idle = self._idle.setdefault((scheme, host, port), [])
+            if len(idle) < self.per_host:
+                idle.append(connection)
+                return
+        connection.close()
+
+
+def _dropped(connection):
+    """True when an idle connection was closed by the server (or has junk)."""
+    sock = connection.sock
+    if sock is None:
         return True
-    if isinstance(exc, requests.exceptions.ConnectionError):
+    try:
+        readable, _w, _x = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+_connections = ConnectionPool()
+
+
+def http_post_form(url, data, auth, timeout, pool=_connections, before_send=None):
+    """POST ``data`` form-encoded on a pooled keep-alive connection.
+
+    ``before_send()`` is called once everything is ready, just before the
+    request is written: the pacing waits there, as close to departure as can be.
+
+    :raises NotSent: when no connection could be made (nothing left)
+    :raises OSError, http.client.HTTPException: after the request may have
+        left (its outcome is unknown)
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    port = parts.port or (443 if scheme == "https" else 80)
+    host = parts.hostname
+    body = urlencode(data or {}, doseq=True).encode()
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Accept": "application/json",
+        "User-Agent": "sms_microfunnel_twilio",
+    }
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    connection, _reused = pool.get(scheme, host, port, timeout)
+    if before_send is not None:
+        try:
+            before_send()
+        except BaseException:
+            pool.put(scheme, host, port, connection)
+            raise
+        if _dropped(connection):  # closed by the server while we waited
+            connection.close()
+            connection, _reused = pool.get(scheme, host, port, timeout)
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        answer = connection.getresponse()
+        content = answer.read()
+    except BaseException:
+        connection.close()
+        raise
+    response = HttpResponse(answer.status, answer.headers, content)
+    if answer.will_close:
+        connection.close()
+    else:
+        pool.put(scheme, host, port, connection)
+    return response
+
+
+def requests_post_form(session, url, data, auth, timeout, before_send=None):
+    """:func:`http_post_form` through ``requests``: used while Odoo runs its
+    tests, whose guards and mocks of outgoing HTTP patch ``requests``."""
+    if before_send is not None:
+        before_send()
+    try:
+        return session.post(url, data=data, auth=auth, timeout=timeout)
+    except (
+        requests.exceptions.ConnectTimeout,
+        requests.exceptions.SSLError,
+    ) as exc:
+        raise NotSent(f"{type(exc).__name__}: {exc}") from exc
+    except requests.exceptions.ConnectionError as exc:
         reason = exc.args[0] if exc.args else None
         reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError
-        return isinstance(reason, NewConnectionError)
-    return False
+        if isinstance(reason, NewConnectionError):
+            raise NotSent(f"{type(exc).__name__}: {exc}") from exc
+        raise OSError(str(exc)) from exc
+    except requests.exceptions.RequestException as exc:
+        raise OSError(str(exc)) from exc
 
 
 class Pacer:
@@ -148,6 +374,36 @@ class Pacer:
                     return now
                 time.sleep(self.window - (now - self._slots[-rate]))
 
+    def record(self):
+        """Note a departure paced elsewhere (the shared schedule), so that the
+        retries paced here count it."""
+        with self._lock:
+            now = time.monotonic()
+            while self._slots and now - self._slots[0] >= self.window:
+                self._slots.popleft()
+            self._slots.append(now)
+
+
+_executor = None
+_executor_lock = threading.Lock()
+# senders of one process share the threads: room for a few at full width
+EXECUTOR_SENDERS = 2
+
+
+def shared_executor(max_workers):
+    """The process-wide pool of HTTP threads (started once, not per send)."""
+    global _executor
+    size = max_workers * EXECUTOR_SENDERS
+    with _executor_lock:
+        if _executor is None or _executor._max_workers < size:
+            old, _executor = (
+                _executor,
+                ThreadPoolExecutor(max_workers=size, thread_name_prefix="twilio-sms"),
+            )
+            if old is not None:
+                old.shutdown(wait=False)
+        return _executor
+
 
 def get_pacer(key):
     """The process-wide pacer of one sending company (``key``)."""
@@ -159,8 +415,10 @@ def get_pacer(key):
 class Outcome:
     """What happened to one create request, decided in a worker thread."""
 
-    kind: str  # response | not_sent | rate_limited | ambiguous
+    kind: str  # response | not_sent | rate_limited | ambiguous | late
     data: dict = field(default_factory=dict)
+    url: str = ""
+    auth: object = None
     response: object = None
     error: str = ""
     started_at: float = 0.0  # wall clock (time.time()) of the first attempt
@@ -181,19 +439,21 @@ class TwilioTransport:
         max_workers=DEFAULT_WORKERS,
         timeout=DEFAULT_TIMEOUT,
         messaging_service_sid=None,
+        slots=None,
     ):
         self.api_base_url = (api_base_url or TWILIO_API).rstrip("/")
         self.rate = max(1, int(rate or DEFAULT_MPS))
         self.pacer = pacer or Pacer()
+        # reserved departure times (monotonic), one per create, in post order;
+        # without them (or once used up) the process-wide pacer paces
+        self.slots = deque(slots or ())
         self.timeout = timeout
         self.messaging_service_sid = messaging_service_sid
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max_workers)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.executor = ThreadPoolExecutor(
-            max_workers=max(1, max_workers), thread_name_prefix="twilio-sms"
-        )
+        self.executor = shared_executor(max(1, max_workers))
 
     def __enter__(self):
         return self
@@ -202,7 +462,7 @@ class TwilioTransport:
         self.close()
 
     def close(self):
-        self.executor.shutdown(wait=True)
+        # the executor is shared: its threads live on for the next send
         self.session.close()
 
     def url(self, url):
@@ -224,25 +484,59 @@ class TwilioTransport:
             data["MessagingServiceSid"] = self.messaging_service_sid
         return data
 
-    def post(self, url, data=None, auth=None, **_kwargs):
-        """Queue one message create; the timeout is the transport's own."""
+    def post(self, url, data=None, auth=None, late_ok=False, **_kwargs):
+        """Queue one message create; the timeout is the transport's own.
+
+        Unless ``late_ok``, a create that misses its reserved departure by more
+        than ``LATE_TOLERANCE`` ends as ``late`` without being sent."""
+        slot = self.slots.popleft() if self.slots else None
         return self.executor.submit(
-            self._create, self.url(url), self.message_data(data), auth
+            self._create, self.url(url), self.message_data(data), auth, slot, late_ok
         )
 
-    def _create(self, url, data, auth):
-        outcome = Outcome("ambiguous", data=data, started_at=time.time())
+    def _create(self, url, data, auth, slot=None, late_ok=False):
+        outcome = Outcome(
+            "ambiguous", data=data, url=url, auth=auth, started_at=time.time()
+        )
         attempt = 0
         while True:
-            self.pacer.acquire(self.rate)
+            first = slot is not None and attempt == 0
+
+            def wait_for_departure(first=first):
+                if not first:  # a retry: paced by this process
+                    self.pacer.acquire(self.rate)
+                    return
+                # leave at the reserved departure time, not before, and not
+                # much after either (it would bunch up with the next ones)
+                delay = slot - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                elif not late_ok and -delay > LATE_TOLERANCE:
+                    raise Late()
+                self.pacer.record()
+
             outcome.posts += 1
             try:
-                response = self.session.post(
-                    url, data=data, auth=auth, timeout=self.timeout
-                )
-            except requests.exceptions.RequestException as exc:
+                if odoo_module.current_test:
+                    response = requests_post_form(
+                        self.session,
+                        url,
+                        data,
+                        auth,
+                        self.timeout,
+                        before_send=wait_for_departure,
+                    )
+                else:
+                    response = http_post_form(
+                        url, data, auth, self.timeout, before_send=wait_for_departure
+                    )
+            except Late:
+                outcome.kind = "late"  # nothing left: a new departure time
+                outcome.posts -= 1
+                return outcome
+            except (NotSent, OSError, http.client.HTTPException) as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
-                if not _never_sent(exc):
+                if not isinstance(exc, NotSent):
                     # it may have reached Twilio: reconcile, never resend blindly
                     outcome.kind = "ambiguous"
                     return outcome
@@ -305,18 +599,26 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
         except ValueError:
             return default
 
-    def _sms_twilio_transport(self):
+    def _sms_twilio_transport(self, count=0):
+        """The transport of one send; ``count`` departures are reserved in
+        the company's shared schedule (see :func:`reserve_slots`)."""
         company = self._sms_twilio_company()
+        rate = company.sms_twilio_max_mps or DEFAULT_MPS
+        slots = ()
+        if count:
+            with self.env.registry.cursor() as cr:
+                slots = reserve_slots(cr, company.id, count, rate)
         base_url = self.env["ir.config_parameter"].sudo().get_param(API_BASE_URL_PARAM)
         return TwilioTransport(
             api_base_url=base_url or TWILIO_API,
-            rate=company.sms_twilio_max_mps or DEFAULT_MPS,
+            rate=rate,
             pacer=get_pacer((self.env.cr.dbname, company.id)),
             max_workers=max(
                 1, self._sms_twilio_param(WORKERS_PARAM, DEFAULT_WORKERS, int)
             ),
             timeout=max(0.1, self._sms_twilio_param(TIMEOUT_PARAM, DEFAULT_TIMEOUT)),
             messaging_service_sid=company._sms_twilio_sending_service_sid(),
+            slots=slots,
         )
 
     def _sms_twilio_auth(self):
@@ -337,7 +639,8 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
         """
         self._sms_twilio_company()._assert_twilio_sid()
         results, sent = [], []
-        with self._sms_twilio_transport() as transport:
+        count = sum(len(message.get("numbers") or []) for message in messages)
+        with self._sms_twilio_transport(count) as transport:
             for message in messages:
                 body = message.get("content") or ""
                 for number_info in message.get("numbers") or []:
@@ -357,6 +660,7 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
                         continue
                     sent.append((uuid, future))
             outcomes = {uuid: self._sms_twilio_outcome(future) for uuid, future in sent}
+            self._sms_twilio_resend_late(transport, outcomes)
             sent_results = [
                 self._sms_twilio_result(uuid, outcome)
                 for uuid, outcome in outcomes.items()
@@ -389,6 +693,37 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
                 result = {**result, "state": "server_error"}
             final.append(result)
         return final
+
+    def _sms_twilio_resend_late(self, transport, outcomes):
+        """Creates that missed their departure (nothing was sent) get new
+        departure times from the shared schedule, in the calling thread; in
+        the last round they leave paced by this process only."""
+        company = self._sms_twilio_company()
+        for round_ in range(LATE_ROUNDS):
+            late = [
+                uuid for uuid, outcome in outcomes.items() if outcome.kind == "late"
+            ]
+            if not late:
+                return
+            last = round_ == LATE_ROUNDS - 1
+            if not last:
+                with self.env.registry.cursor() as cr:
+                    transport.slots.extend(
+                        reserve_slots(cr, company.id, len(late), transport.rate)
+                    )
+            futures = {
+                uuid: transport.executor.submit(
+                    transport._create,
+                    outcomes[uuid].url,
+                    outcomes[uuid].data,
+                    outcomes[uuid].auth,
+                    None if last else transport.slots.popleft(),
+                    last,
+                )
+                for uuid in late
+            }
+            for uuid, future in futures.items():
+                outcomes[uuid] = self._sms_twilio_outcome(future)
 
     @staticmethod
     def _sms_twilio_outcome(future):

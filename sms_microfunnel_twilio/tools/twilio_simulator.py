@@ -342,6 +342,9 @@ def _truthy(value):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # a listen backlog like a real server's: a burst of new keep-alive
+    # connections is not reset (socketserver's default is 5)
+    request_queue_size = 128
     simulator = None
 
     def handle_error(self, request, client_address):
@@ -363,8 +366,15 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 30  # idle keep-alive connections are closed after this
 
+    # the whole answer (status line, headers, body) is buffered and leaves in
+    # one write, as a real HTTP server sends it: no small segment waits for
+    # the client's delayed ACK (Nagle) on a keep-alive connection
+    wbufsize = -1
+
     def setup(self):
         result = super().setup()
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.simulator._track_connection(self.connection, True)
         return result
 
@@ -376,6 +386,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         _logger.debug("Twilio simulator: " + fmt, *args)
+
+    def parse_request(self):
+        # a request is recorded at the time its first line arrived, before
+        # its headers and body are read and parsed
+        self.arrived = (time.monotonic(), time.time())
+        return super().parse_request()
 
     def _dispatch(self):
         self.server.simulator._handle(self)
@@ -766,6 +782,7 @@ class TwilioSimulator:
 
     def _handle(self, handler):
         stop = self._stop
+        arrived = getattr(handler, "arrived", None) or (time.monotonic(), time.time())
         parts = urlsplit(handler.path)
         try:
             length = int(handler.headers.get("Content-Length") or 0)
@@ -806,8 +823,8 @@ class TwilioSimulator:
         elif instance and method == "GET":
             kind = "fetch"
         entry = {
-            "time": time.monotonic(),
-            "wall_time": time.time(),
+            "time": arrived[0],
+            "wall_time": arrived[1],
             "method": method,
             "path": parts.path,
             "query": query,
@@ -864,9 +881,9 @@ class TwilioSimulator:
             handler.send_header("Twilio-Request-Id", _new_sid("RQ"))
             for name, value in (headers or {}).items():
                 handler.send_header(name, value)
-            handler.end_headers()
+            handler.end_headers()  # headers go to wfile's buffer, not out yet
             handler.wfile.write(body)
-            handler.wfile.flush()
+            handler.wfile.flush()  # one write: status line, headers and body
         except OSError:  # the client is gone (e.g. it timed out)
             handler.close_connection = True
 
