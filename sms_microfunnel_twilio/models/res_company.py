@@ -2,8 +2,6 @@
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from odoo.addons.sms_microfunnel.tools import sms_keywords
-
 from ..tools.sms_api import SmsApiTwilioMicrofunnel
 
 PUBLIC_BASE_URL_PARAM = "sms_microfunnel_twilio.public_base_url"
@@ -93,40 +91,6 @@ class ResCompany(models.Model):
                 )
             )
         return sid
-
-    @api.model
-    def _sms_twilio_inbound_company(self, to_number, messaging_service_sid=None):
-        """The company an inbound message belongs to (receiving number or service)."""
-        companies = self.sudo().search([("sms_provider", "=", "twilio")])
-        if messaging_service_sid:
-            company = companies.filtered(
-                lambda c: c.sms_twilio_messaging_service_sid == messaging_service_sid
-            )
-            if company:
-                return company[:1]
-        number = self.env["res.partner"]._phone_format(number=to_number) or to_number
-        numbers = (
-            self.env["sms.twilio.number"]
-            .sudo()
-            .search([("company_id", "in", companies.ids)])
-        )
-        for twilio_number in numbers:
-            if twilio_number.number in (to_number, number) or (
-                self.env["res.partner"]._phone_format(number=twilio_number.number)
-                == number
-            ):
-                return twilio_number.company_id
-        return self.browse()
-
-    def _sms_twilio_replied(self, body, opt_out_type=None):
-        """True when Twilio already answered this inbound message itself."""
-        self.ensure_one()
-        if opt_out_type:
-            return True
-        if not self.sms_twilio_answers_keywords:
-            return False
-        word = sms_keywords.normalize(body).replace(" ", "")
-        return word in sms_keywords.TWILIO_DEFAULT_KEYWORDS
 
     def _sms_twilio_public_base_url(self):
         self.ensure_one()
