@@ -8,15 +8,15 @@ class SmsMicrofunnelGate(models.AbstractModel):
     _inherit = "sms.microfunnel.gate"
 
     @api.model
-    def _recent_marketing_sends(self, numbers, since):
-        """Funnel marketing messages count towards the frequency caps too."""
-        sends = super()._recent_marketing_sends(numbers, since)
+    def _recent_funnel_marketing_traces(self, numbers, since, field_names):
+        """Funnel marketing SMS queued for ``numbers`` after ``since`` (the
+        traces both frequency caps count), with ``field_names`` fetched."""
         if since.tzinfo:
             since = since.astimezone(timezone.utc).replace(tzinfo=None)
         numbers = [n for n in set(numbers) if n]
         if not numbers:
-            return sends
-        traces = (
+            return self.env["sms.microfunnel.trace"]
+        return (
             self.env["sms.microfunnel.trace"]
             .sudo()
             .search_fetch(
@@ -27,8 +27,16 @@ class SmsMicrofunnelGate(models.AbstractModel):
                     ("step_id.message_class", "=", "marketing"),
                     ("step_type", "=", "sms"),
                 ],
-                ["number", "queued_at"],
+                field_names,
             )
+        )
+
+    @api.model
+    def _recent_marketing_sends(self, numbers, since):
+        """Funnel marketing messages count towards the frequency caps too."""
+        sends = super()._recent_marketing_sends(numbers, since)
+        traces = self._recent_funnel_marketing_traces(
+            numbers, since, ["number", "queued_at"]
         )
         for trace in traces:
             sends.setdefault(trace.number, []).append(trace.queued_at)
@@ -42,24 +50,8 @@ class SmsMicrofunnelGate(models.AbstractModel):
         subject is the funnel (``sms.microfunnel.campaign,<id>``), the consent
         scope the gate evaluates funnel traces with."""
         sends = super()._recent_marketing_subjects(numbers, since)
-        if since.tzinfo:
-            since = since.astimezone(timezone.utc).replace(tzinfo=None)
-        numbers = [n for n in set(numbers) if n]
-        if not numbers:
-            return sends
-        traces = (
-            self.env["sms.microfunnel.trace"]
-            .sudo()
-            .search_fetch(
-                [
-                    ("number", "in", numbers),
-                    ("queued_at", ">", since),
-                    ("state", "in", ("queued", "sent", "delivered")),
-                    ("step_id.message_class", "=", "marketing"),
-                    ("step_type", "=", "sms"),
-                ],
-                ["number", "queued_at", "campaign_id"],
-            )
+        traces = self._recent_funnel_marketing_traces(
+            numbers, since, ["number", "queued_at", "campaign_id"]
         )
         for trace in traces:
             sends.setdefault(trace.number, []).append(
