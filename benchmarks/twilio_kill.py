@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "AC" + "c" * 32
 TOKEN = "kill-test-auth-token"
 SENDER = "+33700000007"
-UUID_RE = re.compile(r"/sms_twilio/status/([0-9a-f]{32})")
+UUID_RE = re.compile(r"/sms(?:_microfunnel)?_twilio/status/([0-9a-f]{32})")
 
 
 def load(name, path):
