@@ -142,9 +142,10 @@ class SmsMicrofunnelInbound(models.Model):
     _to_process_index = models.Index("(received_at, id) WHERE NOT processed")
 
     def init(self):
-        super().init()
+        res = super().init()
         # after every model's table exists (the traces' table comes later)
         self.pool.post_init(self._create_lookup_indexes)
+        return res
 
     def _create_lookup_indexes(self):
         """The lookups of every inbound message: its contact, its lead and the

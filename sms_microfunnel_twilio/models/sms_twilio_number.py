@@ -10,9 +10,10 @@ class SmsTwilioNumber(models.Model):
     number = fields.Char(index=True)
 
     def init(self):
-        super().init()
+        res = super().init()
         # once every model's columns exist (the SID is a column we add)
         self.pool.post_init(self._create_service_sid_index)
+        return res
 
     def _create_service_sid_index(self):
         """Inbound messages sent through a Messaging Service find their
