@@ -24,3 +24,9 @@ from . import test_erasure_complete
 from . import test_encryption
 from . import test_fuzz_public_routes
 from . import test_compliance_rules
+from . import test_funnel_concurrency
+from . import test_funnel_http
+from . import test_funnel
+from . import test_funnel_builder
+from . import test_funnel_screens
+from . import test_funnel_dispatch_chunks
