@@ -229,7 +229,9 @@ def test_fresh_machine_setup_run():
             run = Run(repo, env)
             runs.append(run)
             assert run.wait_for(r"Python requirements", 600), run.output
-            time.sleep(20)
+            # pip has started; with a warm cache the whole step can take less
+            # than 20 s on an idle machine, so interrupt it early
+            time.sleep(2)
             rc = run.signal(signal.SIGINT)
             assert rc == 130, run.output
             assert "[1/4] Unpacking Odoo's source" in run.output
