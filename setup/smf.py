@@ -660,17 +660,40 @@ def wire_demo_to_simulator(dbname, odoo_url, simulator_url):
 
 
 def stop_group(proc, timeout=20):
-    """SIGINT to a child's process group, SIGKILL if it lingers; reaped."""
-    if proc is None or proc.poll() is not None:
+    """SIGINT to a child's process group, SIGKILL if it lingers; reaped.
+
+    The group outlives its leader while any member is alive: Odoo, once
+    stopped, leaves behind a report renderer (wkhtmltopdf) it had started,
+    so whatever remains in the group is terminated too."""
+    if proc is None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+            os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    end_group(proc.pid)
+
+
+def end_group(pgid, grace=3.0):
+    """SIGTERM to what is left of a process group, SIGKILL after ``grace``."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return  # the group is empty
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def ignore_signals():

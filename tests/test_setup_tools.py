@@ -1,5 +1,6 @@
 """The log and report parsing that decides whether ./setup/test is green."""
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -9,6 +10,7 @@ import sys
 import tarfile
 import tempfile
 import textwrap
+import time
 import zipfile
 from pathlib import Path
 
@@ -301,3 +303,46 @@ def test_private_cluster_life_cycle_and_interrupted_initdb():
         assert not (folder / "postgresql" / "data" / "half-written").exists()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX process groups")
+def test_stop_group_ends_what_the_leader_leaves_behind(tmp_path):
+    """A stopped Odoo can leave a child it started (a report renderer) in
+    its process group: stopping the group must not leave it running."""
+    pidfile = tmp_path / "child.pid"
+    leader = textwrap.dedent(f"""\
+        import signal, subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c",
+            "import os, signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            "open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(600)"])
+        try:
+            time.sleep(600)
+        except KeyboardInterrupt:
+            sys.exit(0)  # exits without waiting for its child
+        """)
+    proc = subprocess.Popen([sys.executable, "-c", leader], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        # the child writes its pid once it ignores Ctrl-C, as the renderer does
+        while not pidfile.exists() or not pidfile.read_text():
+            assert time.monotonic() < deadline, "the leader never started its child"
+            time.sleep(0.05)
+        child = int(pidfile.read_text())
+        smf.stop_group(proc, timeout=10)
+        assert proc.returncode == 0
+        deadline = time.monotonic() + 5
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child), "the child left in the group still runs"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _alive(pid):
+    """Running (not merely a zombie waiting for init to reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
