@@ -1032,3 +1032,18 @@ def test_answers_in_one_write_without_nagle_stall(sim):
     durations.sort()
     # a Nagle/delayed-ACK stall costs about 40 ms on every request
     assert durations[len(durations) // 2] < 0.02, durations
+
+
+def test_simulator_is_shipped_in_no_addon():
+    """The simulator is a development tool: no addon holds or imports it,
+    except the Twilio addon's tests (from the repository root)."""
+    addons = [p.parent for p in REPO.glob("*/__manifest__.py")]
+    assert addons, "the addons are found"
+    for addon in addons:
+        assert not list(addon.rglob("twilio_simulator*")), addon
+        for path in addon.rglob("*.py"):
+            if path.parent.name == "tests":
+                continue
+            text = path.read_text(encoding="utf-8")
+            assert "devtools" not in text, path
+            assert "TwilioSimulator" not in text, path
