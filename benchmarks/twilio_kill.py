@@ -155,7 +155,8 @@ class Simulator:
     def __init__(self, latency):
         cmd = [
             sys.executable,
-            str(REPO / "sms_microfunnel_twilio" / "tools" / "twilio_simulator.py"),
+            "-m",
+            "devtools.twilio_simulator",
             "--port=0",
             f"--account-sid={ACCOUNT}",
             f"--auth-token={TOKEN}",

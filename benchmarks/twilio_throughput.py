@@ -4,7 +4,7 @@
 
 Both send SMS from ``sms.sms`` through Odoo's send path (ORM, trackers, result
 handling) to the same loopback Twilio simulator, run as its own process
-(``sms_microfunnel_twilio/tools/twilio_simulator.py``, a real HTTP server:
+(``devtools/twilio_simulator``, a real HTTP server:
 TCP_NODELAY, one write per answer), which answers each message creation after
 ``--latencies`` seconds, as Twilio's API does over the Internet.
 

@@ -592,7 +592,8 @@ def start_simulator(port, odoo_url):
     """The loopback Twilio simulator the demo company sends through."""
     cmd = [
         PYTHON,
-        str(REPO / "sms_microfunnel_twilio" / "tools" / "twilio_simulator.py"),
+        "-m",
+        "devtools.twilio_simulator",
         f"--port={port}",
         f"--account-sid={DEMO_TWILIO_SID}",
         f"--auth-token={DEMO_TWILIO_TOKEN}",

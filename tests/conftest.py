@@ -1,7 +1,9 @@
 """Shared helpers for the tests that run outside Odoo's test runner.
 
 The addons' ``tools`` modules are plain Python: they are loaded straight from
-their files so these tests never import Odoo or an addon package.
+their files so these tests never import Odoo or an addon package. The
+repository's development tools (``devtools/``) are a package imported from
+the repository root.
 """
 
 import importlib.util
@@ -11,6 +13,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# the development tools (``devtools/``) are imported as a package from the root
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 
 def load_tool(addon, name):

@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Tests for ``sms_microfunnel_twilio/tools/twilio_simulator.py``.
+"""Tests for the Twilio simulator of ``devtools/twilio_simulator/``.
 
 Everything runs over real HTTP on 127.0.0.1: the simulator on one side, and on
 the other ``requests`` (playing Odoo's ``sms_twilio`` client) or a small local
@@ -27,11 +27,12 @@ from conftest import REPO, load_tool
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-sim_mod = load_tool("sms_microfunnel_twilio", "twilio_simulator")
+from devtools.twilio_simulator import simulator as sim_mod
+
 sig = load_tool("sms_microfunnel_twilio", "twilio_signature")
 enc = load_tool("sms_microfunnel", "sms_encoding")
 
-SCRIPT = REPO / "sms_microfunnel_twilio" / "tools" / "twilio_simulator.py"
+SIMULATOR = [sys.executable, "-m", "devtools.twilio_simulator"]
 ACCOUNT = "AC" + "0123456789abcdef" * 2
 TOKEN = "simulator-test-token"
 AUTH = (ACCOUNT, TOKEN)
@@ -907,19 +908,20 @@ def test_stop_is_bounded_and_restartable(http):
 
 def test_module_imports_without_odoo():
     code = (
-        "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('sim', {str(SCRIPT)!r})\n"
-        "module = importlib.util.module_from_spec(spec)\n"
-        "spec.loader.exec_module(module)\n"
+        "import sys\n"
+        "import devtools.twilio_simulator as module\n"
+        "from devtools.twilio_simulator import simulator\n"
         "assert 'odoo' not in sys.modules\n"
+        "assert simulator._sms_encoding is not None, 'the product counter'\n"
         "assert module.count_segments('hello') == 1\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30, cwd=REPO)
 
 
 def test_cli_help():
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--help"],
+        [*SIMULATOR, "--help"],
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=30,
@@ -934,8 +936,7 @@ def test_cli_help():
 def test_cli_serves_until_sigterm(http):
     process = subprocess.Popen(
         [
-            sys.executable,
-            str(SCRIPT),
+            *SIMULATOR,
             "--port",
             "0",
             "--account-sid",
@@ -944,6 +945,7 @@ def test_cli_serves_until_sigterm(http):
             TOKEN,
             "--no-auto-callbacks",
         ],
+        cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -1030,3 +1032,18 @@ def test_answers_in_one_write_without_nagle_stall(sim):
     durations.sort()
     # a Nagle/delayed-ACK stall costs about 40 ms on every request
     assert durations[len(durations) // 2] < 0.02, durations
+
+
+def test_simulator_is_shipped_in_no_addon():
+    """The simulator is a development tool: no addon holds or imports it,
+    except the Twilio addon's tests (from the repository root)."""
+    addons = [p.parent for p in REPO.glob("*/__manifest__.py")]
+    assert addons, "the addons are found"
+    for addon in addons:
+        assert not list(addon.rglob("twilio_simulator*")), addon
+        for path in addon.rglob("*.py"):
+            if path.parent.name == "tests":
+                continue
+            text = path.read_text(encoding="utf-8")
+            assert "devtools" not in text, path
+            assert "TwilioSimulator" not in text, path

@@ -3,11 +3,11 @@
 
 from odoo.tests import tagged
 
-from .test_sending import ALICE, BOB, TwilioSimulatorCase
+from .common import ALICE, BOB, TwilioMockCase
 
 
 @tagged("post_install", "-at_install")
-class TestTwilioErrorMapping(TwilioSimulatorCase):
+class TestTwilioErrorMapping(TwilioMockCase):
     def test_21610_records_provider_opt_out_without_retry(self):
         self.sim.configure_number(ALICE, error_code=21610)
         sms = self.queue(ALICE, partner_id=self.partner.id)

@@ -1,10 +1,11 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from unittest.mock import patch
 
-from odoo.tests import HttpCase, tagged
+from odoo.tests import tagged
 
 from odoo.addons.sms_microfunnel_twilio.controllers.main import INBOUND_PATH
-from odoo.addons.sms_microfunnel_twilio.tools import twilio_signature
+
+from .common import TwilioWebhookCase
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 OUR_NUMBER = "+33700000001"
@@ -13,30 +14,17 @@ LOGGER = "odoo.addons.sms_microfunnel_twilio.controllers.main"
 
 
 @tagged("post_install", "-at_install")
-class TestTwilioInboundWebhook(HttpCase):
+class TestTwilioInboundWebhook(TwilioWebhookCase):
+    twilio_account = "AC" + "0" * 32
+    twilio_token = TOKEN
+    twilio_number = OUR_NUMBER
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.company = cls.env.company
-        cls.company.sudo().write(
-            {
-                "sms_provider": "twilio",
-                "sms_twilio_account_sid": "AC" + "0" * 32,
-                "sms_twilio_auth_token": TOKEN,
-                "country_id": cls.env.ref("base.fr").id,
-            }
-        )
-        cls.env["sms.twilio.number"].sudo().create(
-            {
-                "company_id": cls.company.id,
-                "number": OUR_NUMBER,
-                "country_id": cls.env.ref("base.fr").id,
-            }
-        )
         cls.partner = cls.env["res.partner"].create(
             {"name": "Léa Dubois", "phone": CONTACT, "lang": "en_US"}
         )
-        cls.Inbound = cls.env["sms.microfunnel.inbound"]
 
     def process(self):
         """The inbound job, its commits neutralised (test transaction)."""
@@ -57,7 +45,7 @@ class TestTwilioInboundWebhook(HttpCase):
         }
         url = self.base_url() + INBOUND_PATH
         if signature is None:
-            signature = twilio_signature.compute_signature(token, url, params)
+            signature = self.signature(url, params, token)
         headers = {"X-Twilio-Signature": signature} if signature else {}
         response = self.url_open(INBOUND_PATH, data=params, headers=headers)
         if process:
@@ -128,9 +116,7 @@ class TestTwilioInboundWebhook(HttpCase):
             "MessageSid": "SM" + "6" * 32,
         }
         # signed for the public URL Twilio knows, not for the local one
-        signature = twilio_signature.compute_signature(
-            TOKEN, "https://crm.example.com" + INBOUND_PATH, params
-        )
+        signature = self.signature("https://crm.example.com" + INBOUND_PATH, params)
         response = self.url_open(
             INBOUND_PATH, data=params, headers={"X-Twilio-Signature": signature}
         )

@@ -1,5 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Sending through Twilio against the loopback Twilio simulator (real HTTP)."""
+"""Sending through Twilio: Twilio's API mocked in-process at the HTTP boundary,
+and end to end against the loopback simulator where a network between the two
+matters (pacing, concurrency, client timeouts, one send and callback round trip)."""
 
 import itertools
 import time
@@ -9,7 +11,7 @@ from urllib.parse import urlsplit
 
 from odoo import fields
 from odoo.exceptions import ValidationError
-from odoo.tests import HttpCase, tagged
+from odoo.tests import tagged
 from odoo.tests.common import _super_send
 
 from odoo.addons.sms_microfunnel_twilio.models.sms_sms import (
@@ -25,121 +27,21 @@ from odoo.addons.sms_microfunnel_twilio.tools.sms_api import (
     SmsApiTwilioMicrofunnel,
     reserve_slots,
 )
-from odoo.addons.sms_microfunnel_twilio.tools.twilio_simulator import TwilioSimulator
 
-ACCOUNT = "AC" + "5" * 32
-TOKEN = "simulated-auth-token"
-OUR_NUMBER = "+33700000001"
-SERVICE_SID = "MG" + "7" * 32
-ALICE = "+33612345678"
-BOB = "+33698765432"
-
-
-class TwilioSimulatorCase(HttpCase):
-    """A Twilio company sending to a simulator; callbacks reach Odoo over HTTP.
-
-    The simulator sends status callbacks only when asked
-    (``callbacks()``), while this thread waits: the test transaction is never
-    used by two threads at once.
-    """
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.sim = TwilioSimulator(ACCOUNT, TOKEN).start()
-        cls.addClassCleanup(cls.sim.stop)
-        cls.env["ir.config_parameter"].sudo().set_param(
-            API_BASE_URL_PARAM, cls.sim.base_url
-        )
-        cls.company = cls.env.company
-        cls._setup_twilio_company(cls.company, ACCOUNT, TOKEN, OUR_NUMBER)
-        cls.partner = cls.env["res.partner"].create(
-            {"name": "Léa Dubois", "phone": ALICE}
-        )
-
-    @classmethod
-    def _setup_twilio_company(cls, company, account, token, number):
-        company.sudo().write(
-            {
-                "sms_provider": "twilio",
-                "sms_twilio_account_sid": account,
-                "sms_twilio_auth_token": token,
-                "country_id": cls.env.ref("base.fr").id,
-                "sms_twilio_max_mps": 50,
-                "sms_twilio_number_ids": [
-                    (5, 0),
-                    (0, 0, {"number": number, "country_id": cls.env.ref("base.fr").id}),
-                ],
-            }
-        )
-
-    def setUp(self):
-        super().setUp()
-        self.sim.reset()
-
-    # -- helpers ---------------------------------------------------------------
-
-    def queue(self, number=ALICE, body="Votre offre vous attend", company=None, **vals):
-        company = company or self.company
-        return (
-            self.env["sms.sms"]
-            .sudo()
-            .create(
-                {
-                    "number": number,
-                    "body": body,
-                    "record_company_id": company.id,
-                    **vals,
-                }
-            )
-        )
-
-    def send(self, sms):
-        sms.send(unlink_sent=False)
-        self.env.flush_all()
-        self.env.invalidate_all()
-        return sms
-
-    def run_queue(self):
-        """The queue cron's job, its commits neutralised (test transaction)."""
-        IrCron = type(self.env["ir.cron"])
-        with patch.object(IrCron, "_commit_progress", lambda *a, **kw: 0.0):
-            self.env["sms.sms"].sudo()._process_queue()
-        self.env.flush_all()
-        self.env.invalidate_all()
-
-    def callbacks(self, sid=None, order=None):
-        """Let the simulator POST status callbacks to Odoo, then re-read."""
-        self.env.flush_all()
-        with self.allow_requests(all_requests=True):
-            results = self.sim.send_callbacks(sid, order)
-        self.env.invalidate_all()
-        for result, hook in zip(
-            results, self.sim.webhooks[-len(results) :], strict=True
-        ):
-            self.assertEqual(result["response_status"], 200, hook)
-        return results
-
-    def message_for(self, sms):
-        """The simulator's message resource created for ``sms`` (by uuid)."""
-        creates = [
-            c
-            for c in self.sim.creates()
-            if c["sid"] and sms.uuid in c["form"].get("StatusCallback", [""])[0]
-        ]
-        self.assertEqual(len(creates), 1, "one message created per SMS")
-        return self.sim.get_message(creates[0]["sid"])
-
-    def creates_for(self, sms):
-        return [
-            c
-            for c in self.sim.creates()
-            if sms.uuid in c["form"].get("StatusCallback", [""])[0]
-        ]
+from .common import (
+    ACCOUNT,
+    ALICE,
+    BOB,
+    OUR_NUMBER,
+    SERVICE_SID,
+    TOKEN,
+    TwilioMockCase,
+    TwilioSimulatorCase,
+)
 
 
 @tagged("post_install", "-at_install")
-class TestTwilioSending(TwilioSimulatorCase):
+class TestTwilioSending(TwilioMockCase):
     def test_send_and_delivery_callbacks(self):
         sms = self.send(self.queue(partner_id=self.partner.id))
         self.assertIsInstance(
@@ -280,6 +182,16 @@ class TestTwilioSending(TwilioSimulatorCase):
         self.assertEqual(theirs.state, "error")
         self.assertEqual(theirs.sms_twilio_error_code, "20003")
 
+
+@tagged("post_install", "-at_install")
+class TestTwilioSendingEndToEnd(TwilioSimulatorCase):
+    """Over real HTTP: pacing and concurrency are measured at the simulator,
+    and one send with its status callbacks makes the whole round trip."""
+
+    test_send_and_delivery_callbacks = (
+        TestTwilioSending.test_send_and_delivery_callbacks
+    )
+
     def test_concurrent_and_paced(self):
         """N messages per second at most, measured at the simulator."""
         self.company.sudo().sms_twilio_max_mps = 5
@@ -390,7 +302,7 @@ class TestTwilioAmbiguous(TwilioSimulatorCase):
 
 
 @tagged("post_install", "-at_install")
-class TestTwilioClaimedQueue(TwilioSimulatorCase):
+class TestTwilioClaimedQueue(TwilioMockCase):
     """The queue's exactly-once machinery: claim and commit before sending,
     orphans of a dead worker looked up, one shared departure schedule."""
 
@@ -519,7 +431,7 @@ class TestTwilioClaimedQueue(TwilioSimulatorCase):
         import requests  # noqa: PLC0415
 
         response = requests.post(
-            self.sim.messages_url,
+            self.messages_url,
             data={"To": sms.number, "From": OUR_NUMBER, "Body": sms.body},
             auth=(ACCOUNT, TOKEN),
             timeout=5,

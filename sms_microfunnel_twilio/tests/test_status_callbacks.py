@@ -6,11 +6,11 @@ from odoo.tools import mute_logger
 
 from odoo.addons.sms_microfunnel_twilio.models.sms_tracker import status_allowed
 
-from .test_sending import ALICE, OUR_NUMBER, TwilioSimulatorCase
+from .common import ALICE, OUR_NUMBER, TwilioMockCase
 
 
 @tagged("post_install", "-at_install")
-class TestTwilioStatusCallbacks(TwilioSimulatorCase):
+class TestTwilioStatusCallbacks(TwilioMockCase):
     def sent(self, **vals):
         sms = self.send(self.queue(ALICE, partner_id=self.partner.id, **vals))
         return sms, sms.sms_tracker_id, self.message_for(sms)["sid"]
@@ -169,7 +169,7 @@ class TestTwilioStatusCallbacks(TwilioSimulatorCase):
 
 
 @tagged("post_install", "-at_install")
-class TestTwilioLateCallbacks(TwilioSimulatorCase):
+class TestTwilioLateCallbacks(TwilioMockCase):
     """A callback for another company's SMS once the SMS row is deleted."""
 
     def test_late_callback_of_another_company(self):

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from hypothesis import given
 from hypothesis import strategies as st
 
-from odoo.tests import HttpCase, tagged
+from odoo.tests import tagged
 
 from odoo.addons.sms_microfunnel.tests.fuzz_common import (
     FUZZ_SETTINGS,
@@ -20,7 +20,8 @@ from odoo.addons.sms_microfunnel.tests.fuzz_common import (
 )
 from odoo.addons.sms_microfunnel_twilio.controllers.main import INBOUND_PATH
 from odoo.addons.sms_microfunnel_twilio.controllers.status import STATUS_PATH
-from odoo.addons.sms_microfunnel_twilio.tools import twilio_signature
+
+from .common import TwilioWebhookCase
 
 TOKEN = "fuzz-token-0123456789abcdef012345"
 OUR_NUMBER = "+33700000123"
@@ -33,26 +34,14 @@ STATUSES = ["queued", "sending", "sent", "delivered", "undelivered", "failed", "
 
 
 @tagged("post_install", "-at_install")
-class TestTwilioWebhookFuzz(HttpCase):
+class TestTwilioWebhookFuzz(TwilioWebhookCase):
+    twilio_account = "AC" + "1" * 32
+    twilio_token = TOKEN
+    twilio_number = OUR_NUMBER
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.company = cls.env.company
-        cls.company.sudo().write(
-            {
-                "sms_provider": "twilio",
-                "sms_twilio_account_sid": "AC" + "1" * 32,
-                "sms_twilio_auth_token": TOKEN,
-                "country_id": cls.env.ref("base.fr").id,
-            }
-        )
-        cls.env["sms.twilio.number"].sudo().create(
-            {
-                "company_id": cls.company.id,
-                "number": OUR_NUMBER,
-                "country_id": cls.env.ref("base.fr").id,
-            }
-        )
         cls.sms = (
             cls.env["sms.sms"]
             .sudo()
@@ -70,15 +59,15 @@ class TestTwilioWebhookFuzz(HttpCase):
             .sudo()
             .create({"sms_uuid": cls.sms.uuid, "sms_twilio_company_id": cls.company.id})
         )
-        cls.Inbound = cls.env["sms.microfunnel.inbound"].sudo()
+        cls.Inbound = cls.Inbound.sudo()
 
     def signed_headers(self, how, url, params, junk):
         if how == "none":
             return {}
         if how == "valid":
-            signature = twilio_signature.compute_signature(TOKEN, url, params)
+            signature = self.signature(url, params)
         elif how == "other_token":
-            signature = twilio_signature.compute_signature("other", url, params)
+            signature = self.signature(url, params, "other")
         else:
             signature = "".join(
                 c for c in junk if c.isprintable() and c.isascii()

@@ -49,9 +49,15 @@ and offers the control endpoints under ``/_simulator/`` (same basic auth):
 ``signature_url``, ``forge``, ``MessagingServiceSid``, ``OptOutType``) and
 ``POST reset``. Control requests are not recorded in ``requests``.
 
-Standard library only, no Odoo import: the signer (``twilio_signature.py``)
-and the segment counter (``sms_microfunnel/tools/sms_encoding.py``, with a
-small built-in fallback) are loaded by path relative to this file.
+A development tool of the repository, not part of any addon. Standard library
+only, no Odoo import: the signer and the segment counter are the product's own
+pure tools (``sms_microfunnel_twilio/tools/twilio_signature.py``,
+``sms_microfunnel/tools/sms_encoding.py``), imported through
+:mod:`devtools.twilio_simulator.product`. Run it with the repository root on
+``sys.path``: ``python3 -m devtools.twilio_simulator --help``.
+
+Tests that mock the provider in-process call :meth:`TwilioSimulator.handle_request`
+(no socket) with what the client would have sent over HTTP.
 """
 
 import argparse
@@ -60,7 +66,7 @@ import binascii
 import contextlib
 import copy
 import hmac
-import importlib.util
+import io
 import ipaddress
 import json
 import logging
@@ -77,10 +83,16 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.error import HTTPError, URLError
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from urllib.request import ProxyHandler, Request, build_opener
+
+from .product import twilio_signature
+
+try:
+    from .product import sms_encoding as _sms_encoding
+except ImportError:  # the main addon is not beside this folder
+    _sms_encoding = None
 
 __all__ = [
     "API_ERRORS",
@@ -92,9 +104,6 @@ __all__ = [
 ]
 
 _logger = logging.getLogger(__name__)
-
-_HERE = Path(__file__).resolve().parent
-
 
 #: Twilio's default opt-out handling (long codes and toll-free numbers): a
 #: message made of one of these words only (any case) is answered by Twilio
@@ -128,34 +137,6 @@ def default_keyword(body):
             return kind
     return None
 
-
-def _load_by_path(key, path):
-    """Import the file ``path`` as module ``key`` (once per process)."""
-    module = sys.modules.get(key)
-    if module is not None:
-        return module
-    spec = importlib.util.spec_from_file_location(key, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(key, None)
-        raise
-    return module
-
-
-# The keys match tests/conftest.py's ``load_tool`` so both share one module.
-twilio_signature = _load_by_path(
-    "_smf_tools_sms_microfunnel_twilio_twilio_signature",
-    _HERE / "twilio_signature.py",
-)
-_ENCODING_PATH = _HERE.parent.parent / "sms_microfunnel" / "tools" / "sms_encoding.py"
-_sms_encoding = (
-    _load_by_path("_smf_tools_sms_microfunnel_sms_encoding", _ENCODING_PATH)
-    if _ENCODING_PATH.is_file()
-    else None
-)
 
 API_VERSION = "2010-04-01"
 MAX_BODY = 1600
@@ -397,6 +378,68 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.simulator._handle(self)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+
+
+def _request_kind(method, instance, listing):
+    """``create``, ``list``, ``fetch`` or ``other`` for an API request."""
+    if listing and method == "POST":
+        return "create"
+    if listing and method == "GET":
+        return "list"
+    if instance and method == "GET":
+        return "fetch"
+    return "other"
+
+
+class _InProcessHandler:
+    """What :meth:`TwilioSimulator._handle` uses of an HTTP request handler,
+    for a request handed over in-process (:meth:`TwilioSimulator.handle_request`)."""
+
+    def __init__(self, method, url, headers, body):
+        parts = urlsplit(url)
+        self.command = method.upper()
+        self.path = urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        self.headers = _Headers(headers)
+        if body and self.headers.get("Content-Length") is None:
+            self.headers["Content-Length"] = str(len(body))
+        self.rfile = io.BytesIO(body)
+        self.wfile = io.BytesIO()
+        self.arrived = (time.monotonic(), time.time())
+        self.close_connection = False
+        self.status = None
+        self.response_headers = {}
+
+    def send_response(self, status):
+        self.status = status
+
+    def send_header(self, name, value):
+        self.response_headers[name] = value
+
+    def end_headers(self):
+        pass
+
+    def answer(self):
+        if self.status is None:  # dropped: no answer at all
+            return None
+        return self.status, dict(self.response_headers), self.wfile.getvalue()
+
+
+class _Headers(dict):
+    """Case-insensitive ``get`` over request headers (as http.client's)."""
+
+    def __init__(self, headers):
+        super().__init__((str(k), str(v)) for k, v in dict(headers).items())
+        self._lower = {k.lower(): k for k in self}
+
+    def get(self, name, default=None):
+        key = self._lower.get(name.lower())
+        return self[key] if key is not None else default
+
+    def __setitem__(self, name, value):
+        super().__setitem__(name, value)
+        self._lower = {k.lower(): k for k in self}
 
 
 class TwilioSimulator:
@@ -780,10 +823,57 @@ class TwilioSimulator:
     # HTTP handling
     # ------------------------------------------------------------------
 
-    def _handle(self, handler):
-        stop = self._stop
+    def handle_request(self, method, url, headers=None, body=b""):
+        """Answer one API request in-process, without a socket.
+
+        ``url`` is the request's URL or path, ``headers`` a mapping, ``body``
+        bytes or text. Returns ``(status, headers, body)``, or None when the
+        simulator drops the connection without an answer (``drop_next``): the
+        caller raises its connection error. The request is recorded and its
+        faults, errors and messages are the same as over HTTP; latencies are
+        slept in the calling thread (a client's timeout does not cut them
+        short: test timeouts over the real server).
+        """
+        handler = _InProcessHandler(method, url, headers or {}, body or b"")
+        self._handle(handler, stop=threading.Event())
+        return handler.answer()
+
+    def _handle(self, handler, stop=None):
+        stop = stop or self._stop
         arrived = getattr(handler, "arrived", None) or (time.monotonic(), time.time())
         parts = urlsplit(handler.path)
+        text = self._read_body(handler)
+        if text is None:
+            return
+        form, query = self._parse_params(handler, parts, text)
+        auth_ok = self._authenticated(handler)
+        if parts.path.startswith(_CONTROL_PREFIX):
+            self._handle_control(handler, parts.path, auth_ok, form)
+            return
+        instance = _INSTANCE_RE.match(parts.path)
+        listing = _LIST_RE.match(parts.path)
+        kind = _request_kind(handler.command, instance, listing)
+        entry = self._record_request(
+            handler, arrived, parts, query, form, text, auth_ok, kind
+        )
+        context = {"path": parts.path}
+        if not auth_ok:
+            self._error(
+                handler,
+                entry,
+                20003,
+                context,
+                headers={"WWW-Authenticate": 'Basic realm="Twilio API"'},
+            )
+            return
+        match = instance or listing
+        if match is None or match["account"] != self.account_sid:
+            self._error(handler, entry, 20404, context)
+            return
+        self._route(handler, entry, kind, match, form, query, stop, context)
+
+    def _read_body(self, handler):
+        """The request body as text, or None after answering 413."""
         try:
             length = int(handler.headers.get("Content-Length") or 0)
         except ValueError:
@@ -791,9 +881,13 @@ class TwilioSimulator:
         if not 0 <= length <= MAX_REQUEST_BYTES:
             handler.close_connection = True
             self._respond(handler, None, 413, {"message": "Bad Content-Length"})
-            return
+            return None
         raw = handler.rfile.read(length) if length else b""
-        text = raw.decode("utf-8", "replace")
+        return raw.decode("utf-8", "replace")
+
+    @staticmethod
+    def _parse_params(handler, parts, text):
+        """``(form, query)``: the form body and the query string, as lists."""
         form = {}
         content_type = handler.headers.get("Content-Type", "")
         if handler.command != "GET" and (
@@ -804,28 +898,24 @@ class TwilioSimulator:
         query = {}
         for name, value in parse_qsl(parts.query, keep_blank_values=True):
             query.setdefault(name, []).append(value)
+        return form, query
+
+    def _authenticated(self, handler):
+        """True when the basic auth is this account's SID and Auth Token."""
         credentials = _parse_basic_auth(handler.headers.get("Authorization"))
-        auth_ok = credentials is not None and (
+        return credentials is not None and (
             hmac.compare_digest(credentials[0].encode(), self.account_sid.encode())
             and hmac.compare_digest(credentials[1].encode(), self.auth_token.encode())
         )
-        if parts.path.startswith(_CONTROL_PREFIX):
-            self._handle_control(handler, parts.path, auth_ok, form)
-            return
-        instance = _INSTANCE_RE.match(parts.path)
-        listing = _LIST_RE.match(parts.path)
-        method = handler.command
-        kind = "other"
-        if listing and method == "POST":
-            kind = "create"
-        elif listing and method == "GET":
-            kind = "list"
-        elif instance and method == "GET":
-            kind = "fetch"
+
+    def _record_request(
+        self, handler, arrived, parts, query, form, text, auth_ok, kind
+    ):
+        """Append the request to ``requests`` and return its entry."""
         entry = {
             "time": arrived[0],
             "wall_time": arrived[1],
-            "method": method,
+            "method": handler.command,
             "path": parts.path,
             "query": query,
             "form": form,
@@ -839,23 +929,10 @@ class TwilioSimulator:
         with self._lock:
             entry["id"] = len(self._requests) + 1
             self._requests.append(entry)
-        context = {"path": parts.path}
-        if not auth_ok:
-            self._error(
-                handler,
-                entry,
-                20003,
-                context,
-                headers={"WWW-Authenticate": 'Basic realm="Twilio API"'},
-            )
-            return
-        match = instance or listing
-        if match is None:
-            self._error(handler, entry, 20404, context)
-            return
-        if match["account"] != self.account_sid:
-            self._error(handler, entry, 20404, context)
-            return
+        return entry
+
+    def _route(self, handler, entry, kind, match, form, query, stop, context):
+        """Create, list or fetch messages; any other method is refused."""
         if kind == "create":
             self._create(handler, entry, form, stop)
         elif kind == "list":
@@ -1643,7 +1720,7 @@ _CONTROL_ACTIONS = {
 
 def _build_parser():
     parser = argparse.ArgumentParser(
-        prog="twilio_simulator.py",
+        prog="python3 -m devtools.twilio_simulator",
         description="Serve a Twilio Messages API simulator on loopback and "
         "send signed status callbacks and inbound messages to Odoo. Prints "
         "the base URL (to use instead of https://api.twilio.com) on the "
