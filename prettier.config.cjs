@@ -9,6 +9,8 @@ const config = {
     printWidth: 88,
     proseWrap: "always",
     semi: true,
+    // four spaces, as Odoo and OCA indent XML and JS
+    tabWidth: 4,
     trailingComma: "es5",
     xmlWhitespaceSensitivity: "strict",
 };
