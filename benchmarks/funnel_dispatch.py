@@ -434,16 +434,11 @@ def main(argv=None):
     if args.phase:
         run_phase(args)
         return 0
-    try:
-        smf.check_prerequisites()
-    except smf.PrerequisiteError as exc:
-        smf.say(f"benchmark: {exc}")
-        return smf.EXIT_PREREQUISITE
     sizes = [int(s) for s in args.sizes.split(",") if s]
     odoo_sizes = [int(s) for s in args.odoo_sizes.split(",") if s]
     tz = open_zone()
     rows, checks = [], []
-    with smf.bench_database(args.db, keep=args.keep) as dbname:
+    with smf.bench_session(args) as dbname:
         smf.say(f"uptime: {subprocess.check_output(['uptime'], text=True).strip()}")
         for size in odoo_sizes:
             smf.say(f"Odoo's SMS mailing, {size:,} contacts…")

@@ -329,12 +329,7 @@ def run(dbname, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        smf.check_prerequisites()
-    except smf.PrerequisiteError as exc:
-        smf.say(f"benchmark: {exc}")
-        return smf.EXIT_PREREQUISITE
-    with smf.bench_database(args.db, keep=args.keep) as dbname:
+    with smf.bench_session(args) as dbname:
         results = run(dbname, args)
     command = ["python3", "benchmarks/funnel_report_1m.py", "--count", str(args.count)]
     command += ["--funnels", str(args.funnels), "--repeat", str(args.repeat)]

@@ -272,12 +272,7 @@ def run(dbname, count, at, profile=False):
 def main(argv=None):
     args = parse_args(argv)
     at = datetime.fromisoformat(args.at)
-    try:
-        smf.check_prerequisites()
-    except smf.PrerequisiteError as exc:
-        smf.say(f"benchmark: {exc}")
-        return smf.EXIT_PREREQUISITE
-    with smf.bench_database(args.db, keep=args.keep) as dbname:
+    with smf.bench_session(args) as dbname:
         run(dbname, args.count, at, args.profile)
     command = ["python3", "benchmarks/preflight_100k.py", "--count", str(args.count)]
     command += ["--at", args.at]

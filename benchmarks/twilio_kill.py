@@ -25,12 +25,10 @@ template and dropped at the end. Exits 1 when a message was duplicated or lost.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import random
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -42,21 +40,14 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "setup"))
+
+import smf  # noqa: E402  (the machinery of setup/run and setup/test)
+
 ACCOUNT = "AC" + "c" * 32
 TOKEN = "kill-test-auth-token"
 SENDER = "+33700000007"
 UUID_RE = re.compile(r"/sms(?:_microfunnel)?_twilio/status/([0-9a-f]{32})")
-
-
-def load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-smf = load("smf_setup", REPO / "setup" / "smf.py")
 
 
 def parse_args(argv=None):
@@ -108,24 +99,7 @@ print("KILL-UUIDS " + json.dumps(records.mapped("uuid")))
 
 
 def odoo_shell(dbname, script, env_vars):
-    cmd = smf.odoo_command(
-        f"--addons-path={smf.addons_path()}",
-        *smf.db_options(),
-        "shell",
-        "-d",
-        dbname,
-        "--no-http",
-        "--log-level=warn",
-    )
-    proc = subprocess.run(
-        cmd,
-        input=script,
-        text=True,
-        capture_output=True,
-        cwd=REPO,
-        env=dict(os.environ, **env_vars),
-        check=False,
-    )
+    proc = smf.odoo_shell(dbname, script, env_vars)
     if proc.returncode:
         raise RuntimeError(f"odoo shell failed:\n{proc.stderr[-3000:]}")
     return proc.stdout
@@ -393,17 +367,12 @@ def report(figures, out=say):
 
 def main(argv=None):
     args = parse_args(argv)
-    command = "python3 benchmarks/twilio_kill.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv
+    smf.say(
+        "reproduce with: " + smf.reproduce_command("benchmarks/twilio_kill.py", argv)
     )
-    print(f"reproduce with: {command.strip()}", flush=True)
-    print(f"machine: {os.cpu_count()} cores, {os.getloadavg()[0]:.2f} load", flush=True)
-    with smf.bench_database(
-        args.db, keep=args.keep, addons=("sms_microfunnel_twilio",)
-    ) as dbname:
+    with smf.bench_session(args, addons=("sms_microfunnel_twilio",)) as dbname:
         figures = run(args, dbname)
     report(figures)
-    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     ok = (
         not figures["duplicates"]
         and not figures["lost"]

@@ -35,9 +35,7 @@ template and dropped at the end.
 """
 
 import argparse
-import importlib.util
 import os
-import shlex
 import sys
 import time
 import urllib.parse
@@ -47,15 +45,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(REPO / "benchmarks"))
 
+import twilio_kill as kill  # noqa: E402  (its simulator, servers and queue)
 
-kill = load("smf_twilio_kill", REPO / "benchmarks" / "twilio_kill.py")
 smf = kill.smf
 ACCOUNT, TOKEN, SENDER = kill.ACCOUNT, kill.TOKEN, kill.SENDER
 
@@ -392,16 +385,12 @@ def run(args, dbname):
 
 def main(argv=None):
     args = parse_args(argv)
-    command = "python3 benchmarks/twilio_throughput.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv
+    smf.say(
+        "reproduce with: "
+        + smf.reproduce_command("benchmarks/twilio_throughput.py", argv)
     )
-    print(f"reproduce with: {command.strip()}", flush=True)
-    print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()}", flush=True)
-    with smf.bench_database(
-        args.db, keep=args.keep, addons=("sms_microfunnel_twilio",)
-    ) as dbname:
+    with smf.bench_session(args, addons=("sms_microfunnel_twilio",)) as dbname:
         run(args, dbname)
-    print(f"load after: {os.getloadavg()}")
     return 0
 
 

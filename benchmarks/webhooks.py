@@ -34,7 +34,6 @@ Usage (Odoo 19's Python; PostgreSQL as for ``setup/test``)::
 
 import argparse
 import contextlib
-import importlib.util
 import os
 import re
 import shlex
@@ -49,6 +48,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "setup"))
+
+import smf  # noqa: E402  (the machinery of setup/run and setup/test)
+
 TOKEN = "benchmark-webhooks-token-0123456789"
 OUR_NUMBER = "+33700000042"
 CORE_PATH = "/sms_twilio/status/"
@@ -58,14 +61,6 @@ LOG_LINE = re.compile(
     r'"POST (?P<path>\S+) HTTP/1\.1" (?P<code>\d+) - (?P<queries>\d+) '
     r"(?P<sql>[\d.]+) (?P<other>[\d.]+)"
 )
-
-
-def load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def parse_args(argv=None):
@@ -196,7 +191,7 @@ def insert_contacts(env, start, stop):
 
 
 def sign(url, params):
-    twilio_signature = load(
+    twilio_signature = smf.load_file(
         "smf_twilio_signature",
         REPO / "sms_microfunnel_twilio" / "tools" / "twilio_signature.py",
     )
@@ -463,11 +458,9 @@ def run(args, dbname, smf):
 
 def main(argv=None):
     args = parse_args(argv)
-    smf = load("smf_setup", REPO / "setup" / "smf.py")
     os.chdir(REPO)
-    with smf.bench_database(
-        args.db, keep=args.keep, addons=("sms_microfunnel_twilio",)
-    ) as dbname:
+    smf.say("reproduce with: " + smf.reproduce_command("benchmarks/webhooks.py", argv))
+    with smf.bench_session(args, addons=("sms_microfunnel_twilio",)) as dbname:
         run(args, dbname, smf)
 
 

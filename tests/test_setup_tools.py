@@ -160,10 +160,10 @@ def test_missing_system_package_exits_2_without_traceback(monkeypatch, capsys):
     """``setup/test`` as a normal user without Chromium: exit 2 and the command."""
     monkeypatch.setattr(boot.os, "geteuid", lambda: 1000)
     monkeypatch.setattr(boot, "os_release", lambda: DEBIAN)
-    monkeypatch.setattr(smf, "browser_needs", lambda: ["chromium"])
-    monkeypatch.setattr(smf, "PYTHON", sys.executable)
+    monkeypatch.setattr(smf.prereq, "browser_needs", lambda: ["chromium"])
+    monkeypatch.setattr(smf.prereq, "PYTHON", sys.executable)
     monkeypatch.setenv("PYTHON", sys.executable)
-    monkeypatch.setattr(smf, "check_python", lambda: "19.0")
+    monkeypatch.setattr(smf.prereq, "check_python", lambda: "19.0")
     previous = signal.getsignal(signal.SIGTERM)
     try:
         assert smf.main(["test"]) == 2

@@ -10,9 +10,12 @@ from freezegun import freeze_time
 from odoo import Command
 from odoo.tests import tagged
 
-from .test_erasure_retention import ErasureCase
-from .test_funnel import SUNDAY_11H_PARIS, TUESDAY_10H_PARIS, FunnelCase
-from .test_gate_preflight import GateCase
+from odoo.addons.sms_microfunnel.tests.common import (
+    SUNDAY_11H_PARIS,
+    ErasureCase,
+    FunnelCase,
+    GateCase,
+)
 
 # Sunday 15 March 2026 in Texas (CDT, UTC-5): 11:59 and 12:00
 TX_SUNDAY_1159 = datetime(2026, 3, 15, 16, 59)
@@ -365,9 +368,7 @@ class TestFunnelProof(FunnelCase):
 
     def test_trace_records_the_deciding_rule(self):
         with freeze_time(SUNDAY_11H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
             trace = self.trace(self.anna, self.offer)
             self.assertEqual(trace.state, "deferred")
             self.assertEqual(trace.decision_rule, "FR")
@@ -381,21 +382,6 @@ class TestFunnelProof(FunnelCase):
     def test_subject_cap_counts_the_same_funnel_only(self):
         policy = self.env.ref("sms_microfunnel.sms_policy_fr")
         policy.write({"cap_count": 1, "cap_hours": 24, "cap_scope": "subject"})
-        second = self.env["sms.microfunnel.campaign"].create(
-            {"name": "Second funnel", "model_name": "res.partner"}
-        )
-        self.env["sms.microfunnel.step"].create(
-            {"campaign_id": second.id, "name": "Other offer", "body": "Autre offre."}
-        )
-        with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            second.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
-            second._enroll(self.anna)
-            self.dispatch()
-        other = self.env["sms.microfunnel.trace"].search(
-            [("campaign_id", "=", second.id)]
-        )
+        other = self.second_funnel_after_the_first()
         self.assertEqual(other.state, "queued", "another subject: not capped")
         self.assertEqual(len(self.outgoing(self.anna)), 2)

@@ -6,79 +6,9 @@ from unittest.mock import patch
 from freezegun import freeze_time
 
 from odoo.exceptions import AccessError, UserError
-from odoo.tests import Form, TransactionCase, new_test_user, tagged
+from odoo.tests import Form, new_test_user, tagged
 
-NUMBER = "+33612345678"
-WORDING = "I agree to receive SMS offers. Reply STOP to opt out."
-PIXEL = (
-    b"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4"
-    b"nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg=="
-)
-
-
-@tagged("post_install", "-at_install")
-class ErasureCase(TransactionCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.company = cls.env.company
-        cls.company.country_id = cls.env.ref("base.fr")
-        cls.Event = cls.env["sms.microfunnel.consent.event"]
-        cls.Consent = cls.env["sms.microfunnel.consent"]
-        cls.Suppression = cls.env["sms.microfunnel.suppression"]
-        cls.user = new_test_user(
-            cls.env,
-            login="smf_erase_user",
-            groups="sms_microfunnel.group_sms_funnel_user",
-        )
-        cls.manager = new_test_user(
-            cls.env,
-            login="smf_erase_manager",
-            groups="sms_microfunnel.group_sms_funnel_manager",
-        )
-
-    @classmethod
-    def make_prospect(cls, name, number, **vals):
-        return cls.env["res.partner"].create(
-            {
-                "name": name,
-                "phone": number,
-                "email": f"{name.split()[0].lower()}@example.com",
-                "street": "12 rue de la Paix",
-                "city": "Paris",
-                "zip": "75002",
-                "function": "Buyer",
-                "comment": "Met at the fair",
-                "country_id": cls.env.ref("base.fr").id,
-                "image_1920": PIXEL,
-                **vals,
-            }
-        )
-
-    def record(self, partner, event_type="confirmed", number=None, **vals):
-        return self.Event._record(
-            [
-                {
-                    "event_type": event_type,
-                    "number": number or partner.phone_sanitized,
-                    "partner_id": partner.id,
-                    "source": "web_form",
-                    "source_ref": "https://example.com/form",
-                    "wording": WORDING,
-                    "ip": "203.0.113.7",
-                    **vals,
-                }
-            ]
-        )
-
-    def erase(self, partners, user=None):
-        wizard = (
-            self.env["sms.microfunnel.contact.erase"]
-            .with_user(user or self.manager)
-            .with_context(active_model="res.partner", active_ids=partners.ids)
-            .create({})
-        )
-        return wizard.action_erase()
+from odoo.addons.sms_microfunnel.tests.common import NUMBER, WORDING, ErasureCase
 
 
 class TestErasure(ErasureCase):

@@ -6,16 +6,10 @@ import itertools
 from odoo.tests import HttpCase, TransactionCase, tagged
 
 from odoo.addons.sms_microfunnel.models.res_company import phone_language
+from odoo.addons.sms_microfunnel.tests.common import load_french
 
 FRENCH_NUMBER = "+33612345611"
 US_NUMBER = "+12025550143"
-
-
-def load_french(env):
-    env["res.lang"]._activate_lang("fr_FR")
-    env["ir.module.module"]._load_module_terms(
-        ["sms_microfunnel", "sms_microfunnel_twilio"], ["fr_FR"], overwrite=True
-    )
 
 
 @tagged("post_install", "-at_install")

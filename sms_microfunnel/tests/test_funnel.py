@@ -4,127 +4,13 @@ from unittest.mock import patch
 
 from freezegun import freeze_time
 
-from odoo.tests import TransactionCase, tagged
+from odoo.tests import tagged
 
-# Tuesday 2026-03-10 10:00 in Paris (CET, UTC+1)
-TUESDAY_10H_PARIS = "2026-03-10 09:00:00"
-# Sunday 2026-03-15 11:00 in Paris: marketing window closed until Monday 08:00
-SUNDAY_11H_PARIS = "2026-03-15 10:00:00"
-
-
-class FunnelCase(TransactionCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.company = cls.env.company
-        cls.company.write(
-            {
-                "country_id": cls.env.ref("base.fr").id,
-                "sms_funnel_sender_label": "ACME: ",
-                "sms_funnel_optout_mention": "STOP au 36111",
-                "sms_funnel_max_segments": 3,
-            }
-        )
-        cls.company.partner_id.tz = "Europe/Paris"
-        fr = cls.env.ref("base.fr").id
-        Partner = cls.env["res.partner"]
-        cls.anna = Partner.create(
-            {
-                "name": "Anna",
-                "phone": "+33611111111",
-                "country_id": fr,
-                "tz": "Europe/Paris",
-            }
-        )
-        cls.bruno = Partner.create(
-            {
-                "name": "Bruno",
-                "phone": "+33622222222",
-                "country_id": fr,
-                "tz": "Europe/Paris",
-            }
-        )
-        cls.no_consent = Partner.create(
-            {"name": "Chloé", "phone": "+33633333333", "country_id": fr}
-        )
-        cls.opted_out = Partner.create(
-            {"name": "David", "phone": "+33644444444", "country_id": fr}
-        )
-        Event = cls.env["sms.microfunnel.consent.event"]
-        Event._record(
-            [
-                {
-                    "event_type": "confirmed",
-                    "number": p.phone,
-                    "partner_id": p.id,
-                    "source": "web_form",
-                    "wording": "J'accepte de recevoir des SMS.",
-                    "event_date": datetime(2026, 1, 5, 9, 0),
-                }
-                for p in (cls.anna, cls.bruno, cls.opted_out)
-            ]
-        )
-        Event._record(
-            [
-                {
-                    "event_type": "opt_out",
-                    "number": cls.opted_out.phone,
-                    "partner_id": cls.opted_out.id,
-                    "source": "keyword_sms",
-                    "event_date": datetime(2026, 2, 1, 9, 0),
-                }
-            ]
-        )
-        # every contact (the default audience is the marketable ones): the
-        # tests enrol who they need
-        cls.funnel = cls.env["sms.microfunnel.campaign"].create(
-            {"name": "Diagnostic offer", "model_name": "res.partner", "domain": "[]"}
-        )
-        cls.offer = cls.env["sms.microfunnel.step"].create(
-            {
-                "campaign_id": cls.funnel.id,
-                "name": "Offer",
-                "body": "Bonjour {{ object.name or 'client' }}, diagnostic "
-                "offert cette semaine.",
-            }
-        )
-        cls.reminder = cls.env["sms.microfunnel.step"].create(
-            {
-                "campaign_id": cls.funnel.id,
-                "name": "Reminder",
-                "parent_id": cls.offer.id,
-                "wait_mode": "after_parent",
-                "wait_hours": 24,
-                "condition": "not_clicked",
-                "body": "Dernier rappel : diagnostic offert.",
-            }
-        )
-        cls.thanks = cls.env["sms.microfunnel.step"].create(
-            {
-                "campaign_id": cls.funnel.id,
-                "name": "Thanks",
-                "parent_id": cls.offer.id,
-                "wait_mode": "after_parent",
-                "wait_hours": 1,
-                "condition": "clicked",
-                "message_class": "transactional",
-                "body": "Merci, un conseiller vous appelle.",
-            }
-        )
-        cls.cron = cls.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch")
-
-    def dispatch(self):
-        with self.enter_registry_test_mode():
-            self.cron.method_direct_trigger()
-        self.env.invalidate_all()
-
-    def trace(self, partner, step):
-        return self.env["sms.microfunnel.trace"].search(
-            [("enrollment_id.res_id", "=", partner.id), ("step_id", "=", step.id)]
-        )
-
-    def outgoing(self, partner):
-        return self.env["sms.sms"].sudo().search([("number", "=", partner.phone)])
+from odoo.addons.sms_microfunnel.tests.common import (
+    SUNDAY_11H_PARIS,
+    TUESDAY_10H_PARIS,
+    FunnelCase,
+)
 
 
 @tagged("post_install", "-at_install")
@@ -141,9 +27,7 @@ class TestFunnelDispatch(FunnelCase):
 
     def test_send_in_window_and_cancel_reasons(self):
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna | self.no_consent | self.opted_out)
-            self.dispatch()
+            self.start_and_dispatch(self.anna | self.no_consent | self.opted_out)
         sent = self.trace(self.anna, self.offer)
         self.assertEqual(sent.state, "queued")
         sms = self.outgoing(self.anna)
@@ -196,9 +80,7 @@ class TestFunnelDispatch(FunnelCase):
 
     def test_window_closed_defers_then_resumes(self):
         with freeze_time(SUNDAY_11H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
             trace = self.trace(self.anna, self.offer)
             self.assertEqual(trace.state, "deferred")
             self.assertEqual(trace.defer_reason, "window_closed")
@@ -216,9 +98,7 @@ class TestFunnelDispatch(FunnelCase):
 
     def test_branches_clicked_and_not_clicked(self):
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna | self.bruno)
-            self.dispatch()
+            self.start_and_dispatch(self.anna | self.bruno)
         offer_anna = self.trace(self.anna, self.offer)
         self.env["link.tracker.click"]._sms_funnel_register_click(offer_anna.sms_id_int)
         self.assertTrue(offer_anna.clicked_at)
@@ -235,9 +115,7 @@ class TestFunnelDispatch(FunnelCase):
 
     def test_delivery_reports_are_monotonic(self):
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
         trace = self.trace(self.anna, self.offer)
         tracker = (
             self.env["sms.tracker"]
@@ -254,9 +132,7 @@ class TestFunnelDispatch(FunnelCase):
 
     def test_bounce_is_classified(self):
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
         trace = self.trace(self.anna, self.offer)
         trace._update_from_sms_state("error", "sms_number_format")
         self.assertEqual(trace.state, "bounced")
@@ -438,22 +314,7 @@ class TestFunnelDispatch(FunnelCase):
     def test_funnel_sends_count_towards_the_frequency_cap(self):
         policy = self.env.ref("sms_microfunnel.sms_policy_fr")
         policy.write({"cap_count": 1, "cap_hours": 24})
-        second = self.env["sms.microfunnel.campaign"].create(
-            {"name": "Second funnel", "model_name": "res.partner"}
-        )
-        self.env["sms.microfunnel.step"].create(
-            {"campaign_id": second.id, "name": "Other offer", "body": "Autre offre."}
-        )
-        with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            second.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
-            second._enroll(self.anna)
-            self.dispatch()
-        capped = self.env["sms.microfunnel.trace"].search(
-            [("campaign_id", "=", second.id)]
-        )
+        capped = self.second_funnel_after_the_first()
         self.assertEqual(capped.state, "deferred")
         self.assertEqual(capped.defer_reason, "frequency_cap")
         self.assertEqual(
@@ -544,9 +405,7 @@ class TestFunnelDispatch(FunnelCase):
             ]
         )
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(partners)
-            self.dispatch()
+            self.start_and_dispatch(partners)
         traces = self.env["sms.microfunnel.trace"].search(
             [("step_id", "=", self.offer.id)]
         )
@@ -590,9 +449,7 @@ class TestFunnelDispatch(FunnelCase):
         self.assertIn("STOP au 36111", test_sms.body)
         self.assertFalse(self.env["sms.microfunnel.trace"].search_count([]))
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
         self.anna.invalidate_recordset()
         self.assertEqual(self.anna.sms_funnel_trace_count, 3)
         action = self.anna.action_view_sms_funnel_timeline()

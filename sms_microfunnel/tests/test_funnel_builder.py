@@ -8,8 +8,12 @@ from freezegun import freeze_time
 from odoo import Command
 from odoo.tests import Form, HttpCase, TransactionCase, tagged
 
-from .test_french import load_french
-from .test_funnel import SUNDAY_11H_PARIS, TUESDAY_10H_PARIS, FunnelCase
+from odoo.addons.sms_microfunnel.tests.common import (
+    SUNDAY_11H_PARIS,
+    TUESDAY_10H_PARIS,
+    FunnelCase,
+    load_french,
+)
 
 
 @tagged("post_install", "-at_install")

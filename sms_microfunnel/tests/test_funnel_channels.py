@@ -12,8 +12,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.tests import HttpCase, tagged
 
 from odoo.addons.mail.tests.common import MockEmail
-
-from .test_funnel import TUESDAY_10H_PARIS, FunnelCase
+from odoo.addons.sms_microfunnel.tests.common import TUESDAY_10H_PARIS, FunnelCase
 
 # Tuesday 10:30 and 11:05 in Paris
 TUESDAY_10H30_PARIS = "2026-03-10 09:30:00"

@@ -10,7 +10,7 @@ from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools.pdf import PdfFileReader
 
-from .test_funnel import TUESDAY_10H_PARIS, FunnelCase
+from odoo.addons.sms_microfunnel.tests.common import TUESDAY_10H_PARIS, FunnelCase
 
 MEASURES = [
     "recipient_count:sum",

@@ -7,8 +7,11 @@ from lxml import etree, html
 
 from odoo.tests import HttpCase, TransactionCase, tagged
 
-from .test_french import load_french
-from .test_funnel import TUESDAY_10H_PARIS, FunnelCase
+from odoo.addons.sms_microfunnel.tests.common import (
+    TUESDAY_10H_PARIS,
+    FunnelCase,
+    load_french,
+)
 
 SCREEN_MODELS = (
     "sms.microfunnel.campaign",
@@ -119,9 +122,7 @@ class TestFunnelFigures(FunnelCase):
             [("country_id", "=", self.env.ref("base.fr").id)]
         ).write({"currency_id": eur.id, "price": 0.1})
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
         self.env.flush_all()
         trace = self.trace(self.anna, self.offer)
         self.assertAlmostEqual(trace.cost, 0.1 * trace.segments)

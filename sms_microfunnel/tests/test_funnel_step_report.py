@@ -5,7 +5,7 @@ from freezegun import freeze_time
 
 from odoo.tests import new_test_user, tagged
 
-from .test_funnel import FunnelCase
+from odoo.addons.sms_microfunnel.tests.common import FunnelCase
 
 T0 = datetime(2026, 3, 10, 9, 0)  # Tuesday 10:00 in Paris
 
@@ -61,9 +61,7 @@ class TestFunnelStepReport(FunnelCase):
 
     def _build_dataset(self):
         with freeze_time(T0):
-            self.funnel.action_start()
-            self.funnel._enroll(self.people)
-            self.dispatch()
+            self.start_and_dispatch(self.people)
             for partner in (self.anna, self.bruno, self.cleo):
                 self._deliver(partner, self.offer)
             self._deliver(self.dan, self.offer, "error", "sms_server")

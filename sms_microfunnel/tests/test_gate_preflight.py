@@ -6,77 +6,9 @@ from datetime import datetime, timedelta
 from freezegun import freeze_time
 
 from odoo.exceptions import UserError
-from odoo.tests import Form, TransactionCase, new_test_user, tagged
+from odoo.tests import Form, new_test_user
 
-# Monday 16 March 2026, 14:00 UTC: 15:00 in Paris, 10:00 in New York (EDT since
-# 8 March), 01:00 on Tuesday in Nouméa.
-MONDAY_14 = datetime(2026, 3, 16, 14, 0)
-WORDING = "I agree to receive SMS offers from ACME. Reply STOP to opt out."
-
-
-@tagged("post_install", "-at_install")
-class GateCase(TransactionCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.Gate = cls.env["sms.microfunnel.gate"]
-        cls.Event = cls.env["sms.microfunnel.consent.event"]
-        cls.company = cls.env.company
-        cls.company.country_id = cls.env.ref("base.fr")
-        cls.company.partner_id.tz = "Europe/Paris"
-        cls.fr = cls.env.ref("base.fr")
-        cls.us = cls.env.ref("base.us")
-        cls.florida = cls.env.ref("base.state_us_10")
-        cls.new_york = cls.env.ref("base.state_us_27")
-
-    @classmethod
-    def partner(cls, name, phone=False, consent=None, **vals):
-        vals.setdefault("country_id", cls.fr.id)
-        partner = cls.env["res.partner"].create(
-            {"name": name, "phone": phone, "tz": False, **vals}
-        )
-        if consent:
-            events = (consent,) if isinstance(consent, str) else consent
-            cls.consent(partner.phone_sanitized, *events, partner=partner)
-        return partner
-
-    @classmethod
-    def consent(cls, number, *events, partner=None, scope=False):
-        for event_type in events:
-            vals = {
-                "event_type": event_type,
-                "number": number,
-                "partner_id": partner and partner.id,
-                "source": "manual",
-                "wording": WORDING,
-                "scope": scope,
-            }
-            if event_type == "unproven":
-                vals.update(event_type="confirmed", source="import", wording=False)
-            cls.Event._record([vals])
-
-    @classmethod
-    def sent(cls, number, *ages_in_hours, status="sent", now=MONDAY_14):
-        """Marketing SMS traces (Odoo mass SMS) sent ``ages`` hours before ``now``."""
-        return cls.env["mailing.trace"].create(
-            [
-                {
-                    "trace_type": "sms",
-                    "model": "res.partner",
-                    "res_id": 1,
-                    "sms_number": number,
-                    "trace_status": status,
-                    "sent_datetime": now - timedelta(hours=age),
-                }
-                for age in ages_in_hours
-            ]
-        )
-
-    def decide(self, records, message_class="marketing", when=MONDAY_14, **kw):
-        return self.Gate._evaluate(records, message_class, self.company, when, **kw)
-
-    def outcome(self, decision):
-        return decision["action"], decision["reason"], decision["until"]
+from odoo.addons.sms_microfunnel.tests.common import MONDAY_14, GateCase
 
 
 class TestGate(GateCase):

@@ -7,7 +7,7 @@ from lxml import html
 from odoo.tests import HttpCase, tagged
 from odoo.tools import mute_logger
 
-from .test_funnel import TUESDAY_10H_PARIS, FunnelCase
+from odoo.addons.sms_microfunnel.tests.common import TUESDAY_10H_PARIS, FunnelCase
 
 NUMBER = "+33612345678"
 

@@ -4,7 +4,7 @@
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 
-from .test_funnel import FunnelCase
+from odoo.addons.sms_microfunnel.tests.common import FunnelCase
 
 SECTORS = ("health", "legal", "finance")
 

@@ -10,7 +10,7 @@ from odoo.exceptions import UserError
 from odoo.tests import Form, tagged
 from odoo.tools import mute_logger
 
-from .test_funnel import TUESDAY_10H_PARIS, FunnelCase
+from odoo.addons.sms_microfunnel.tests.common import TUESDAY_10H_PARIS, FunnelCase
 
 # Friday 2026-03-27 13:00 in Paris (CET); clocks go forward on Sunday 29 March
 FRIDAY_BEFORE_SPRING = "2026-03-27 12:00:00"
@@ -106,9 +106,7 @@ class TestSendSlot(SendTimeCase):
     def test_inside_the_slot_sends_now(self):
         self.offer.send_slot = "b2b"
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
         trace = self.trace(self.anna, self.offer)
         self.assertEqual(trace.state, "queued")
         self.assertEqual(trace.send_slot_source, "step")
@@ -118,9 +116,7 @@ class TestSendSlot(SendTimeCase):
     def test_b2b_defers_across_spring_dst(self):
         self.offer.send_slot = "b2b"
         with freeze_time(FRIDAY_BEFORE_SPRING):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
             trace = self.trace(self.anna, self.offer)
             # the legal window is open (Friday 13:00) but the slot is not
             self.assertEqual(trace.state, "deferred")
@@ -141,9 +137,7 @@ class TestSendSlot(SendTimeCase):
     def test_b2b_defers_across_autumn_dst(self):
         self.offer.send_slot = "b2b"
         with freeze_time(FRIDAY_BEFORE_AUTUMN):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
         trace = self.trace(self.anna, self.offer)
         self.assertEqual(trace.defer_reason, "send_slot")
         # Tuesday 27 October 10:00 CET = 09:00 UTC
@@ -152,9 +146,7 @@ class TestSendSlot(SendTimeCase):
     def test_b2b_afternoon_the_same_day(self):
         self.offer.send_slot = "b2b"
         with freeze_time("2026-03-10 10:30:00"):  # Tuesday 11:30 in Paris
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
         self.assertEqual(
             self.trace(self.anna, self.offer).due_at, datetime(2026, 3, 10, 14, 0)
         )
@@ -163,9 +155,7 @@ class TestSendSlot(SendTimeCase):
         """Sunday: the window opens Monday 08:00, the evening slot at 18:00."""
         self.offer.send_slot = "b2c_evening"
         with freeze_time("2026-03-15 10:00:00"):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
         trace = self.trace(self.anna, self.offer)
         self.assertEqual(trace.defer_reason, "send_slot")
         self.assertEqual(trace.due_at, datetime(2026, 3, 16, 17, 0))
@@ -180,9 +170,7 @@ class TestSendSlot(SendTimeCase):
             }
         )
         with freeze_time("2026-03-15 10:00:00"):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
         trace = self.trace(self.anna, self.offer)
         self.assertEqual(trace.defer_reason, "window_closed")
         self.assertEqual(trace.due_at, datetime(2026, 3, 16, 7, 0))
@@ -190,9 +178,7 @@ class TestSendSlot(SendTimeCase):
     def test_weekend_slot_waits_for_saturday(self):
         self.offer.send_slot = "weekend"
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
         trace = self.trace(self.anna, self.offer)
         self.assertEqual(trace.defer_reason, "send_slot")
         # Saturday 14 March 10:00 in Paris
@@ -209,9 +195,7 @@ class TestSendSlot(SendTimeCase):
             }
         )
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
         trace = self.trace(self.anna, self.offer)
         self.assertEqual(trace.state, "canceled")
         self.assertEqual(trace.cancel_reason, "no_slot")
@@ -319,9 +303,7 @@ class TestBestHour(SendTimeCase):
     def test_contact_best_hour(self):
         self.anna_history()
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
             trace = self.trace(self.anna, self.offer)
             self.assertEqual(trace.defer_reason, "send_slot")
             # Wednesday 11 March 18:00 in Paris
@@ -340,9 +322,7 @@ class TestBestHour(SendTimeCase):
         self.history(self.anna, datetime(2026, 3, 3, 9, 10))
         self.history(self.anna, datetime(2026, 2, 26, 14, 5))
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
         trace = self.trace(self.anna, self.offer)
         self.assertEqual(trace.state, "queued", "the legal window alone decides")
         self.assertFalse(trace.send_slot_source)
@@ -353,18 +333,14 @@ class TestBestHour(SendTimeCase):
         self.history(self.bruno, datetime(2026, 2, 25, 17, 20), clicked=True)
         self.history(self.bruno, datetime(2026, 3, 4, 17, 15), clicked=True)
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.bruno)
-            self.dispatch()
+            self.start_and_dispatch(self.bruno)
         trace = self.trace(self.bruno, self.offer)
         self.assertEqual(trace.state, "queued", "Tuesday 10:00 is in the B2B slot")
         self.assertEqual(trace.send_slot_source, "step")
 
     def test_not_enough_history_and_no_slot_sends_in_the_window(self):
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.bruno)
-            self.dispatch()
+            self.start_and_dispatch(self.bruno)
         trace = self.trace(self.bruno, self.offer)
         self.assertEqual(trace.state, "queued")
         self.assertFalse(trace.send_slot_source)
@@ -374,9 +350,7 @@ class TestBestHour(SendTimeCase):
         for day in range(6):
             self.history(self.anna, datetime(2026, 2, 16 + day, 17, 0))
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna)
-            self.dispatch()
+            self.start_and_dispatch(self.anna)
         self.assertEqual(self.trace(self.anna, self.offer).send_slot_source, "step")
 
     def test_funnel_audience_best_hour(self):
@@ -403,9 +377,7 @@ class TestBestHour(SendTimeCase):
         for partner in past[:3]:
             self.history(partner, datetime(2026, 3, 7, 10, 0), clicked=True)
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.bruno)
-            self.dispatch()
+            self.start_and_dispatch(self.bruno)
         trace = self.trace(self.bruno, self.offer)
         self.assertEqual(trace.send_slot_source, "funnel")
         # Thursday 12 March 15:00 in Paris
@@ -433,9 +405,7 @@ class TestBestHour(SendTimeCase):
                 partner, datetime(2026, 3, 7, 10, 0), clicked=True, funnel=self.funnel
             )
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.bruno)
-            self.dispatch()
+            self.start_and_dispatch(self.bruno)
         trace = self.trace(self.bruno, self.offer)
         self.assertEqual(trace.enrollment_id.segment_id, segment)
         self.assertEqual(trace.send_slot_source, "segment")
@@ -453,9 +423,7 @@ class TestBestHour(SendTimeCase):
             # Saturday 11:xx in Paris, in another funnel of the company
             self.history(partner, datetime(2026, 3, 7, 10, 0), clicked=True)
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.bruno)
-            self.dispatch()
+            self.start_and_dispatch(self.bruno)
         trace = self.trace(self.bruno, self.offer)
         self.assertEqual(trace.send_slot_source, "company")
         self.assertEqual(trace.due_at, datetime(2026, 3, 14, 10, 0))
@@ -472,9 +440,7 @@ class TestBestHour(SendTimeCase):
         for partner in self.extra_partners(3):
             self.history(partner, datetime(2026, 3, 7, 10), clicked=True, funnel=funnel)
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.bruno)
-            self.dispatch()
+            self.start_and_dispatch(self.bruno)
         trace = self.trace(self.bruno, self.offer)
         self.assertEqual(trace.state, "queued")
         self.assertFalse(trace.send_slot_source)
@@ -549,9 +515,7 @@ class TestSendTimeReport(SendTimeCase):
 
     def test_dispatched_messages_reach_the_analysis(self):
         with freeze_time(TUESDAY_10H_PARIS):
-            self.funnel.action_start()
-            self.funnel._enroll(self.anna | self.bruno)
-            self.dispatch()
+            self.start_and_dispatch(self.anna | self.bruno)
         anna = self.trace(self.anna, self.offer)
         self.env["link.tracker.click"]._sms_funnel_register_click(anna.sms_id_int)
         cells = self.cells([("campaign_id", "=", self.funnel.id)])

@@ -6,7 +6,7 @@ from freezegun import freeze_time
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
-from odoo.addons.sms_microfunnel.tests.test_funnel import TUESDAY_10H_PARIS, FunnelCase
+from odoo.addons.sms_microfunnel.tests.common import TUESDAY_10H_PARIS, FunnelCase
 
 # the webinar: Thursday 2026-03-12, 18:00-19:00 in Paris (17:00-18:00 UTC)
 BEGIN = datetime(2026, 3, 12, 17, 0)

@@ -6,7 +6,7 @@ from freezegun import freeze_time
 from odoo import Command
 from odoo.tests import new_test_user, tagged
 
-from odoo.addons.sms_microfunnel.tests.test_funnel import FunnelCase
+from odoo.addons.sms_microfunnel.tests.common import FunnelCase
 
 T0 = datetime(2026, 3, 10, 9, 0)  # Tuesday 10:00 in Paris: first send
 
