@@ -14,7 +14,7 @@ from odoo.fields import Domain
 from odoo.tools.mail import TEXT_URL_REGEX
 from odoo.tools.safe_eval import safe_eval
 
-from .sms_send_time import SLOT_PRESETS
+from .sms_microfunnel_send_time import SLOT_PRESETS
 
 URL_PATTERN = re.compile(TEXT_URL_REGEX)
 TARGET_MODELS = [("res.partner", "Contacts"), ("crm.lead", "CRM Leads")]
@@ -825,7 +825,7 @@ class SmsMicrofunnelStep(models.Model):
     winner_variant_id = fields.Many2one(
         "sms.microfunnel.step.variant", domain="[('step_id', '=', id)]"
     )
-    # send-time targeting (models/sms_send_time.py)
+    # send-time targeting (models/sms_microfunnel_send_time.py)
     send_slot = fields.Selection(
         SLOT_PRESETS,
         default="none",

@@ -17,7 +17,7 @@ from odoo.fields import Domain
 from odoo.tools import SQL, consteq, mute_logger
 from odoo.tools.misc import hmac as odoo_hmac
 
-from .sms_consent_event import EVENT_STATE, LEGAL_BASES
+from .sms_microfunnel_consent_event import EVENT_STATE, LEGAL_BASES
 
 UNSUBSCRIBE_SCOPE = "sms_microfunnel-unsubscribe"
 

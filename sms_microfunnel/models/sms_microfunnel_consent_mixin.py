@@ -2,7 +2,7 @@
 from odoo import api, fields, models
 from odoo.fields import Domain
 
-from .sms_consent import CONSENT_STATES, FREQUENCIES
+from .sms_microfunnel_consent import CONSENT_STATES, FREQUENCIES
 
 
 class SmsMicrofunnelConsentMixin(models.AbstractModel):

@@ -5,7 +5,7 @@ import pytz
 
 from odoo import api, fields, models
 
-from .sms_funnel_trace import bulk_insert
+from .sms_microfunnel_trace import bulk_insert
 
 #: records enrolled per INSERT (bounded memory for 100,000 records and more)
 ENROL_CHUNK = 10000

@@ -31,8 +31,8 @@ from odoo.tools.mail import TEXT_URL_REGEX
 
 from ..tools import sms_encoding, sms_keywords
 from .res_company import REGION_LANGUAGES
-from .sms_gate import number_region
-from .sms_price import plain_region
+from .sms_microfunnel_gate import number_region
+from .sms_microfunnel_price import plain_region
 
 try:
     import phonenumbers

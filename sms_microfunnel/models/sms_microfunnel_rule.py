@@ -15,7 +15,7 @@ from odoo import api, fields, models, tools
 from odoo.exceptions import ValidationError
 
 from .res_company import REGULATED_SECTORS
-from .sms_policy import BASES
+from .sms_microfunnel_policy import BASES
 
 RULE_KINDS = [
     ("revocation", "Revocation keywords"),

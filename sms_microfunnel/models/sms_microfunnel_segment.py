@@ -13,7 +13,7 @@ from odoo.fields import Domain
 from odoo.tools import SQL
 from odoo.tools.safe_eval import safe_eval
 
-from .sms_funnel import TARGET_MODELS
+from .sms_microfunnel_campaign import TARGET_MODELS
 
 # where the interests of a target record are found
 INTEREST_PATHS = {

@@ -28,8 +28,8 @@ from collections import defaultdict
 from odoo import api, fields, models
 
 from ..tools import send_window
-from .sms_gate import _aware, _naive, _valid_zone
-from .sms_policy import WEEKDAYS
+from .sms_microfunnel_gate import _aware, _naive, _valid_zone
+from .sms_microfunnel_policy import WEEKDAYS
 
 SLOT_PRESETS = [
     ("none", "Any time of the legal window"),

@@ -26,8 +26,8 @@ from odoo.tools import SQL
 
 from ..tools import send_window
 from ..tools.encrypted_fields import EncryptedText
-from .sms_gate import _aware, _valid_zone
-from .sms_send_time import HOURS, SLOT_SOURCES, WEEKDAYS
+from .sms_microfunnel_gate import _aware, _valid_zone
+from .sms_microfunnel_send_time import HOURS, SLOT_SOURCES, WEEKDAYS
 
 _logger = logging.getLogger(__name__)
 
@@ -295,7 +295,7 @@ class SmsMicrofunnelTrace(models.Model):
     clicked_at = fields.Datetime(readonly=True)
     replied_at = fields.Datetime(readonly=True)
     reply_text = EncryptedText(readonly=True)  # encrypted at rest
-    # send time in the recipient's clock (models/sms_send_time.py)
+    # send time in the recipient's clock (models/sms_microfunnel_send_time.py)
     send_tz = fields.Char("Recipient Time Zone", readonly=True)
     send_weekday = fields.Selection(
         WEEKDAYS, "Local Weekday", compute="_compute_send_local_time", store=True

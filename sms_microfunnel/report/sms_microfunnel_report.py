@@ -13,8 +13,8 @@ the definitions written in ``readme/CONTEXT.md``.
 from odoo import fields, models
 from odoo.tools import SQL
 
-from ..models.sms_funnel_enrollment import ENROLLMENT_STATES
-from ..models.sms_funnel_trace import TRACE_STATES
+from ..models.sms_microfunnel_enrollment import ENROLLMENT_STATES
+from ..models.sms_microfunnel_trace import TRACE_STATES
 
 
 class SmsMicrofunnelReport(models.Model):

@@ -22,7 +22,7 @@ is what the "best hour" choice of ``sms.microfunnel.send.time`` relies on.
 from odoo import fields, models
 from odoo.tools import SQL
 
-from ..models.sms_send_time import HOURS, WEEKDAYS
+from ..models.sms_microfunnel_send_time import HOURS, WEEKDAYS
 
 
 class SmsMicrofunnelSendTimeReport(models.Model):

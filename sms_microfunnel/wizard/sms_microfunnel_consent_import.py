@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from odoo import fields, models
 from odoo.exceptions import UserError
 
-from ..models.sms_consent_event import LEGAL_BASES, METHODS, wording_hash
-from .sms_consent_record import (
+from ..models.sms_microfunnel_consent_event import LEGAL_BASES, METHODS, wording_hash
+from .sms_microfunnel_consent_record import (
     SOFT_OPT_IN_REFUSED_COUNTRIES,
     check_manager,
     number_country_code,

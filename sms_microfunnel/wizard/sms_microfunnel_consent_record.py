@@ -13,7 +13,7 @@ from odoo.exceptions import AccessError, UserError
 
 from odoo.addons.phone_validation.tools import phone_validation
 
-from ..models.sms_consent_event import LEGAL_BASES, METHODS, SOURCES
+from ..models.sms_microfunnel_consent_event import LEGAL_BASES, METHODS, SOURCES
 
 MANAGER_GROUP = "sms_microfunnel.group_sms_funnel_manager"
 # compliance book (docs/compliance.md), "Consent": countries where soft

@@ -8,7 +8,7 @@ shared with the retention job.
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-from .sms_consent_record import check_manager
+from .sms_microfunnel_consent_record import check_manager
 
 
 class SmsMicrofunnelContactErase(models.TransientModel):

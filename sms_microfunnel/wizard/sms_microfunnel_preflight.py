@@ -16,8 +16,8 @@ from odoo.exceptions import UserError
 from odoo.fields import Domain
 from odoo.tools.safe_eval import safe_eval
 
-from ..models.sms_gate import ACTIONS, BLOCK_REASONS, DEFER_REASONS
-from ..models.sms_policy import MESSAGE_CLASSES
+from ..models.sms_microfunnel_gate import ACTIONS, BLOCK_REASONS, DEFER_REASONS
+from ..models.sms_microfunnel_policy import MESSAGE_CLASSES
 
 AUDIENCE_MODELS = [("res.partner", "Contacts"), ("crm.lead", "Leads / Opportunities")]
 REASONS = DEFER_REASONS + BLOCK_REASONS

@@ -105,7 +105,7 @@ class SmsFunnelSimulateLine(models.TransientModel):
         outcomes["canceled"] = labels("sms.microfunnel.trace", "state")["canceled"]
         reasons = labels("sms.microfunnel.trace", "cancel_reason")
         reasons.update(labels("sms.microfunnel.preflight.line", "reason"))
-        # text issues found when composing (models/sms_message_rules.py)
+        # text issues found when composing (models/sms_microfunnel_message_rules.py)
         reasons.update(
             empty=env._("Empty message"),
             no_sender=env._("Sender not identified"),
