@@ -13,6 +13,8 @@ from . import sms_retention
 from . import sms_microfunnel_inbound
 from . import sms_funnel_channel
 from . import sms_microfunnel_campaign
+from . import sms_microfunnel_step
+from . import sms_microfunnel_step_variant
 from . import sms_microfunnel_enrollment
 from . import sms_microfunnel_trace
 from . import sms_microfunnel_send_time
