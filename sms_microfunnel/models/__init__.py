@@ -22,6 +22,8 @@ from . import sms_tracker
 from . import link_tracker
 from . import ir_actions_server
 from . import sms_microfunnel_policy
+from . import sms_microfunnel_policy_line
+from . import sms_microfunnel_policy_holiday
 from . import sms_microfunnel_rule
 from . import sms_microfunnel_gate
 from . import sms_microfunnel_price

@@ -19,13 +19,13 @@ the policies of each recipient.
 """
 
 import re
-from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from ..tools import send_window
+from ..tools.policy_format import hhmm, split_codes
 
 MESSAGE_CLASSES = [
     ("marketing", "Marketing"),
@@ -50,21 +50,6 @@ CAP_SCOPES = [
     ("subject", "Same subject only"),
 ]
 _AREA_CODE = re.compile(r"^[2-9]\d{2}$")
-_REGION = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,9}$")
-
-
-def _split_codes(text):
-    """Comma/space separated codes of a Char field, stripped, in order."""
-    return [c for c in re.split(r"[\s,;]+", text or "") if c]
-
-
-def _hhmm(hours):
-    minutes = round((hours or 0.0) * 60)
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-def _holiday_rule_selection(_model=None):
-    return [(key, key) for key in sorted(send_window.HOLIDAY_RULES)]
 
 
 class SmsMicrofunnelPolicy(models.Model):
@@ -225,7 +210,7 @@ class SmsMicrofunnelPolicy(models.Model):
                         country=policy.country_id.name,
                     )
                 )
-            codes = _split_codes(policy.area_codes)
+            codes = split_codes(policy.area_codes)
             if codes and not policy.state_id:
                 raise ValidationError(
                     self.env._(
@@ -248,7 +233,7 @@ class SmsMicrofunnelPolicy(models.Model):
     def _check_tz_names(self):
         for policy in self:
             wrong = []
-            for name in _split_codes(policy.tz_names):
+            for name in split_codes(policy.tz_names):
                 try:
                     ZoneInfo(name)
                 except (ZoneInfoNotFoundError, ValueError):
@@ -286,7 +271,7 @@ class SmsMicrofunnelPolicy(models.Model):
                 lambda x: (x.weekday, x.hour_from)
             ):
                 per_day.setdefault(line.weekday, []).append(
-                    f"{_hhmm(line.hour_from)}–{_hhmm(line.hour_to)}"
+                    f"{hhmm(line.hour_from)}–{hhmm(line.hour_to)}"
                 )
             parts = [
                 f"{labels[day][:3]} {', '.join(spans)}"
@@ -356,11 +341,11 @@ class SmsMicrofunnelPolicy(models.Model):
 
     def _area_code_list(self):
         self.ensure_one()
-        return _split_codes(self.area_codes)
+        return split_codes(self.area_codes)
 
     def _tz_name_list(self):
         self.ensure_one()
-        return _split_codes(self.tz_names)
+        return split_codes(self.tz_names)
 
     def _to_window_policy(self, regions=(), years=None):
         """This policy as a ``send_window.Policy`` for a recipient in ``regions``.
@@ -432,151 +417,3 @@ class SmsMicrofunnelPolicy(models.Model):
             own = found.filtered("company_id")
             index[key] = (own or found).with_prefetch(policies._prefetch_ids)
         return index
-
-
-class SmsMicrofunnelPolicyLine(models.Model):
-    _name = "sms.microfunnel.policy.line"
-    _description = "SMS Send-Window Interval"
-    _order = "weekday, hour_from, id"
-
-    policy_id = fields.Many2one(
-        "sms.microfunnel.policy", required=True, ondelete="cascade", index=True
-    )
-    active = fields.Boolean(default=True)
-    weekday = fields.Selection(WEEKDAYS, required=True, default="0")
-    hour_from = fields.Float("From", required=True, default=8.0)
-    hour_to = fields.Float("To", required=True, default=20.0)
-    name = fields.Char("Label", help="e.g. the option this line stands for.")
-
-    @api.constrains("hour_from", "hour_to")
-    def _check_hours(self):
-        for line in self:
-            if not 0 <= line.hour_from < line.hour_to <= 24:
-                raise ValidationError(
-                    self.env._(
-                        "An interval runs from 00:00 to 24:00 at most and ends "
-                        "after it starts (%(start)s–%(end)s).",
-                        start=_hhmm(line.hour_from),
-                        end=_hhmm(line.hour_to),
-                    )
-                )
-
-    @api.depends("weekday", "hour_from", "hour_to")
-    @api.depends_context("lang")
-    def _compute_display_name(self):
-        labels = dict(self._fields["weekday"]._description_selection(self.env))
-        for line in self:
-            line.display_name = (
-                f"{labels.get(line.weekday, '')} "
-                f"{_hhmm(line.hour_from)}–{_hhmm(line.hour_to)}"
-            )
-
-    # Every change of the window is a policy choice: log it on the policy.
-
-    def _log(self, verb):
-        if self.env.context.get("install_mode"):
-            return  # shipped data, not a choice
-        for line in self:
-            text = line.display_name
-            if line.name:
-                text = f"{text} ({line.name})"
-            line.policy_id.message_post(
-                body=self.env._("Interval %(line)s %(verb)s.", line=text, verb=verb)
-            )
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        lines = super().create(vals_list)
-        lines._log(self.env._("added"))
-        return lines
-
-    def write(self, vals):
-        result = super().write(vals)
-        if "active" in vals:
-            self._log(
-                self.env._("switched on")
-                if vals["active"]
-                else self.env._("switched off")
-            )
-        elif {"weekday", "hour_from", "hour_to"} & set(vals):
-            self._log(self.env._("changed"))
-        return result
-
-    def unlink(self):
-        self._log(self.env._("removed"))
-        return super().unlink()
-
-
-class SmsMicrofunnelPolicyHoliday(models.Model):
-    _name = "sms.microfunnel.policy.holiday"
-    _description = "SMS Send-Window Closed Day"
-    _order = "kind, rule_key, date, id"
-
-    policy_id = fields.Many2one(
-        "sms.microfunnel.policy", required=True, ondelete="cascade", index=True
-    )
-    active = fields.Boolean(default=True)
-    name = fields.Char()
-    kind = fields.Selection(
-        [
-            ("rule", "Holiday calendar"),
-            ("date", "Single date"),
-            ("annual", "Same day every year"),
-        ],
-        required=True,
-        default="rule",
-    )
-    rule_key = fields.Selection(
-        _holiday_rule_selection,
-        "Calendar",
-        help="Public holidays computed per year by the send-window engine "
-        "(fixed dates and Easter-based ones).",
-    )
-    date = fields.Date(help="For “same day every year”, the year is ignored.")
-    regions = fields.Char(
-        help="Empty: everywhere in the country. Otherwise the regions it applies "
-        "to, comma-separated: French regions FR-AM (Alsace-Moselle), GP, MQ, GF, "
-        "RE, YT, BL, MF, PM, or the state code of the address (e.g. BY).",
-    )
-
-    @api.constrains("kind", "rule_key", "date", "regions")
-    def _check_holiday(self):
-        for holiday in self:
-            if holiday.kind == "rule" and not holiday.rule_key:
-                raise ValidationError(
-                    self.env._("A holiday calendar line needs a calendar.")
-                )
-            if holiday.kind in ("date", "annual") and not holiday.date:
-                raise ValidationError(self.env._("A closed day needs a date."))
-            wrong = [
-                r for r in _split_codes(holiday.regions) if not _REGION.match(r.upper())
-            ]
-            if wrong:
-                raise ValidationError(
-                    self.env._("Not a region code: %(codes)s.", codes=", ".join(wrong))
-                )
-
-    def _region_set(self):
-        return {r.upper() for r in _split_codes(self.regions)}
-
-    def _applies_to(self, regions):
-        own = self._region_set()
-        return not own or bool(own & {r.upper() for r in regions})
-
-    def _annual_date(self, year):
-        try:
-            return date(year, self.date.month, self.date.day)
-        except ValueError:  # 29 February
-            return None
-
-    def _closed_dates(self, year):
-        """{date: name} of this row in ``year`` (whatever its regions)."""
-        self.ensure_one()
-        if self.kind == "rule" and self.rule_key:
-            return send_window.holidays(year, self.rule_key)
-        if self.kind == "date" and self.date and self.date.year == year:
-            return {self.date: self.name or ""}
-        if self.kind == "annual" and self.date:
-            day = self._annual_date(year)
-            return {day: self.name or ""} if day else {}
-        return {}
