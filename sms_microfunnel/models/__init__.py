@@ -17,6 +17,7 @@ from . import sms_microfunnel_step
 from . import sms_microfunnel_step_variant
 from . import sms_microfunnel_enrollment
 from . import sms_microfunnel_trace
+from . import sms_microfunnel_step_slot
 from . import sms_microfunnel_send_time
 from . import sms_tracker
 from . import link_tracker
@@ -31,6 +32,7 @@ from . import sms_microfunnel_message_rules
 from . import sms_template
 from . import sms_funnel_gate
 from . import sms_funnel_alert
+from . import sms_microfunnel_interest
 from . import sms_microfunnel_segment
 from . import mailing_trace
 from . import mail_activity
