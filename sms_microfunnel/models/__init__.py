@@ -30,7 +30,6 @@ from . import sms_microfunnel_gate
 from . import sms_microfunnel_price
 from . import sms_microfunnel_message_rules
 from . import sms_template
-from . import sms_funnel_gate
 from . import sms_microfunnel_interest
 from . import sms_microfunnel_segment
 from . import mailing_trace

@@ -291,13 +291,26 @@ class SmsMicrofunnelGate(models.AbstractModel):
 
     @api.model
     def _recent_marketing_sends(self, numbers, since):
-        """{number: [naive UTC datetimes]} of marketing SMS sent since ``since``.
+        """{number: [naive UTC datetimes]} of marketing SMS sent since ``since``:
+        Odoo's SMS mailings and funnel marketing SMS, in time order."""
+        sends = self._recent_mailing_sends(numbers, since)
+        traces = self._recent_funnel_marketing_traces(
+            numbers, since, ["number", "queued_at"]
+        )
+        for trace in traces:
+            sends.setdefault(trace.number, []).append(trace.queued_at)
+        for sent in sends.values():
+            sent.sort()
+        return sends
+
+    @api.model
+    def _recent_mailing_sends(self, numbers, since):
+        """{number: [naive UTC datetimes]} of SMS mailings sent since ``since``.
 
         Counts Odoo's SMS marketing traces (``mailing.trace``, type ``sms``)
         that did not fail, by ``sent_datetime`` (``create_date`` while still
         queued: a queued SMS counts, or a batch could exceed the cap).  One
-        grouped query.  Other senders (funnels) extend this hook and add their
-        own sends.
+        grouped query.
         """
         numbers = sorted({n for n in numbers if n})
         if not numbers:
@@ -913,10 +926,50 @@ class SmsMicrofunnelGate(models.AbstractModel):
         return cursor
 
     @api.model
+    def _recent_funnel_marketing_traces(self, numbers, since, field_names):
+        """Funnel marketing SMS queued for ``numbers`` after ``since`` (the
+        traces both frequency caps count), with ``field_names`` fetched."""
+        if since.tzinfo:
+            since = since.astimezone(timezone.utc).replace(tzinfo=None)
+        numbers = [n for n in set(numbers) if n]
+        if not numbers:
+            return self.env["sms.microfunnel.trace"]
+        return (
+            self.env["sms.microfunnel.trace"]
+            .sudo()
+            .search_fetch(
+                [
+                    ("number", "in", numbers),
+                    ("queued_at", ">", since),
+                    ("state", "in", ("queued", "sent", "delivered")),
+                    ("step_id.message_class", "=", "marketing"),
+                    ("step_type", "=", "sms"),
+                ],
+                field_names,
+            )
+        )
+
+    @api.model
     def _recent_marketing_subjects(self, numbers, since):
         """{number: [(naive UTC datetime, subject)]} of marketing SMS sent
+        since ``since``.  Funnel marketing SMS count towards "same subject"
+        caps too: their subject is the funnel (``sms.microfunnel.campaign,<id>``),
+        the consent scope the gate evaluates funnel traces with."""
+        sends = self._recent_mailing_subjects(numbers, since)
+        traces = self._recent_funnel_marketing_traces(
+            numbers, since, ["number", "queued_at", "campaign_id"]
+        )
+        for trace in traces:
+            sends.setdefault(trace.number, []).append(
+                (trace.queued_at, f"sms.microfunnel.campaign,{trace.campaign_id.id}")
+            )
+        return sends
+
+    @api.model
+    def _recent_mailing_subjects(self, numbers, since):
+        """{number: [(naive UTC datetime, subject)]} of SMS mailings sent
         since ``since``; the subject of an SMS mailing is
-        ``mailing.mailing,<id>`` (funnels add theirs). One query."""
+        ``mailing.mailing,<id>``. One query."""
         numbers = sorted({n for n in numbers if n})
         if not numbers:
             return {}
