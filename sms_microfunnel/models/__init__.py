@@ -9,7 +9,6 @@ from . import sms_microfunnel_consent_mixin
 from . import res_partner
 from . import crm_lead
 from . import ir_http
-from . import sms_retention
 from . import sms_microfunnel_inbound
 from . import sms_funnel_channel
 from . import sms_microfunnel_campaign

@@ -1,7 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Confirmation wizard to erase contacts at their request (RGPD art. 17).
 
-The erasure itself is ``res.partner._sms_erase_contacts`` (models/sms_retention.py),
+The erasure itself is ``res.partner._sms_erase_contacts`` (models/res_partner.py),
 shared with the retention job.
 """
 
