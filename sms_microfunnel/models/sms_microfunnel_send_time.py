@@ -29,6 +29,7 @@ from odoo import api, models
 
 from ..tools import send_window
 from .sms_microfunnel_gate import _aware, _naive, _valid_zone
+from .sms_microfunnel_policy import WEEKDAYS  # noqa: F401 (also imported from here)
 
 SLOT_PRESETS = [
     ("none", "Any time of the legal window"),
