@@ -34,7 +34,6 @@
         "views/sms_funnel_channel_views.xml",
         "views/sms_send_time_views.xml",
         "views/sms_inbound_views.xml",
-        "views/sms_microfunnel_menus.xml",
         "views/sms_template_views.xml",
         "views/sms_regulated_views.xml",
         "data/sms_template_regulated_data.xml",
@@ -56,6 +55,7 @@
         "report/sms_funnel_pdf.xml",
         "views/sms_funnel_performance_views.xml",
         "views/sms_segment_views.xml",
+        "views/sms_microfunnel_menus.xml",
     ],
     "demo": [
         "demo/sms_microfunnel_demo.xml",
