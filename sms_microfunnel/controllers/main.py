@@ -14,8 +14,8 @@ from odoo import Command, fields, http
 from odoo.exceptions import UserError
 from odoo.http import request
 
-from ..models.sms_consent import FREQUENCIES
-from ..models.sms_consent_event import wording_hash
+from ..models.sms_microfunnel_consent import FREQUENCIES
+from ..models.sms_microfunnel_consent_event import wording_hash
 
 # at most RATE_LIMIT opt-in requests recorded per IP address per RATE_WINDOW
 RATE_LIMIT = 5

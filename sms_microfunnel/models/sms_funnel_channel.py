@@ -620,7 +620,7 @@ class SmsMicrofunnelTraceChannel(models.AbstractModel):
         ``canceled``.  States never move back."""
         # imported here: this module's mixins must be defined before the trace
         # model, which sms_funnel_trace defines when imported
-        from .sms_funnel_trace import RANK as rank  # noqa: PLC0415
+        from .sms_microfunnel_trace import RANK as rank  # noqa: PLC0415
 
         now = fields.Datetime.now()
         if event == "opened":

@@ -1,3 +1,4 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from . import sms_funnel_report
-from . import sms_send_time_report
+from . import sms_microfunnel_report
+from . import sms_microfunnel_cohort_report
+from . import sms_microfunnel_send_time_report

@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 from odoo.tests import Form, TransactionCase, new_test_user, tagged
 from odoo.tools import SQL, config, mute_logger
 
-from ..models.sms_suppression import KEY_PARAM
+from ..models.sms_microfunnel_suppression import KEY_PARAM
 from ..tools import encrypted_fields, sms_crypto
 
 NUMBER = "+33612340001"

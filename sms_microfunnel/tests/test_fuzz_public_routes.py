@@ -18,7 +18,7 @@ from lxml import html
 from odoo.exceptions import UserError
 from odoo.tests import HttpCase, tagged
 
-from ..models.sms_consent_event import wording_hash
+from ..models.sms_microfunnel_consent_event import wording_hash
 from .fuzz_common import FUZZ_SETTINGS, hostile_text, watch_errors
 
 NUMBER = "+33612345670"

@@ -9,7 +9,9 @@ from freezegun import freeze_time
 from odoo.exceptions import AccessError, ConcurrencyError
 from odoo.tests import TransactionCase, new_test_user, tagged
 
-from odoo.addons.sms_microfunnel.models.sms_inbound import SmsMicrofunnelInbound
+from odoo.addons.sms_microfunnel.models.sms_microfunnel_inbound import (
+    SmsMicrofunnelInbound,
+)
 from odoo.addons.sms_microfunnel.tools import sms_keywords
 
 OUR_NUMBER = "+33700000001"

@@ -24,7 +24,7 @@ from odoo.exceptions import ConcurrencyError
 from odoo.http import Response, request, route
 from odoo.tools import SQL
 
-from odoo.addons.sms_microfunnel.models.sms_funnel_trace import (
+from odoo.addons.sms_microfunnel.models.sms_microfunnel_trace import (
     BOUNCE_FAILURES,
     RANK,
     SMS_TO_TRACE,

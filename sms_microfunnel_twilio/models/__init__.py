@@ -4,3 +4,4 @@ from . import res_config_settings
 from . import sms_sms
 from . import sms_tracker
 from . import sms_twilio_number
+from . import mail_notification

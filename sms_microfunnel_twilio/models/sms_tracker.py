@@ -164,11 +164,3 @@ class SmsTracker(models.Model):
         if callback.get("error_code"):
             vals["sms_twilio_error_code"] = callback["error_code"]
         sms_records.write(vals)
-
-
-class MailNotification(models.Model):
-    _inherit = "mail.notification"
-
-    # Twilio 21610: the SMS notification fails as "opted out" (the value exists
-    # on sms.sms and mailing.trace, not on notifications)
-    failure_type = fields.Selection(selection_add=[("sms_optout", "Opted Out")])

@@ -20,7 +20,7 @@ const SPACES = /\s+/g;
 
 /**
  * Case- and space-insensitive form used to find a mention in a text, as
- * `_fold` in models/sms_message_rules.py.
+ * `_fold` in models/sms_microfunnel_message_rules.py.
  * @param {string} text
  * @returns {string}
  */

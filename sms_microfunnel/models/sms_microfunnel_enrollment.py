@@ -1,0 +1,245 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from datetime import datetime, time, timedelta
+
+import pytz
+
+from odoo import api, fields, models
+
+from .sms_microfunnel_trace import bulk_insert
+
+#: records enrolled per INSERT (bounded memory for 100,000 records and more)
+ENROL_CHUNK = 10000
+
+ENROLLMENT_STATES = [
+    ("active", "In progress"),
+    ("completed", "Completed"),
+    ("converted", "Converted"),
+    ("exited", "Exited"),
+]
+
+
+class SmsMicrofunnelEnrollment(models.Model):
+    _name = "sms.microfunnel.enrollment"
+    _description = "SMS Funnel Enrollment"
+    _order = "enrolled_at desc, id desc"
+    _rec_name = "display_target"
+
+    campaign_id = fields.Many2one(
+        "sms.microfunnel.campaign",
+        "Funnel",
+        required=True,
+        ondelete="cascade",
+        index=True,
+    )
+    company_id = fields.Many2one(related="campaign_id.company_id", store=True)
+    res_model = fields.Char("Target Model", required=True, readonly=True)
+    res_id = fields.Many2oneReference("Target", model_field="res_model", required=True)
+    display_target = fields.Char("Enrolled Record", compute="_compute_display_target")
+    partner_id = fields.Many2one("res.partner", "Contact", index="btree_not_null")
+    number = fields.Char("Number (E.164)", readonly=True)
+    state = fields.Selection(
+        ENROLLMENT_STATES,
+        default="active",
+        required=True,
+        index=True,
+    )
+    exit_reason = fields.Selection(
+        [
+            ("opted_out", "Opted out"),
+            ("replied_stop", "Replied STOP"),
+            ("converted", "Converted"),
+            ("manual", "Removed by a user"),
+            ("stopped", "Funnel stopped"),
+            ("erased", "Contact erased"),
+        ]
+    )
+    enrolled_at = fields.Datetime(
+        default=fields.Datetime.now, required=True, index=True
+    )
+    converted_at = fields.Datetime()
+    ended_at = fields.Datetime()
+    values = fields.Json(help="Extra placeholder values from the triggering event.")
+    idempotency_key = fields.Char(index="btree_not_null", copy=False)
+    segment_id = fields.Many2one(
+        "sms.microfunnel.segment",
+        readonly=True,
+        index="btree_not_null",
+        ondelete="set null",
+        help="The funnel's segment, when the record was a member of it at "
+        "enrollment: the reports give the rates per segment.",
+    )
+    trace_ids = fields.One2many("sms.microfunnel.trace", "enrollment_id")
+
+    _one_active_per_record = models.UniqueIndex(
+        "(campaign_id, res_model, res_id) WHERE state = 'active'",
+        "This record is already in the funnel.",
+    )
+    _idempotency_unique = models.UniqueIndex(
+        "(campaign_id, idempotency_key) WHERE idempotency_key IS NOT NULL",
+        "This event was already received.",
+    )
+
+    @api.depends("res_model", "res_id")
+    def _compute_display_target(self):
+        for model_name in set(self.mapped("res_model")):
+            records = self.filtered(lambda e, m=model_name: e.res_model == m)
+            targets = self.env[model_name].browse(records.mapped("res_id")).exists()
+            names = {t.id: t.display_name for t in targets}
+            for enrollment in records:
+                enrollment.display_target = names.get(enrollment.res_id, "—")
+
+    def _record(self):
+        self.ensure_one()
+        return self.env[self.res_model].browse(self.res_id)
+
+    @api.model
+    def _create_for(self, campaign, records, values=None, idempotency_key=None):
+        """Enroll ``records`` in ``campaign``, set-based; skip those already in.
+
+        Chunks of ENROL_CHUNK records: per chunk, one INSERT of enrolments and
+        one of their first traces, so 100,000 records cost a few dozen
+        queries and bounded memory."""
+        existing_domain = [
+            ("campaign_id", "=", campaign.id),
+            ("res_model", "=", records._name),
+            ("res_id", "in", records.ids),
+        ]
+        if campaign.reenroll == "after_exit":
+            existing_domain.append(("state", "=", "active"))
+        if idempotency_key and self.sudo().search_count(
+            [
+                ("campaign_id", "=", campaign.id),
+                ("idempotency_key", "=", idempotency_key),
+            ]
+        ):
+            return self.browse()
+        taken = {
+            row["res_id"]
+            for row in self.sudo().search_read(existing_domain, ["res_id"], load=None)
+        }
+        todo_ids = [rid for rid in dict.fromkeys(records.ids) if rid not in taken]
+        if not todo_ids:
+            return self.browse()
+        now = fields.Datetime.now()
+        segment = campaign.segment_id
+        root_steps = campaign.step_ids.filtered(lambda s: not s.parent_id)
+        created = []
+        for start in range(0, len(todo_ids), ENROL_CHUNK):
+            todo = records.browse(todo_ids[start : start + ENROL_CHUNK])
+            numbers = self._target_numbers(todo)
+            partners = self._target_partners(todo)
+            members = set(segment._filter_members(todo).ids) if segment else set()
+            ids = bulk_insert(
+                self.env,
+                self._name,
+                [
+                    {
+                        "campaign_id": campaign.id,
+                        "company_id": campaign.company_id.id,
+                        "res_model": todo._name,
+                        "res_id": res_id,
+                        "number": numbers.get(res_id) or False,
+                        "partner_id": partners.get(res_id) or False,
+                        "state": "active",
+                        "enrolled_at": now,
+                        "values": values or False,
+                        "idempotency_key": idempotency_key or False,
+                        "segment_id": segment.id if res_id in members else False,
+                    }
+                    for res_id in todo.ids
+                ],
+            )
+            enrollments = self.sudo().browse(ids)
+            self.env["sms.microfunnel.trace"]._schedule(root_steps, enrollments)
+            created += ids
+            if len(todo_ids) > ENROL_CHUNK:
+                self.env.invalidate_all()  # bounded memory
+        return self.browse(created).with_env(self.env)
+
+    @api.model
+    def _target_numbers(self, records):
+        """{record id: sanitised number} (one query)."""
+        if "phone_sanitized" not in records._fields:
+            return {}
+        return {
+            row["id"]: row["phone_sanitized"]
+            for row in records.with_context(active_test=False).search_read(
+                [("id", "in", records.ids)], ["phone_sanitized"]
+            )
+        }
+
+    @api.model
+    def _target_partners(self, records):
+        if records._name == "res.partner":
+            return {r.id: r.id for r in records}
+        if "partner_id" in records._fields:
+            return {
+                row["id"]: row["partner_id"]
+                for row in records.with_context(active_test=False).search_read(
+                    [("id", "in", records.ids)], ["partner_id"], load=None
+                )
+            }
+        return {}
+
+    def _due_date(self, step, anchor=None):
+        """When ``step`` is due for this enrollment (UTC), or None without a date."""
+        self.ensure_one()
+        wait = timedelta(hours=step.wait_hours or 0)
+        if step.wait_mode == "after_enrollment":
+            return self.enrolled_at + wait
+        if step.wait_mode == "after_parent":
+            return (anchor or fields.Datetime.now()) + wait
+        return self._date_due(step, self._record(), self.campaign_id.company_id)
+
+    @api.model
+    def _date_due(self, step, record, company):
+        """Due time of a step relative to a date field of ``record`` (UTC), or
+        None when the record has no date."""
+        value = record[step.date_field_id.name]
+        if not value:
+            return None
+        if not isinstance(value, datetime):
+            # a date alone means 09:00 in the recipient's time zone
+            value = self._local_to_utc(
+                datetime.combine(value, time(9, 0)), record, company
+            )
+        wait = timedelta(hours=step.wait_hours or 0)
+        return value - wait if step.wait_mode == "before_date" else value + wait
+
+    @api.model
+    def _local_to_utc(self, local, record, company):
+        partner = record if record._name == "res.partner" else record["partner_id"]
+        tz_name = (partner and partner.tz) or company.partner_id.tz or "UTC"
+        zone = pytz.timezone(tz_name)
+        return zone.localize(local).astimezone(pytz.utc).replace(tzinfo=None)
+
+    def _exit(self, reason):
+        active = self.filtered(lambda e: e.state == "active")
+        active.write(
+            {
+                "state": "converted" if reason == "converted" else "exited",
+                "exit_reason": reason,
+                "ended_at": fields.Datetime.now(),
+            }
+        )
+        pending = active.trace_ids.filtered(
+            lambda t: t.state in ("scheduled", "deferred")
+        )
+        pending.write({"state": "canceled", "cancel_reason": "exited"})
+
+    def action_exit(self):
+        self._exit("manual")
+
+    def _mark_converted(self):
+        now = fields.Datetime.now()
+        for enrollment in self.filtered(lambda e: e.state in ("active", "completed")):
+            window = timedelta(hours=enrollment.campaign_id.attribution_hours)
+            if enrollment.campaign_id.attribution_hours and now > (
+                enrollment.enrolled_at + window
+            ):
+                continue
+            enrollment.converted_at = now
+            if enrollment.campaign_id.exit_on_conversion:
+                enrollment._exit("converted")
+            else:
+                enrollment.state = "converted"

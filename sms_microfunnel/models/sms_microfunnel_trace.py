@@ -1,0 +1,1106 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""One step for one enrollment: the unit of exactly-once dispatch.
+
+State machine::
+
+    scheduled ─► deferred (reason, until) ─► queued (sms.sms + sms.tracker)
+        │                                       │
+        └──────► canceled (reason)              ├─► sent ─► delivered
+                                                └─► failed / bounced
+
+A unique index on (enrollment, step) and the row lock taken by the dispatch
+cron guarantee at most one SMS per enrollment and step, even with several
+workers or a crash between queueing and commit (the transaction is then
+rolled back as a whole and the trace is picked up again).
+"""
+
+import json
+import logging
+import time
+from uuid import uuid4
+
+import psycopg2
+
+from odoo import api, fields, models
+from odoo.tools import SQL
+
+from ..tools import send_window
+from ..tools.encrypted_fields import EncryptedText
+from .sms_microfunnel_gate import _aware, _valid_zone
+from .sms_microfunnel_send_time import HOURS, SLOT_SOURCES, WEEKDAYS
+
+_logger = logging.getLogger(__name__)
+
+#: dispatch chunk: starts at DEFAULT_CHUNK traces and adapts so that a chunk
+#: (claimed, decided, queued and committed in one transaction) lasts about
+#: CHUNK_SECONDS whatever the load, between MIN_CHUNK and MAX_CHUNK traces
+DEFAULT_CHUNK = 10000
+MIN_CHUNK = 1000
+MAX_CHUNK = 25000
+CHUNK_SECONDS = 4.0
+#: stored trace fields written by the dispatch, in its one UPDATE per chunk
+DISPATCH_COLUMNS = {
+    "state": "varchar",
+    "due_at": "timestamp",
+    "defer_reason": "varchar",
+    "cancel_reason": "varchar",
+    "send_tz": "varchar",
+    "send_slot_source": "varchar",
+    "queued_at": "timestamp",
+    "sms_id_int": "int4",
+    "sms_uuid": "varchar",
+    "body": "text",
+    "segments": "int4",
+    "encoding": "varchar",
+    "cost": "float8",
+    "send_weekday": "varchar",
+    "send_hour": "varchar",
+    "first_attempt": "bool",
+    "decision_rule": "varchar",
+    "decision_source": "text",
+}
+
+
+def reserve_ids(env, model_name, count):
+    """``count`` new ids of ``model_name``'s table (one query)."""
+    if not count:
+        return []
+    table = env[model_name]._table
+    return [
+        row[0]
+        for row in env.execute_query(
+            SQL(
+                "SELECT nextval(%s) FROM generate_series(1, %s)",
+                f"{table}_id_seq",
+                count,
+            )
+        )
+    ]
+
+
+def _defaults(model, fnames):
+    """``default_get`` of ``fnames``, memorised for the cursor's life (one
+    dispatch run): every chunk inserts rows with the same defaults."""
+    if not fnames:
+        return {}
+    context = model.env.context
+    key = (
+        "smf_defaults",
+        model._name,
+        tuple(fnames),
+        model.env.uid,
+        repr(sorted((k, v) for k, v in context.items() if k.startswith("default_"))),
+    )
+    memo = model.env.cr.cache
+    if key not in memo:
+        memo[key] = model.default_get(list(fnames))
+    return dict(memo[key])
+
+
+def bulk_insert(env, model_name, vals_list):
+    """Insert ``vals_list`` in one statement and return the new ids.
+
+    For chunks of thousands of rows where ``create`` would run one INSERT per
+    100 rows and compute each stored related field per record: the caller
+    gives every stored value itself (related ones included).  Stored fields
+    missing from the values get their ORM default, computed once; magic
+    columns are filled.  The ORM cache of the model is invalidated.
+    """
+    if not vals_list:
+        return []
+    model = env[model_name]
+    model.flush_model()
+    now = fields.Datetime.now()
+    columns = {}
+    for fname, field in model._fields.items():
+        if field.store and field.column_type and fname != "id":
+            columns[fname] = field
+    given = set().union(*vals_list)
+    missing = [f for f in columns if f not in given and f not in models.MAGIC_COLUMNS]
+    defaults = _defaults(model, missing)
+    ids = reserve_ids(env, model_name, len(vals_list))
+    names, arrays, casts = ["id"], [ids], ["int4"]
+    for fname, field in columns.items():
+        if fname in ("create_uid", "write_uid"):
+            values = [env.uid] * len(vals_list)
+        elif fname in ("create_date", "write_date"):
+            values = [now] * len(vals_list)
+        elif fname in given:
+            values = [vals.get(fname) for vals in vals_list]
+        elif fname in defaults:
+            values = [defaults[fname]] * len(vals_list)
+        else:
+            continue
+        column_type = field.column_type[1]
+        if column_type == "jsonb":
+            values = [
+                None if v is None or v is False else json.dumps(v) for v in values
+            ]
+        elif field.type == "boolean":
+            values = [bool(v) for v in values]
+        else:
+            values = [None if v is False else v for v in values]
+        if field.type == "many2one":
+            values = [v.id if isinstance(v, models.BaseModel) else v for v in values]
+        names.append(fname)
+        arrays.append(values)
+        casts.append(column_type.split("(")[0].lower())
+    env.cr.execute(
+        SQL(
+            "INSERT INTO %s (%s) SELECT * FROM unnest(%s)",
+            SQL.identifier(model._table),
+            SQL(", ").join(SQL.identifier(name) for name in names),
+            SQL(", ").join(
+                SQL("%s::%s[]", array, SQL(cast))
+                for array, cast in zip(arrays, casts, strict=True)
+            ),
+        )
+    )
+    model.invalidate_model()
+    return ids
+
+
+TRACE_STATES = [
+    ("scheduled", "Scheduled"),
+    ("deferred", "Deferred"),
+    ("queued", "Queued"),
+    ("sent", "Sent"),
+    ("delivered", "Delivered"),
+    ("failed", "Failed"),
+    ("bounced", "Bounced"),
+    ("canceled", "Canceled"),
+    ("done", "Executed"),  # activity and CRM update steps
+]
+CANCEL_REASONS = [
+    ("no_number", "No number"),
+    ("invalid_number", "Invalid number"),
+    ("no_consent", "No consent"),
+    ("unproven_consent", "Unproven consent"),
+    ("pending_doi", "Double opt-in pending"),
+    ("opted_out", "Opted out"),
+    ("duplicate", "Duplicate number"),
+    ("frequency_cap", "Frequency cap"),
+    ("no_window", "No send window within 400 days"),
+    ("too_long", "Message too long"),
+    ("no_contact", "No sender contact (CASL)"),
+    ("condition_not_met", "Condition not met"),
+    ("no_date", "No date on the record"),
+    ("exited", "Left the funnel"),
+    ("funnel_stopped", "Funnel stopped"),
+    ("no_slot", "Send slot never within the legal window"),
+    # email, activity and CRM update steps (sms_funnel_channel.py)
+    ("no_email", "No email address"),
+    ("invalid_email", "Invalid email address"),
+    ("email_blacklisted", "Email blacklisted"),
+    ("email_opted_out", "Email opted out"),
+    ("duplicate_email", "Duplicate email"),
+    ("email_canceled", "Email canceled"),
+    ("no_record", "Record not found"),
+    ("not_a_lead", "Not a lead"),
+    ("no_assignee", "Nobody to assign"),
+]
+# delivery states reported through sms.tracker, in rank order
+SMS_TO_TRACE = {
+    "outgoing": "queued",
+    "process": "queued",
+    "pending": "sent",
+    "sent": "delivered",
+    "error": "failed",
+    "canceled": "canceled",
+}
+RANK = {
+    "scheduled": 0,
+    "deferred": 0,
+    "queued": 1,
+    "sent": 2,
+    "failed": 3,
+    "bounced": 3,
+    "canceled": 3,
+    "delivered": 4,
+    "done": 4,
+}
+BOUNCE_FAILURES = {
+    "sms_number_format",
+    "sms_number_missing",
+    "sms_invalid_destination",
+    "sms_not_allowed",
+    "sms_rejected",
+}
+
+
+class SmsMicrofunnelTrace(models.Model):
+    _name = "sms.microfunnel.trace"
+    _description = "SMS Funnel Step Trace"
+    _inherit = ["sms.microfunnel.trace.channel"]  # sms_funnel_channel.py
+    _order = "due_at, id"
+
+    enrollment_id = fields.Many2one(
+        "sms.microfunnel.enrollment", required=True, ondelete="cascade", index=True
+    )
+    step_id = fields.Many2one(
+        "sms.microfunnel.step", required=True, ondelete="cascade", index=True
+    )
+    variant_id = fields.Many2one("sms.microfunnel.step.variant", ondelete="set null")
+    step_type = fields.Selection(related="step_id.step_type", store=True)
+    campaign_id = fields.Many2one(
+        related="enrollment_id.campaign_id", store=True, index=True
+    )
+    company_id = fields.Many2one(related="enrollment_id.company_id", store=True)
+    parent_trace_id = fields.Many2one(
+        "sms.microfunnel.trace", ondelete="set null", index="btree_not_null"
+    )
+    number = fields.Char(related="enrollment_id.number", store=True)
+    state = fields.Selection(
+        TRACE_STATES,
+        default="scheduled",
+        required=True,
+        index=True,
+    )
+    due_at = fields.Datetime("Due", required=True, index=True)
+    defer_reason = fields.Selection(
+        [
+            ("window_closed", "Send window closed"),
+            ("frequency_cap", "Frequency cap"),
+            ("send_slot", "Waiting for the step's send slot"),
+        ]
+    )
+    cancel_reason = fields.Selection(CANCEL_REASONS)
+    # proof: the rule that allowed, deferred or canceled the message (gate)
+    decision_rule = fields.Char(
+        "Deciding Rule",
+        readonly=True,
+        help="Rule ID of the compliance book that allowed, deferred or blocked "
+        "this message at its last evaluation.",
+    )
+    decision_source = fields.Text("Rule Source", readonly=True)
+    failure_type = fields.Char()
+    body = fields.Text("Sent Text", readonly=True)
+    segments = fields.Integer(readonly=True)
+    encoding = fields.Char(readonly=True)
+    cost = fields.Float(
+        readonly=True, groups="sms_microfunnel.group_sms_funnel_manager"
+    )
+    sms_id_int = fields.Integer("SMS ID", index="btree_not_null", readonly=True)
+    sms_uuid = fields.Char("SMS UUID", index="btree_not_null", readonly=True)
+    queued_at = fields.Datetime(readonly=True)
+    first_attempt = fields.Boolean(
+        "First Message of the Enrollment",
+        compute="_compute_first_attempt",
+        store=True,
+        help="The enrollment's first queued message: it carries the enrollment's "
+        "per-recipient figures in the funnel analysis.",
+    )
+    sent_at = fields.Datetime(readonly=True)
+    delivered_at = fields.Datetime(readonly=True)
+    clicked_at = fields.Datetime(readonly=True)
+    replied_at = fields.Datetime(readonly=True)
+    reply_text = EncryptedText(readonly=True)  # encrypted at rest
+    # send time in the recipient's clock (models/sms_microfunnel_send_time.py)
+    send_tz = fields.Char("Recipient Time Zone", readonly=True)
+    send_weekday = fields.Selection(
+        WEEKDAYS, "Local Weekday", compute="_compute_send_local_time", store=True
+    )
+    send_hour = fields.Selection(
+        HOURS, "Local Hour", compute="_compute_send_local_time", store=True
+    )
+    send_slot_source = fields.Selection(SLOT_SOURCES, "Send Slot Used", readonly=True)
+
+    _one_per_step = models.UniqueIndex(
+        "(enrollment_id, step_id)", "A step runs once per enrollment."
+    )
+    # what the dispatchers claim: due traces in due order
+    _due_index = models.Index("(due_at, id) WHERE state IN ('scheduled', 'deferred')")
+
+    @api.depends("queued_at", "enrollment_id.trace_ids.queued_at")
+    def _compute_first_attempt(self):
+        for trace in self:
+            queued = trace.enrollment_id.trace_ids.filtered("queued_at")
+            first = min(queued, key=lambda x: (x.queued_at, x.id), default=None)
+            trace.first_attempt = bool(trace.queued_at) and trace == first
+
+    @api.depends("queued_at", "send_tz")
+    def _compute_send_local_time(self):
+        self.env["sms.microfunnel.send.time"]._compute_local_time(self)
+
+    # -- scheduling ---------------------------------------------------------------
+
+    @api.model
+    def _schedule(self, steps, enrollments, parents=None):
+        """Create the traces of ``steps`` for ``enrollments`` (set-based: one
+        INSERT for all of them, whatever their number).
+
+        ``parents`` maps an enrollment id to the parent trace that triggered
+        these steps (for waits after the previous step and branch conditions).
+        """
+        parents = parents or {}
+        enrollments = enrollments.sudo()
+        if not enrollments or not steps:
+            return self.browse()
+        enrollments.fetch(
+            [
+                "enrolled_at",
+                "res_model",
+                "res_id",
+                "campaign_id",
+                "company_id",
+                "number",
+            ]
+        )
+        if any(
+            step.wait_mode not in ("after_enrollment", "after_parent") for step in steps
+        ):
+            # date-relative steps read a date on the records: one query per model
+            for model_name, group in enrollments.grouped("res_model").items():
+                self.env[model_name].sudo().with_context(active_test=False).browse(
+                    group.mapped("res_id")
+                ).fetch([f.name for f in steps.date_field_id if f.model == model_name])
+        now = fields.Datetime.now()
+        vals_list = []
+        for step in steps:
+            variants = step._pick_variants(len(enrollments))
+            for enrollment, variant in zip(enrollments, variants, strict=True):
+                parent = parents.get(enrollment.id, self.browse())
+                due = enrollment._due_date(step, anchor=parent.queued_at or now)
+                vals = {
+                    "enrollment_id": enrollment.id,
+                    "step_id": step.id,
+                    "variant_id": variant.id,
+                    "parent_trace_id": parent.id,
+                    "due_at": due or now,
+                    "state": "scheduled",
+                    "step_type": step.step_type,
+                    "campaign_id": enrollment.campaign_id.id,
+                    "company_id": enrollment.company_id.id,
+                    "number": enrollment.number,
+                    "first_attempt": False,
+                }
+                if due is None:
+                    vals.update(state="canceled", cancel_reason="no_date")
+                vals_list.append(vals)
+        traces = self.browse(bulk_insert(self.env, self._name, vals_list))
+        self.env["sms.microfunnel.enrollment"].invalidate_model(["trace_ids"])
+        self._wake_dispatch(
+            [v["due_at"] for v in vals_list if v["state"] == "scheduled"]
+        )
+        return traces.with_env(self.env)
+
+    @api.model
+    def _dispatch_crons(self):
+        """The dispatch jobs: the main one and its parallel workers."""
+        main = self.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch")
+        workers = (
+            self.env["ir.cron"]
+            .sudo()
+            .search(
+                [
+                    ("model_id.model", "=", self._name),
+                    ("code", "like", "_cron_dispatch(worker="),
+                ]
+            )
+        )
+        return main.sudo() | workers
+
+    @api.model
+    def _wake_dispatch(self, traces_or_dates):
+        """Trigger the dispatch jobs at the first due date of ``traces_or_dates``
+        (traces, or naive UTC datetimes)."""
+        if isinstance(traces_or_dates, models.BaseModel):
+            due = [
+                t.due_at
+                for t in traces_or_dates
+                if t.state in ("scheduled", "deferred")
+            ]
+        else:
+            due = list(traces_or_dates)
+        if due:
+            at = max(min(due), fields.Datetime.now())
+            for cron in self._dispatch_crons():
+                cron._trigger(at=at)
+
+    # -- dispatch -----------------------------------------------------------------
+
+    def _due_domain(self, now):
+        return [
+            ("state", "in", ("scheduled", "deferred")),
+            ("due_at", "<=", now),
+            ("campaign_id.state", "=", "running"),
+        ]
+
+    def _due_sql(self, now):
+        return SQL(
+            """
+            FROM sms_microfunnel_trace t
+            JOIN sms_microfunnel_campaign c ON c.id = t.campaign_id
+           WHERE t.state IN ('scheduled', 'deferred')
+             AND t.due_at <= %s
+             AND c.state = 'running'
+            """,
+            now,
+        )
+
+    @api.model
+    def _cron_dispatch(self, batch_size=None, worker=False):
+        """Claim due traces in chunks and queue their SMS.
+
+        Several jobs run this at once (the main job and its workers, on one
+        or several servers): each chunk is claimed with ``FOR UPDATE SKIP
+        LOCKED``, decided and queued, then committed through
+        ``_commit_progress``.  Without ``batch_size`` the chunk adapts to
+        last about ``CHUNK_SECONDS``.  Only the main job enrols scheduled
+        audiences and decides A/B winners (``worker=True``: a worker)."""
+        cron_model = self.env["ir.cron"]
+        Funnel = self.env["sms.microfunnel.campaign"]
+        if not worker:
+            Funnel._cron_scheduled_enrolments()
+            Funnel._cron_decide_ab_winners()
+        size = batch_size or DEFAULT_CHUNK
+        stale_snapshots = 0
+        woken = self
+        while True:
+            started = time.monotonic()
+            now = fields.Datetime.now()
+            traces = self._claim_due(now, size)
+            if traces is None:
+                # another worker queued some candidates and committed after
+                # this transaction began: look again from a fresh snapshot
+                stale_snapshots += 1
+                if stale_snapshots > 5 or cron_model._commit_progress(0) <= 0:
+                    break
+                continue
+            if not traces:
+                break
+            if traces._dispatch(traces, now):
+                # the sending queue is woken once its trigger is committed
+                woken = self.with_context(smf_sms_queue_woken=True)
+            full = len(traces) >= size
+            remaining = self._count_due(now) if full else 0
+            if cron_model._commit_progress(len(traces), remaining=remaining) <= 0:
+                break
+            self = woken  # noqa: PLW0642
+            if not remaining:
+                break
+            if not batch_size:
+                elapsed = max(time.monotonic() - started, 0.05)
+                size = int(
+                    min(MAX_CHUNK, max(MIN_CHUNK, size * CHUNK_SECONDS / elapsed))
+                )
+            self.env.invalidate_all()  # bounded memory: one chunk at a time
+        self._wake_later()
+
+    @api.model
+    def _wake_later(self):
+        scheduled = self.env["sms.microfunnel.campaign"].search(
+            [
+                ("state", "=", "running"),
+                ("enroll_at", "!=", False),
+                ("audience_enrolled_at", "=", False),
+            ],
+            order="enroll_at",
+            limit=1,
+        )
+        if scheduled:
+            self.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch")._trigger(
+                at=scheduled.enroll_at
+            )
+        upcoming = self.env.execute_query(
+            SQL(
+                """
+                SELECT t.due_at
+                  FROM sms_microfunnel_trace t
+                  JOIN sms_microfunnel_campaign c ON c.id = t.campaign_id
+                 WHERE t.state IN ('scheduled', 'deferred') AND c.state = 'running'
+              ORDER BY t.due_at
+                 LIMIT 1
+                """
+            )
+        )
+        if upcoming:
+            self._wake_dispatch([upcoming[0][0]])
+
+    @api.model
+    def _count_due(self, now, cap=1000000):
+        """Due traces left (counted up to ``cap``), for the job's progress."""
+        self.flush_model(["state", "due_at", "campaign_id"])
+        return self.env.execute_query(
+            SQL(
+                "SELECT count(*) FROM (SELECT 1 %s LIMIT %s) AS due",
+                self._due_sql(now),
+                cap,
+            )
+        )[0][0]
+
+    @api.model
+    def _claim_due(self, now, limit):
+        """Lock up to ``limit`` due traces no other worker holds (``FOR UPDATE
+        SKIP LOCKED``, in due order).  None when one of them was changed by a
+        transaction committed after ours began (PostgreSQL refuses the lock
+        under Odoo's repeatable-read isolation): the caller starts again
+        from a fresh snapshot, as Odoo's cron runner does."""
+        self.env["sms.microfunnel.campaign"].flush_model(["state"])
+        self.flush_model(["state", "due_at", "campaign_id"])
+        cr = self.env.cr
+        try:
+            with cr.savepoint(flush=False):
+                cr.execute(
+                    SQL(
+                        "SELECT t.id %s ORDER BY t.due_at, t.id LIMIT %s "
+                        "FOR UPDATE OF t SKIP LOCKED",
+                        self._due_sql(now),
+                        limit,
+                    ),
+                    log_exceptions=False,
+                )
+                ids = [row[0] for row in cr.fetchall()]
+        except psycopg2.extensions.TransactionRollbackError:
+            return None
+        return self.browse(ids)
+
+    def _claim(self, candidates, limit):
+        """Lock up to ``limit`` of ``candidates``, skipping rows another worker
+        holds (like ``try_lock_for_update``).  Returns None when one of them
+        was changed by a transaction committed after ours began."""
+        if not candidates:
+            return candidates
+        query = candidates._as_query(ordered=True)
+        query.limit = limit
+        cr = self.env.cr
+        try:
+            with cr.savepoint(flush=False):
+                cr.execute(
+                    SQL("%s FOR UPDATE SKIP LOCKED", query.select()),
+                    log_exceptions=False,
+                )
+                ids = {row[0] for row in cr.fetchall()}
+        except psycopg2.extensions.TransactionRollbackError:
+            return None
+        return candidates.filtered(lambda trace: trace.id in ids)
+
+    def _prefetch_chunk(self):
+        """Read everything the dispatch of these traces needs in a constant
+        number of queries (one per model), whatever their number."""
+        traces = self.sudo()
+        if not traces:
+            return
+        traces.fetch(
+            [
+                "state",
+                "enrollment_id",
+                "step_id",
+                "variant_id",
+                "campaign_id",
+                "company_id",
+                "number",
+                "parent_trace_id",
+                "due_at",
+                "step_type",
+            ]
+        )
+        enrollments = traces.enrollment_id
+        enrollments.fetch(
+            [
+                "state",
+                "res_model",
+                "res_id",
+                "partner_id",
+                "values",
+                "segment_id",
+                "converted_at",
+                "campaign_id",
+                "number",
+                "enrolled_at",
+                "company_id",
+            ]
+        )
+        steps = traces.step_id
+        steps.fetch(
+            [
+                "body",
+                "message_class",
+                "condition",
+                "condition_keyword",
+                "step_type",
+                "child_ids",
+                "campaign_id",
+                "wait_mode",
+                "wait_hours",
+            ]
+        )
+        if traces.variant_id:
+            traces.variant_id.fetch(["body"])
+        if any(step.condition != "always" for step in steps):
+            traces.parent_trace_id.fetch(
+                ["clicked_at", "replied_at", "reply_text", "queued_at"]
+            )
+
+    def _chunk_rows(self):
+        """{trace id: plain row} of these traces with their enrolment and
+        contact zone (one query): the dispatch reads these, not the ORM."""
+        self.env.flush_all()
+        result = self.env.execute_query(
+            SQL(
+                """
+                SELECT t.id, t.state, t.step_id, t.variant_id, t.campaign_id,
+                       t.company_id, t.number, t.send_tz, e.state, e.res_model,
+                       e.res_id, e.partner_id, e.values, e.segment_id, p.tz,
+                       t.enrollment_id, EXISTS(
+                           SELECT 1 FROM sms_microfunnel_trace o
+                            WHERE o.enrollment_id = t.enrollment_id
+                              AND o.queued_at IS NOT NULL
+                       )
+                  FROM sms_microfunnel_trace t
+                  JOIN sms_microfunnel_enrollment e ON e.id = t.enrollment_id
+             LEFT JOIN res_partner p ON p.id = e.partner_id
+                 WHERE t.id = ANY(%s)
+                """,
+                self.ids,
+            )
+        )
+        keys = (
+            "id",
+            "state",
+            "step_id",
+            "variant_id",
+            "campaign_id",
+            "company_id",
+            "number",
+            "send_tz",
+            "enrollment_state",
+            "res_model",
+            "res_id",
+            "partner_id",
+            "values",
+            "segment_id",
+            "partner_tz",
+            "enrollment_id",
+            "enrollment_queued",
+        )
+        return {row[0]: dict(zip(keys, row, strict=True)) for row in result}
+
+    def _dispatch(self, traces, now):
+        """Decide and act for a locked chunk: a constant number of queries
+        per chunk whatever its size; the traces are written by one UPDATE."""
+        rows = traces._chunk_rows()
+        Step = self.env["sms.microfunnel.step"].sudo()
+        steps = Step.browse({row["step_id"] for row in rows.values()})
+        steps.fetch(["body", "message_class", "condition", "step_type", "child_ids"])
+        steps = {step.id: step for step in steps}
+        live = [
+            tid
+            for tid in traces.ids
+            if tid in rows and rows[tid]["state"] in ("scheduled", "deferred")
+        ]
+        orm = [
+            tid
+            for tid in live
+            if steps[rows[tid]["step_id"]].condition != "always"
+            or steps[rows[tid]["step_id"]].step_type != "sms"
+        ]
+        if orm:
+            self.browse(orm)._prefetch_chunk()
+        updates = {}
+        for tid in live:
+            step = steps[rows[tid]["step_id"]]
+            if rows[tid]["enrollment_state"] != "active":
+                updates[tid] = {"state": "canceled", "cancel_reason": "exited"}
+            elif step.condition != "always" and not self.browse(tid)._condition_met():
+                updates[tid] = {
+                    "state": "canceled",
+                    "cancel_reason": "condition_not_met",
+                }
+        live = [tid for tid in live if tid not in updates]
+        self._write_chunk(updates)
+        updates = {}
+        # email, activity, CRM steps (ORM writes of their own)
+        others = [tid for tid in live if steps[rows[tid]["step_id"]].step_type != "sms"]
+        if others:
+            self._dispatch_channels(self.browse(others), now)
+            live = [tid for tid in live if tid not in set(others)]
+        by_group = {}
+        for tid in live:
+            row = rows[tid]
+            key = (row["company_id"], steps[row["step_id"]].message_class)
+            by_group.setdefault(key, []).append(tid)
+        queued = self.browse()
+        deferred = []
+        for (company_id, message_class), ids in by_group.items():
+            company = self.env["res.company"].browse(company_id)
+            group = self.browse(ids)
+            decisions = self.env["sms.microfunnel.gate"]._evaluate_traces(
+                group, message_class, company, now, rows=rows
+            )
+            # a step's send slot narrows the window (reason "send_slot")
+            self.env["sms.microfunnel.send.time"]._apply_to_traces(
+                group, decisions, company, now, write=False, rows=rows, steps=steps
+            )
+            allowed = []
+            for tid in ids:
+                decision = decisions[tid]
+                vals = updates.setdefault(tid, {})
+                # proof: the rule that allowed, deferred or canceled it
+                vals["decision_rule"] = decision.get("rule") or False
+                vals["decision_source"] = decision.get("rule_source") or False
+                if decision["action"] != "block":
+                    vals["send_tz"] = decision.get("slot_tz") or False
+                    vals["send_slot_source"] = decision.get("slot_source") or False
+                if decision["action"] == "allow":
+                    allowed.append(tid)
+                elif decision["action"] == "defer":
+                    vals.update(
+                        state="deferred",
+                        due_at=decision["until"],
+                        defer_reason=decision.get("reason") or "window_closed",
+                    )
+                    deferred.append(decision["until"])
+                else:
+                    vals.update(state="canceled", cancel_reason=decision["reason"])
+            queued |= self.browse(allowed)._queue_sms(
+                company, updates, rows=rows, steps=steps
+            )
+        self._write_chunk(updates)
+        parents = queued.filtered(lambda t: steps[rows[t.id]["step_id"]].child_ids)
+        parents._schedule_children()
+        self._wake_dispatch([d for d in deferred if d])
+        return queued
+
+    def _write_chunk(self, updates):
+        """Write {trace id: vals} in one UPDATE (DISPATCH_COLUMNS only) and
+        set the stored computed fields that depend on them."""
+        updates = {tid: vals for tid, vals in updates.items() if vals}
+        if not updates:
+            return
+        self.env.flush_all()
+        ids = list(updates)
+        names = sorted({name for vals in updates.values() for name in vals})
+        unknown = set(names) - set(DISPATCH_COLUMNS)
+        if unknown:
+            raise ValueError(f"not a dispatch column: {sorted(unknown)}")
+        arrays = [ids] + [
+            [
+                updates[tid].get(name, False)
+                if DISPATCH_COLUMNS[name] == "bool"
+                else (
+                    None
+                    if updates[tid].get(name, False) is False
+                    else updates[tid][name]
+                )
+                for tid in ids
+            ]
+            for name in names
+        ]
+        present = [[name in updates[tid] for tid in ids] for name in names]
+        assignments = [
+            SQL(
+                "%s = CASE WHEN u.%s THEN u.%s ELSE t.%s END",
+                SQL.identifier(name),
+                SQL.identifier(f"has_{name}"),
+                SQL.identifier(name),
+                SQL.identifier(name),
+            )
+            for name in names
+        ]
+        self.env.cr.execute(
+            SQL(
+                """
+                UPDATE sms_microfunnel_trace t
+                   SET %s, write_date = %s, write_uid = %s
+                  FROM unnest(%s::int4[], %s) AS u(id, %s)
+                 WHERE t.id = u.id
+                """,
+                SQL(", ").join(assignments),
+                fields.Datetime.now(),
+                self.env.uid,
+                ids,
+                SQL(", ").join(
+                    [
+                        SQL("%s::%s[]", array, SQL(DISPATCH_COLUMNS[name]))
+                        for name, array in zip(names, arrays[1:], strict=True)
+                    ]
+                    + [SQL("%s::bool[]", flags) for flags in present]
+                ),
+                SQL(", ").join(
+                    [SQL.identifier(name) for name in names]
+                    + [SQL.identifier(f"has_{name}") for name in names]
+                ),
+            )
+        )
+        self.invalidate_model([*names, "write_date", "write_uid"])
+
+    def _condition_met(self):
+        """Branch condition of this trace's step, read on its parent trace."""
+        self.ensure_one()
+        condition = self.step_id.condition
+        if condition == "always":
+            return True
+        parent = self.parent_trace_id
+        enrollment = self.enrollment_id
+        if condition == "clicked":
+            return bool(parent.clicked_at)
+        if condition == "not_clicked":
+            return not parent.clicked_at
+        if condition == "replied":
+            return bool(parent.replied_at)
+        if condition == "not_replied":
+            return not parent.replied_at
+        if condition == "replied_keyword":
+            wanted = {
+                w.strip().casefold()
+                for w in (self.step_id.condition_keyword or "").split(",")
+                if w.strip()
+            }
+            return (parent.reply_text or "").strip().casefold() in wanted
+        if condition == "converted":
+            return bool(enrollment.converted_at)
+        if condition == "not_converted":
+            return not enrollment.converted_at
+        return self._channel_condition_met(condition)
+
+    def _queue_sms(self, company, updates=None, rows=None, steps=None):
+        """Queue the outgoing SMS and their trackers for allowed traces of
+        ``company``: the whole chunk is composed at once (one render per body
+        and language, one tracker per link, the real ``/s/<sms id>`` suffix on
+        each short link) and inserted in one statement per table.  The traces'
+        new values go to ``updates`` ({trace id: vals}, written by the caller
+        in one UPDATE), else are written here.  ``rows``/``steps``: the
+        dispatcher's plain rows and steps.  Returns the queued traces."""
+        if not self:
+            return self.browse()
+        own_write = updates is None
+        updates = {} if own_write else updates
+        if rows is None:
+            rows = self._chunk_rows()
+        if steps is None:
+            steps = {step.id: step for step in self.sudo().step_id}
+        variant_ids = {rows[tid]["variant_id"] for tid in self.ids} - {None}
+        variants = {
+            v.id: v
+            for v in self.env["sms.microfunnel.step.variant"].sudo().browse(variant_ids)
+        }
+        if variants:
+            self.env["sms.microfunnel.step.variant"].sudo().browse(variant_ids).fetch(
+                ["body"]
+            )
+        by_model = {}
+        for tid in self.ids:
+            row = rows[tid]
+            by_model.setdefault(row["res_model"], set()).add(row["res_id"])
+        records = {}
+        for model_name, res_ids in by_model.items():
+            Model = self.env[model_name].sudo().with_context(active_test=False)
+            names = [
+                name
+                for name, field in Model._fields.items()
+                if field.store and field.prefetch is True and field.column_type
+            ]
+            found = Model.search_fetch([("id", "in", sorted(res_ids))], names)
+            for record in found:
+                records[(model_name, record.id)] = record
+        sms_ids = reserve_ids(self.env, "sms.sms", len(self))
+        entries = []
+        for tid in self.ids:
+            row = rows[tid]
+            variant = variants.get(row["variant_id"])
+            step = steps[row["step_id"]]
+            entries.append(
+                {
+                    "body": (variant and variant.body) or step.body,
+                    "record": records.get((row["res_model"], row["res_id"])),
+                    "number": row["number"],
+                    "values": row["values"] or {},
+                    "message_class": step.message_class,
+                }
+            )
+        by_class = {}
+        for index, entry in enumerate(entries):
+            by_class.setdefault(entry["message_class"], []).append(index)
+        composed_list = [None] * len(entries)
+        rules = self.env["sms.microfunnel.message.rules"]
+        for message_class, indexes in by_class.items():
+            results = rules._compose_batch(
+                [entries[i] for i in indexes],
+                company,
+                message_class=message_class,
+                sms_ids=[sms_ids[i] for i in indexes],
+            )
+            for i, result in zip(indexes, results, strict=True):
+                composed_list[i] = result
+        now = fields.Datetime.now()
+        sms_rows, trackers, queued = [], [], []
+        zones = {}
+        company_tz = company.partner_id.tz
+        for tid, composed, sms_id in zip(self.ids, composed_list, sms_ids, strict=True):
+            row = rows[tid]
+            vals = updates.setdefault(tid, {})
+            if composed.get("blocked"):
+                if composed.get("blocked_reason") == "no_contact":
+                    vals.update(
+                        state="canceled",
+                        cancel_reason="no_contact",
+                        decision_rule="CA-CASL-IDENTIFICATION",
+                    )
+                else:
+                    vals.update(state="canceled", cancel_reason="too_long")
+                continue
+            sms_uuid = uuid4().hex
+            sms_rows.append(
+                {
+                    "id": sms_id,
+                    "uuid": sms_uuid,
+                    "number": row["number"],
+                    "body": composed["text"],
+                    "partner_id": row["partner_id"],
+                }
+            )
+            trackers.append({"sms_uuid": sms_uuid, "sms_microfunnel_trace_id": tid})
+            zone = (
+                vals.get("send_tz") or row["send_tz"] or row["partner_tz"] or company_tz
+            )
+            if zone not in zones:
+                weekday, hour = send_window.local_weekday_hour(
+                    _aware(now), zone if _valid_zone(zone) else "UTC"
+                )
+                zones[zone] = (str(weekday), f"{hour:02d}")
+            vals.update(
+                state="queued",
+                queued_at=now,
+                sms_id_int=sms_id,
+                sms_uuid=sms_uuid,
+                body=composed["text"],
+                segments=composed.get("segments", 0),
+                encoding=composed.get("encoding"),
+                cost=composed.get("cost", 0.0),
+                send_weekday=zones[zone][0],
+                send_hour=zones[zone][1],
+            )
+            queued.append(tid)
+        # the enrolment's first queued message (see _compute_first_attempt)
+        already = {
+            rows[tid]["enrollment_id"]
+            for tid in queued
+            if rows[tid]["enrollment_queued"]
+        }
+        for trace_id in sorted(queued):
+            enrollment_id = rows[trace_id]["enrollment_id"]
+            updates[trace_id]["first_attempt"] = enrollment_id not in already
+            already.add(enrollment_id)
+        self._insert_sms(sms_rows, company)
+        if trackers:
+            bulk_insert(self.env, "sms.tracker", trackers)
+        if own_write:
+            self._write_chunk(updates)
+        return self.browse(queued)
+
+    @api.model
+    def _insert_sms(self, rows, company):
+        """The outgoing ``sms.sms`` rows of a chunk, in one INSERT with the ids
+        reserved for them (their short links already end with ``/s/<id>``)."""
+        if not rows:
+            return
+        SmsSms = self.env["sms.sms"].sudo().with_company(company)
+        SmsSms.flush_model()
+        fnames = [
+            name
+            for name, field in SmsSms._fields.items()
+            if field.store and field.column_type and name not in models.MAGIC_COLUMNS
+        ]
+        defaults = _defaults(SmsSms, [f for f in fnames if f != "uuid"])
+        defaults.update(state="outgoing")
+        if "record_company_id" in SmsSms._fields:
+            defaults["record_company_id"] = company.id
+        now = fields.Datetime.now()
+        columns = ["id", "uuid", "number", "body", "partner_id", *sorted(defaults)]
+        casts = {
+            name: SmsSms._fields[name].column_type[1].split("(")[0].lower()
+            for name in columns
+            if name != "id"
+        }
+        casts["id"] = "int4"
+        arrays = [[row[name] or None for row in rows] for name in columns[:5]]
+        for name in columns[5:]:
+            value = defaults[name]
+            if isinstance(value, models.BaseModel):
+                value = value.id
+            arrays.append(
+                [
+                    None
+                    if value is False and SmsSms._fields[name].type != "boolean"
+                    else value
+                ]
+                * len(rows)
+            )
+        self.env.cr.execute(
+            SQL(
+                """
+                INSERT INTO sms_sms (%s, create_uid, write_uid, create_date, write_date)
+                SELECT *, %s, %s, %s::timestamp, %s::timestamp FROM unnest(%s)
+                """,
+                SQL(", ").join(SQL.identifier(name) for name in columns),
+                self.env.uid,
+                self.env.uid,
+                now,
+                now,
+                SQL(", ").join(
+                    SQL("%s::%s[]", array, SQL(casts[name]))
+                    for name, array in zip(columns, arrays, strict=True)
+                ),
+            )
+        )
+        SmsSms.invalidate_model()
+        # what sms.sms.create does: wake the sending queue (the dispatch job
+        # does it with its first chunk only)
+        if not self.env.context.get("smf_sms_queue_woken"):
+            self.env.ref("sms.ir_cron_sms_scheduler_action")._trigger()
+
+    def _schedule_children(self):
+        by_step = {}
+        for trace in self:
+            for child in trace.step_id.child_ids:
+                by_step.setdefault(child, []).append(trace)
+        for child, parents in by_step.items():
+            enrollments = self.env["sms.microfunnel.enrollment"].browse(
+                [p.enrollment_id.id for p in parents]
+            )
+            self._schedule(
+                child, enrollments, parents={p.enrollment_id.id: p for p in parents}
+            )
+
+    # -- delivery, clicks, replies -----------------------------------------------------
+
+    def _update_from_sms_state(self, sms_state, failure_type=False):
+        """Apply a delivery report; a state never moves back (monotonic)."""
+        new_state = SMS_TO_TRACE.get(sms_state)
+        if new_state == "failed" and failure_type in BOUNCE_FAILURES:
+            new_state = "bounced"
+        if not new_state:
+            return
+        now = fields.Datetime.now()
+        for trace in self:
+            if RANK[new_state] <= RANK[trace.state] and not (
+                new_state == "delivered" and trace.state in ("failed", "bounced")
+            ):
+                continue
+            vals = {"state": new_state, "failure_type": failure_type or False}
+            if new_state == "sent":
+                vals["sent_at"] = now
+            if new_state == "delivered":
+                vals["delivered_at"] = now
+                vals["sent_at"] = trace.sent_at or now
+            trace.write(vals)
+
+    def _set_clicked(self):
+        now = fields.Datetime.now()
+        for trace in self.filtered(lambda t: not t.clicked_at):
+            trace.clicked_at = now
+            if trace.campaign_id.goal == "link_clicked":
+                trace.enrollment_id._mark_converted()
+
+    def _set_replied(self, text, classification=None):
+        now = fields.Datetime.now()
+        for trace in self:
+            trace.write({"replied_at": now, "reply_text": text})
+            enrollment = trace.enrollment_id
+            if classification == "opt_out":
+                enrollment._exit("replied_stop")
+            elif classification == "confirm" and enrollment.campaign_id.goal == (
+                "replied_yes"
+            ):
+                enrollment._mark_converted()

@@ -1,0 +1,215 @@
+"""One home per concept: where a reader finds a model, a menu or a cron.
+
+- each model the addons define (``_name``) lives in exactly one Python file,
+  named after it (``sms.microfunnel.campaign`` →
+  ``sms_microfunnel_campaign.py``), in ``models/``, ``wizard/`` or
+  ``report/``;
+- an extension of another module's model (``_inherit`` only) lives in a file
+  named after that model (``res.partner`` → ``res_partner.py``), and a model
+  is extended at most once per addon;
+- every menu item of an addon is in ``views/<addon>_menus.xml``;
+- every ``ir.cron`` record of an addon is in ``data/ir_cron_data.xml``.
+
+Checked on the source files (no Odoo needed).  ``ROOT`` can point the test at
+another checkout.
+"""
+
+import ast
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+ROOT = Path(os.environ.get("SMF_LAYOUT_ROOT") or Path(__file__).resolve().parent.parent)
+ADDONS = sorted(p.parent for p in ROOT.glob("sms_microfunnel*/__manifest__.py"))
+MODEL_DIRS = ("models", "wizard", "report")
+
+# Files that still hold more than one model, or a model under another name.
+# Each entry is temporary and says why; the list may only shrink.
+EXCEPTIONS = {
+    # the abstract channel behaviours of the campaign, step and trace models:
+    # being folded into their models by the rework of SMS steps onto
+    # Odoo's mailing traces
+    "sms_microfunnel/models/sms_funnel_channel.py": {
+        "sms.microfunnel.campaign.channel",
+        "sms.microfunnel.step.channel",
+        "sms.microfunnel.trace.channel",
+    },
+    # rewritten by the same rework (mailing.mailing, sms.sms, link.tracker.click
+    # extensions): moved to their own files once it lands
+    "sms_microfunnel/models/mailing_trace.py": {"mailing.trace", "mailing.mailing"},
+    "sms_microfunnel/models/sms_tracker.py": {"sms.tracker", "sms.sms"},
+    "sms_microfunnel/models/link_tracker.py": {"link.tracker.click"},
+}
+
+
+def _literal(node):
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return None
+
+
+def model_classes(path):
+    """(model, kind) of each Odoo model class in ``path``: kind is ``define``
+    for a ``_name`` (new model or ``_name = _inherit`` extension written the
+    classic way) and ``extend`` for an ``_inherit``-only class."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        attrs = {}
+        for stmt in node.body:
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+                target = stmt.targets[0]
+                if isinstance(target, ast.Name) and target.id in ("_name", "_inherit"):
+                    attrs[target.id] = _literal(stmt.value)
+        name, inherit = attrs.get("_name"), attrs.get("_inherit")
+        inherits = [inherit] if isinstance(inherit, str) else list(inherit or [])
+        if name:
+            kind = "extend" if name in inherits else "define"
+            found.append((name, kind))
+        elif len(inherits) == 1:
+            found.append((inherits[0], "extend"))
+    return found
+
+
+def python_files(addon):
+    for folder in MODEL_DIRS:
+        yield from sorted((addon / folder).glob("*.py"))
+
+
+def expected_stem(model):
+    return model.replace(".", "_")
+
+
+def layout_problems(addons=ADDONS):
+    problems = []
+    defined_in = defaultdict(list)
+    for addon in addons:
+        homes = defaultdict(list)
+        for path in python_files(addon):
+            rel = path.relative_to(ROOT).as_posix()
+            models = model_classes(path)
+            allowed = EXCEPTIONS.get(rel, set())
+            for model, kind in models:
+                homes[(model, kind)].append(rel)
+                if model in allowed:
+                    continue
+                if path.stem != expected_stem(model):
+                    problems.append(
+                        f"{rel}: {model} belongs in {expected_stem(model)}.py"
+                    )
+        for (model, kind), files in sorted(homes.items()):
+            if len(files) > 1:
+                problems.append(f"{addon.name}: {model} ({kind}) in {files}")
+        defined = {m for m, k in homes if k == "define"}
+        for model in defined:
+            defined_in[model].extend(homes[(model, "define")])
+        for model, kind in homes:
+            if kind == "extend" and model in defined:
+                problems.append(f"{addon.name}: {model} extends itself")
+    for model, files in sorted(defined_in.items()):
+        if len(files) > 1:
+            problems.append(f"{model} defined in {files}")
+    return problems
+
+
+def xml_files(addon):
+    return sorted(p for p in addon.rglob("*.xml") if "static" not in p.parts)
+
+
+def records(path, xpath):
+    tree = etree.parse(str(path))
+    return tree.xpath(xpath)
+
+
+def menu_problems(addons=ADDONS):
+    problems = []
+    for addon in addons:
+        menus_file = addon / "views" / f"{addon.name}_menus.xml"
+        for path in xml_files(addon):
+            if path == menus_file:
+                continue
+            found = records(path, "//menuitem | //record[@model='ir.ui.menu']")
+            if found:
+                problems.append(
+                    f"{path.relative_to(ROOT)}: {len(found)} menu item(s) outside "
+                    f"{menus_file.relative_to(ROOT)}"
+                )
+    return problems
+
+
+def cron_problems(addons=ADDONS):
+    problems = []
+    for addon in addons:
+        cron_file = addon / "data" / "ir_cron_data.xml"
+        for path in xml_files(addon):
+            if path == cron_file:
+                continue
+            found = records(path, "//record[@model='ir.cron']")
+            if found:
+                problems.append(
+                    f"{path.relative_to(ROOT)}: {len(found)} cron(s) outside "
+                    f"{cron_file.relative_to(ROOT)}"
+                )
+    return problems
+
+
+def test_addons_found():
+    assert {a.name for a in ADDONS} >= {
+        "sms_microfunnel",
+        "sms_microfunnel_twilio",
+        "sms_microfunnel_sale",
+        "sms_microfunnel_event",
+    }
+
+
+@pytest.mark.parametrize(
+    "check", [layout_problems, menu_problems, cron_problems], ids=lambda f: f.__name__
+)
+def test_one_home_per_concept(check):
+    problems = check()
+    assert not problems, "\n".join(problems)
+
+
+def test_exceptions_are_still_needed():
+    """An exception that no longer matches a file must be removed."""
+    for rel, allowed in EXCEPTIONS.items():
+        path = ROOT / rel
+        if not path.exists():
+            continue
+        models = {m for m, _kind in model_classes(path)}
+        assert models & allowed, f"{rel}: exception no longer needed"
+
+
+def test_checks_catch_a_split_model(tmp_path):
+    """The checks see a model split across files and a misplaced menu/cron."""
+    addon = tmp_path / "sms_microfunnel_x"
+    (addon / "models").mkdir(parents=True)
+    (addon / "views").mkdir()
+    (addon / "data").mkdir()
+    (addon / "models" / "sms_microfunnel_x_thing.py").write_text(
+        "class A:\n    _name = 'sms.microfunnel.x.thing'\n"
+    )
+    (addon / "models" / "thing_extra.py").write_text(
+        "class B:\n    _inherit = 'sms.microfunnel.x.thing'\n"
+    )
+    (addon / "views" / "thing_views.xml").write_text(
+        '<odoo><menuitem id="m" name="M" /></odoo>'
+    )
+    (addon / "data" / "ir_cron_other.xml").write_text(
+        '<odoo><record id="c" model="ir.cron" /></odoo>'
+    )
+    global ROOT
+    saved, ROOT = ROOT, tmp_path
+    try:
+        assert any("extends itself" in p for p in layout_problems([addon]))
+        assert any("thing_extra.py" in p for p in layout_problems([addon]))
+        assert menu_problems([addon])
+        assert cron_problems([addon])
+    finally:
+        ROOT = saved
