@@ -14,12 +14,19 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def load_tool(addon, name):
-    """Import ``<addon>/tools/<name>.py`` as a standalone module."""
+    """Import ``<addon>/tools/<name>.py`` (or the package ``<name>/``) as a
+    standalone module, without importing Odoo."""
     key = f"_smf_tools_{addon}_{name}"
     if key in sys.modules:
         return sys.modules[key]
     path = REPO / addon / "tools" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(key, path)
+    package = REPO / addon / "tools" / name
+    if (package / "__init__.py").is_file():
+        spec = importlib.util.spec_from_file_location(
+            key, package / "__init__.py", submodule_search_locations=[str(package)]
+        )
+    else:
+        spec = importlib.util.spec_from_file_location(key, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[key] = module
     spec.loader.exec_module(module)

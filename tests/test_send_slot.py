@@ -1,4 +1,4 @@
-"""Send slots and the best hour (``sms_microfunnel/tools/send_window.py``).
+"""Send slots and the best hour (``sms_microfunnel/tools/send_window/slots.py``).
 
 A slot is the preferred hours of a funnel step in the recipient's local time;
 it is always intersected with the legal window.  Every instant is explicit.

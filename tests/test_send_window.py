@@ -1,4 +1,4 @@
-"""Tests of ``sms_microfunnel/tools/send_window.py`` (compliance book
+"""Tests of the package ``sms_microfunnel/tools/send_window/`` (compliance book
 ``docs/compliance.md``: Send windows, Public holidays, Time zones, Overseas).
 
 Every instant is explicit: nothing here reads the wall clock.
