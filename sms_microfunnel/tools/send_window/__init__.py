@@ -71,12 +71,10 @@ Public API
     or Canadian province of the area code.
 ``fr_region_for_postcode`` / ``fr_regions_for_number`` / ``fr_holiday_rules``
     French holiday region (book: Public holidays) from a postcode, else from the number.
-Defaults (plain dicts, one per shipped policy, all in ``WINDOWS``)
-    ``FRANCE_MARKETING`` ("FR"), ``FR_AF2M_2026``, ``FR_AF2M_2024``,
-    ``FR_SUNDAY_10_18``, ``FR_CALLS_D223_9``, ``BELGIUM``, ``GERMANY``,
-    ``SPAIN``, ``ITALY``, ``UNITED_KINGDOM``, ``US_FEDERAL``, ``US_FL``,
-    ``US_OK``, ``US_MD`` (also in ``US_STRICT_STATES``), ``CANADA``;
-    ``us_policy(*states)`` is the strictest of federal and those states.
+Shipped policies
+    Not here: they are data (``data/sms_policy_data.xml``, the model
+    ``sms.microfunnel.policy``), turned into a ``Policy`` by
+    ``sms.microfunnel.policy._to_window_policy``.
 
 Send slots (a funnel step's preferred hours, narrower than the legal window)
     ``SLOT_PRESETS`` ("b2b", "b2c_evening", "weekend"); ``slot_policy(preset,
@@ -90,30 +88,6 @@ All instants taken are aware ``datetime`` objects (a naive one raises
 """
 
 from .caps import cap_allows, cap_next_allowed, next_send_time
-from .defaults import (
-    BELGIUM,
-    CANADA,
-    FR_AF2M_2024,
-    FR_AF2M_2026,
-    FR_CALLS_D223_9,
-    FR_SUNDAY_10_18,
-    FRANCE_MARKETING,
-    GERMANY,
-    ITALY,
-    SPAIN,
-    UNITED_KINGDOM,
-    US_CT,
-    US_FEDERAL,
-    US_FL,
-    US_MD,
-    US_NJ,
-    US_OK,
-    US_STRICT_STATES,
-    US_TX,
-    US_VA,
-    WINDOWS,
-    us_policy,
-)
 from .number_zones import (
     FR_REGION_HOLIDAY_RULES,
     FR_REGION_ZONES,
@@ -145,34 +119,13 @@ from .windows import (
 )
 
 __all__ = [
-    "BELGIUM",
-    "CANADA",
     "DEFAULT_HORIZON_DAYS",
-    "FRANCE_MARKETING",
-    "FR_AF2M_2024",
-    "FR_AF2M_2026",
-    "FR_CALLS_D223_9",
     "FR_REGION_HOLIDAY_RULES",
     "FR_REGION_ZONES",
-    "FR_SUNDAY_10_18",
-    "GERMANY",
     "HOLIDAY_RULES",
-    "ITALY",
     "NANP_AREA_CODES",
     "SLOT_PRESETS",
-    "SPAIN",
-    "UNITED_KINGDOM",
-    "US_CT",
-    "US_FEDERAL",
-    "US_FL",
-    "US_MD",
-    "US_NJ",
-    "US_OK",
-    "US_STRICT_STATES",
-    "US_TX",
-    "US_VA",
     "WEEKDAYS",
-    "WINDOWS",
     "HolidayDef",
     "Policy",
     "allowed_until",
@@ -198,5 +151,4 @@ __all__ = [
     "strictest",
     "tz_candidates",
     "tz_for_number",
-    "us_policy",
 ]
