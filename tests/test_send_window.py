@@ -578,9 +578,12 @@ def test_nanp_region_and_fr_regions():
         "bad": None,
     }.items():
         assert sw.fr_region_for_postcode(code) == region
-    for region, zone in sw.FR_REGION_ZONES.items():
+    for region, (zone, rules) in sw.FR_REGIONS.items():
         ZoneInfo(zone)
-        assert region in sw.FR_REGION_HOLIDAY_RULES
+        assert set(rules) <= set(sw.HOLIDAY_RULES), region
+    assert sw.FR_FAMILY == set(sw.FR_REGIONS) - {"FR-AM"}
+    assert sw.policy_country("GP") == sw.policy_country("FR") == "FR"
+    assert sw.policy_country("BE") == "BE" and sw.policy_country(None) is None
 
 
 def test_area_code_table_agrees_with_phonenumbers():

@@ -98,10 +98,6 @@ CONSENT_BLOCKS = {
     "none": "no_consent",
     "expired": "no_consent",
 }
-# Regions that share the French marketing policy (own zones and holidays)
-FR_FAMILY = frozenset(
-    {"FR", "GP", "MQ", "GF", "RE", "YT", "PM", "BL", "MF", "NC", "PF", "WF"}
-)
 # trace statuses that did not reach (and will not reach) the recipient
 FAILED_TRACE_STATUSES = ("error", "bounce", "cancel")
 _UTC = timezone.utc
@@ -739,10 +735,11 @@ class SmsMicrofunnelGate(models.AbstractModel):
         """(policies, holiday regions, zones) that apply to one recipient."""
         number = recipient.number
         region = number_region(number)
-        country = "FR" if region in FR_FAMILY else region
-        same_country = recipient.country and (
-            recipient.country == country
-            or (country == "FR" and recipient.country in FR_FAMILY)
+        # the French overseas regions share the French policies
+        country = send_window.policy_country(region)
+        same_country = (
+            recipient.country
+            and send_window.policy_country(recipient.country) == country
         )
         states = []
         if country in ("US", "CA") and number.startswith("+1"):
@@ -776,7 +773,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
         if _valid_zone(recipient.tz):
             zones = (recipient.tz,)
         elif postcode_region and postcode_region not in ("FR", "FR-AM"):
-            zones = (send_window.FR_REGION_ZONES[postcode_region],)
+            zones = (send_window.FR_REGIONS[postcode_region].zone,)
         else:
             zones = tuple(
                 z for z in send_window.tz_candidates(number) if _valid_zone(z)

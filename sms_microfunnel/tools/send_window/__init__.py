@@ -69,6 +69,10 @@ Public API
     Zones of a number: French overseas prefixes (book: Overseas), +33, and a partial
     North-American area-code table; ``nanp_region(e164)`` gives the US state
     or Canadian province of the area code.
+``FR_REGIONS`` / ``FR_FAMILY`` / ``policy_country(region)``
+    The French regions (zone and holidays of each), the one definition of the
+    French family that every caller uses; ``policy_country`` reads "FR" for
+    each of them.
 ``fr_region_for_postcode`` / ``fr_regions_for_number`` / ``fr_holiday_rules``
     French holiday region (book: Public holidays) from a postcode, else from the number.
 Shipped policies
@@ -89,13 +93,15 @@ All instants taken are aware ``datetime`` objects (a naive one raises
 
 from .caps import cap_allows, cap_next_allowed, next_send_time
 from .number_zones import (
-    FR_REGION_HOLIDAY_RULES,
-    FR_REGION_ZONES,
+    FR_FAMILY,
+    FR_REGIONS,
     NANP_AREA_CODES,
+    FrRegion,
     fr_holiday_rules,
     fr_region_for_postcode,
     fr_regions_for_number,
     nanp_region,
+    policy_country,
     tz_candidates,
     tz_for_number,
 )
@@ -120,12 +126,13 @@ from .windows import (
 
 __all__ = [
     "DEFAULT_HORIZON_DAYS",
-    "FR_REGION_HOLIDAY_RULES",
-    "FR_REGION_ZONES",
+    "FR_FAMILY",
+    "FR_REGIONS",
     "HOLIDAY_RULES",
     "NANP_AREA_CODES",
     "SLOT_PRESETS",
     "WEEKDAYS",
+    "FrRegion",
     "HolidayDef",
     "Policy",
     "allowed_until",
@@ -146,6 +153,7 @@ __all__ = [
     "next_allowed_multi",
     "next_in_slot",
     "next_send_time",
+    "policy_country",
     "policy_from_dict",
     "slot_policy",
     "strictest",

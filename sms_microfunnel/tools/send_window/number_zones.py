@@ -3,47 +3,49 @@
 
 import re
 from types import MappingProxyType
+from typing import NamedTuple
 
-#: Zone of each French holiday region (book: Overseas); "FR-AM" is Alsace-Moselle.
-FR_REGION_ZONES = MappingProxyType(
+
+class FrRegion(NamedTuple):
+    """A French holiday region: its time zone and its holiday rule keys."""
+
+    zone: str
+    holiday_rules: tuple
+
+
+#: The French regions (book: Overseas, Public holidays), the one definition
+#: of the French family: metropolitan France ("FR"; "FR-AM" is
+#: Alsace-Moselle) and the overseas regions, by ISO code.  They share the
+#: French marketing policy, each in its own zone with its own holidays.  New
+#: Caledonia, French Polynesia and Wallis-et-Futuna have their own labour
+#: codes and no holiday rows yet (empty: supply ``closed_dates``);
+#: Saint-Pierre-et-Miquelon has the national days only.
+FR_REGIONS = MappingProxyType(
     {
-        "FR": "Europe/Paris",
-        "FR-AM": "Europe/Paris",
-        "GP": "America/Guadeloupe",
-        "MF": "America/Marigot",
-        "BL": "America/St_Barthelemy",
-        "MQ": "America/Martinique",
-        "GF": "America/Cayenne",
-        "RE": "Indian/Reunion",
-        "YT": "Indian/Mayotte",
-        "PM": "America/Miquelon",
-        "NC": "Pacific/Noumea",
-        "PF": "Pacific/Tahiti",
-        "WF": "Pacific/Wallis",
+        "FR": FrRegion("Europe/Paris", ("fr",)),
+        "FR-AM": FrRegion("Europe/Paris", ("fr", "fr_alsace_moselle")),
+        "GP": FrRegion("America/Guadeloupe", ("fr", "fr_gp")),
+        "MF": FrRegion("America/Marigot", ("fr", "fr_mf")),
+        "BL": FrRegion("America/St_Barthelemy", ("fr", "fr_bl")),
+        "MQ": FrRegion("America/Martinique", ("fr", "fr_mq")),
+        "GF": FrRegion("America/Cayenne", ("fr", "fr_gf")),
+        "RE": FrRegion("Indian/Reunion", ("fr", "fr_re")),
+        "YT": FrRegion("Indian/Mayotte", ("fr", "fr_yt")),
+        "PM": FrRegion("America/Miquelon", ("fr",)),
+        "NC": FrRegion("Pacific/Noumea", ()),
+        "PF": FrRegion("Pacific/Tahiti", ()),
+        "WF": FrRegion("Pacific/Wallis", ()),
     }
 )
+#: ISO country codes (phone or address regions) under the French policy.
+FR_FAMILY = frozenset(code for code in FR_REGIONS if code != "FR-AM")
 
-#: Holiday rules of each French region (book: Public holidays).  New Caledonia, French
-#: Polynesia and Wallis-et-Futuna have their own labour codes and no rows yet
-#: (empty: supply ``closed_dates``); Saint-Pierre-et-Miquelon has the
-#: national days only.
-FR_REGION_HOLIDAY_RULES = MappingProxyType(
-    {
-        "FR": ("fr",),
-        "FR-AM": ("fr", "fr_alsace_moselle"),
-        "GP": ("fr", "fr_gp"),
-        "MF": ("fr", "fr_mf"),
-        "BL": ("fr", "fr_bl"),
-        "MQ": ("fr", "fr_mq"),
-        "GF": ("fr", "fr_gf"),
-        "RE": ("fr", "fr_re"),
-        "YT": ("fr", "fr_yt"),
-        "PM": ("fr",),
-        "NC": (),
-        "PF": (),
-        "WF": (),
-    }
-)
+
+def policy_country(region):
+    """The country whose policies apply to the ISO ``region`` of a number or
+    an address: "FR" for every region of the French family, else ``region``."""
+    return "FR" if region in FR_FAMILY else region
+
 
 # French numbers (book: Overseas): (E.164 prefix, zones, regions), longest prefix
 # first.  +262: Mayotte is 639 (mobiles, book: Overseas) and 269 (fixed lines, ARCEP
@@ -255,5 +257,5 @@ def fr_holiday_rules(postcode=None, e164=None):
     """
     region = fr_region_for_postcode(postcode) if postcode else None
     regions = (region,) if region else fr_regions_for_number(e164) or ("FR",)
-    keys = (key for r in regions for key in FR_REGION_HOLIDAY_RULES[r])
+    keys = (key for r in regions for key in FR_REGIONS[r].holiday_rules)
     return tuple(dict.fromkeys(keys))
