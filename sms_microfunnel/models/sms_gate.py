@@ -550,9 +550,17 @@ class SmsMicrofunnelGate(models.AbstractModel):
         )
         self._apply_personal_caps(recipients, live, decisions, history, when)
         for key, (_chosen, members) in groups.items():
+            state = group_state[key]
+            zones = key[2]
+            extra = {
+                "tz": zones[0],
+                "tz_names": zones,
+                "policy": state["label"],
+                "candidates": state["candidates"],
+            }
             for i in members:
                 decisions[i] = self._window_decision(
-                    recipients[i], group_state[key], key[2], history, when
+                    recipients[i], state, extra, history, when
                 )
 
     @api.model
@@ -721,17 +729,13 @@ class SmsMicrofunnelGate(models.AbstractModel):
                     )
 
     @api.model
-    def _window_decision(self, recipient, state, zones, history, when):
+    def _window_decision(self, recipient, state, extra, history, when):
         """The decision for one recipient of a group whose window state is
-        ``state``: allowed now, deferred to the window's opening or to the
-        end of a cap, or blocked when no window opens within the horizon."""
+        ``state`` (``extra``: the group's zones, policy label and candidates):
+        allowed now, deferred to the window's opening or to the end of a cap,
+        or blocked when no window opens within the horizon."""
         personal, recent, by_subject = history
-        extra = {
-            "tz": zones[0],
-            "tz_names": zones,
-            "policy": state["label"],
-            "candidates": state["candidates"],
-        }
+        zones = extra["tz_names"]
         if state["opening"] is None:
             return self._decision(
                 recipient,
