@@ -19,16 +19,51 @@ if str(REPO) not in sys.path:
 
 
 def load_tool(addon, name):
-    """Import ``<addon>/tools/<name>.py`` as a standalone module."""
+    """Import ``<addon>/tools/<name>.py`` (or the package ``<name>/``) as a
+    standalone module, without importing Odoo."""
     key = f"_smf_tools_{addon}_{name}"
     if key in sys.modules:
         return sys.modules[key]
     path = REPO / addon / "tools" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(key, path)
+    package = REPO / addon / "tools" / name
+    if (package / "__init__.py").is_file():
+        spec = importlib.util.spec_from_file_location(
+            key, package / "__init__.py", submodule_search_locations=[str(package)]
+        )
+    else:
+        spec = importlib.util.spec_from_file_location(key, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[key] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_module(path, key):
+    """Import the plain-Python file ``path`` (relative to the repository)."""
+    if key in sys.modules:
+        return sys.modules[key]
+    spec = importlib.util.spec_from_file_location(key, REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def shipped_policies(regions=()):
+    """``{code: policy data}`` of the shipped policies, read from the data
+    file ``sms_microfunnel/data/sms_policy_data.xml`` (their only definition)."""
+    reader = load_module(
+        "sms_microfunnel/tests/shipped_policies.py", "_smf_shipped_policies"
+    )
+    return reader.shipped_policies(regions=regions)
+
+
+def shipped_records():
+    """``{code: field values}`` of the shipped policies, as in the data file."""
+    reader = load_module(
+        "sms_microfunnel/tests/shipped_policies.py", "_smf_shipped_policies"
+    )
+    return reader.shipped_records()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Send slots and the best hour (``sms_microfunnel/tools/send_window.py``).
+"""Send slots and the best hour (``sms_microfunnel/tools/send_window/slots.py``).
 
 A slot is the preferred hours of a funnel step in the recipient's local time;
 it is always intersected with the legal window.  Every instant is explicit.
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import load_tool
+from conftest import load_tool, shipped_policies
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,9 +17,10 @@ sw = load_tool("sms_microfunnel", "send_window")
 UTC = timezone.utc
 PARIS = "Europe/Paris"
 NEW_YORK = "America/New_York"
-FR = sw.policy_from_dict(sw.FRANCE_MARKETING)
-ES = sw.policy_from_dict(sw.SPAIN)
-US = sw.policy_from_dict(sw.US_FEDERAL)
+SHIPPED = shipped_policies()  # read from the data file
+FR = sw.policy_from_dict(SHIPPED["FR"])
+ES = sw.policy_from_dict(SHIPPED["ES"])
+US = sw.policy_from_dict(SHIPPED["US"])
 B2B = sw.slot_policy("b2b")
 EVENING = sw.slot_policy("b2c_evening")
 WEEKEND = sw.slot_policy("weekend")

@@ -1,4 +1,4 @@
-"""Tests of ``sms_microfunnel/tools/send_window.py`` (compliance book
+"""Tests of the package ``sms_microfunnel/tools/send_window/`` (compliance book
 ``docs/compliance.md``: Send windows, Public holidays, Time zones, Overseas).
 
 Every instant is explicit: nothing here reads the wall clock.
@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import load_tool
+from conftest import load_tool, shipped_policies, shipped_records
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -17,9 +17,11 @@ sw = load_tool("sms_microfunnel", "send_window")
 UTC = timezone.utc
 PARIS = "Europe/Paris"
 NEW_YORK = "America/New_York"
-FR = sw.policy_from_dict(sw.FRANCE_MARKETING)
-US = sw.policy_from_dict(sw.US_FEDERAL)
-FL = sw.policy_from_dict(sw.US_FL)
+#: the shipped policies, read from the data file (their only definition)
+SHIPPED = shipped_policies()
+FR = sw.policy_from_dict(SHIPPED["FR"])
+US = sw.policy_from_dict(SHIPPED["US"])
+FL = sw.policy_from_dict(SHIPPED["US-FL"])
 MINUTE = timedelta(minutes=1)
 TINY = timedelta(microseconds=1)
 
@@ -35,6 +37,19 @@ def local(tz_name, *args, fold=0):
 
 def utc(*args):
     return datetime(*args, tzinfo=UTC)
+
+
+def us_policy(*states):
+    """Strictest of the shipped US federal window and the shipped rows of
+    ``states`` (area-code state and address state, as the gate combines them);
+    a row lifted by consent (Virginia) adds nothing for confirmed consents."""
+    records = shipped_records()
+    rows = [SHIPPED["US"]]
+    for state in states:
+        code = f"US-{state.upper()}" if state else None
+        if code in SHIPPED and not records[code].get("consent_lifts_window"):
+            rows.append(SHIPPED[code])
+    return sw.strictest(rows)
 
 
 def wall(instant, tz_name):
@@ -250,32 +265,32 @@ def test_shipped_defaults_match_the_window_table():
     assert FR.intervals == mon_sat_8_20 and FR.holiday_rules == ("fr",)
     assert not FR.has_cap
     for key, rules in (("BE", ("be",)), ("DE", ("de",)), ("UK", ("uk",))):
-        policy = sw.policy_from_dict(sw.WINDOWS[key])
+        policy = sw.policy_from_dict(SHIPPED[key])
         assert policy.intervals == mon_sat_8_20 and policy.holiday_rules == rules
-    af2m = sw.policy_from_dict(sw.FR_AF2M_2026)
+    af2m = sw.policy_from_dict(SHIPPED["FR-AF2M-2026"])
     assert af2m.intervals[5] == ((480, 1290),) and af2m.intervals[6] == ()
-    assert sw.policy_from_dict(sw.FR_AF2M_2024).intervals[0] == ((480, 1320),)
-    sunday = sw.policy_from_dict(sw.FR_SUNDAY_10_18)
-    assert (
-        sunday.intervals[6] == ((600, 1080),) and sw.FR_SUNDAY_10_18["enabled"] is False
-    )
-    calls = sw.policy_from_dict(sw.FR_CALLS_D223_9)
-    assert calls.intervals[0] == ((600, 780), (840, 1200)) and calls.intervals[5] == ()
-    assert (calls.cap_count, calls.cap_hours) == (4, 720)
-    spain = sw.policy_from_dict(sw.SPAIN)
+    assert SHIPPED["FR-AF2M-2026"]["enabled"] is False
+    assert sw.policy_from_dict(SHIPPED["FR-AF2M-2024"]).intervals[0] == ((480, 1320),)
+    # the Sunday 10:00-18:00 option is an inactive line of FR
+    (sunday,) = [x for x in shipped_records()["FR"]["line_ids"] if x["weekday"] == "6"]
+    assert (sunday["hour_from"], sunday["hour_to"], sunday["active"]) == (10, 18, False)
+    spain = sw.policy_from_dict(SHIPPED["ES"])
     assert spain.intervals[4] == ((540, 1260),) and spain.intervals[5] == ()
-    assert sw.policy_from_dict(sw.ITALY).intervals[5] == ((540, 1200),)
+    assert sw.policy_from_dict(SHIPPED["IT"]).intervals[5] == ((540, 1200),)
     assert US.intervals == ((((480, 1260),),) * 7) and not US.has_cap
     for state in ("FL", "OK", "MD"):
-        policy = sw.policy_from_dict(sw.US_STRICT_STATES[state])
+        policy = sw.policy_from_dict(SHIPPED[f"US-{state}"])
         assert policy.intervals == ((((480, 1200),),) * 7)
         assert (policy.cap_count, policy.cap_hours) == (3, 24)
-    canada = sw.policy_from_dict(sw.CANADA)
+    canada = sw.policy_from_dict(SHIPPED["CA"])
     assert canada.intervals[4] == ((540, 1290),)
     assert canada.intervals[5] == canada.intervals[6] == ((600, 1080),)
-    assert set(sw.WINDOWS) >= {"FR", "BE", "DE", "ES", "IT", "UK", "US", "CA"}
-    for row in sw.WINDOWS.values():
+    assert set(SHIPPED) >= {"FR", "BE", "DE", "ES", "IT", "UK", "US", "CA"}
+    for row in SHIPPED.values():
         assert sw.policy_from_dict(row).name
+    # regional holiday rows apply to their region only
+    alsace = shipped_policies(regions=("FR-AM",))["FR"]
+    assert alsace["holiday_rules"] == ("fr", "fr_alsace_moselle")
 
 
 # ---------------------------------------------------------------------------
@@ -563,9 +578,12 @@ def test_nanp_region_and_fr_regions():
         "bad": None,
     }.items():
         assert sw.fr_region_for_postcode(code) == region
-    for region, zone in sw.FR_REGION_ZONES.items():
+    for region, (zone, rules) in sw.FR_REGIONS.items():
         ZoneInfo(zone)
-        assert region in sw.FR_REGION_HOLIDAY_RULES
+        assert set(rules) <= set(sw.HOLIDAY_RULES), region
+    assert sw.FR_FAMILY == set(sw.FR_REGIONS) - {"FR-AM"}
+    assert sw.policy_country("GP") == sw.policy_country("FR") == "FR"
+    assert sw.policy_country("BE") == "BE" and sw.policy_country(None) is None
 
 
 def test_area_code_table_agrees_with_phonenumbers():
@@ -597,21 +615,21 @@ def test_us_strict_state_vs_federal():
     number = "+13055550123"
     zone = sw.tz_for_number(number)
     _country, state = sw.nanp_region(number)
-    policy = sw.us_policy(state)
+    policy = us_policy(state)
     evening = local(zone, 2025, 6, 16, 20, 30)
     assert sw.is_allowed(US, evening, zone)
     assert not sw.is_allowed(policy, evening, zone)
     assert sw.next_allowed(policy, evening, zone) == local(zone, 2025, 6, 17, 8)
     assert (policy.cap_count, policy.cap_hours) == (3, 24)
-    assert sw.us_policy() == US
-    assert sw.us_policy("ks", None) == US
+    assert us_policy() == US
+    assert us_policy("ks", None) == US
     # area code in New York, address in Maryland: Maryland's rule applies
-    assert sw.us_policy(sw.nanp_region("+12125550123")[1], "MD") == FL
+    assert us_policy(sw.nanp_region("+12125550123")[1], "MD") == FL
 
 
 def test_texas_sunday_opens_at_noon():
     """Texas SB 140 (rule US-TX): Sunday 12:00-21:00, other days 09:00-21:00."""
-    texas = sw.us_policy("TX")
+    texas = us_policy("TX")
     zone = "America/Chicago"
     assert not sw.is_allowed(texas, local(zone, 2026, 3, 15, 11, 59), zone)
     assert sw.is_allowed(texas, local(zone, 2026, 3, 15, 12, 0), zone)
@@ -625,7 +643,7 @@ def test_texas_sunday_opens_at_noon():
 
 def test_af2m_2026_closes_at_21_30():
     """af2m 2026 charter (rule FR-AF2M-2026): 08:00-21:30, Sunday off by default."""
-    af2m = sw.policy_from_dict(sw.FR_AF2M_2026)
+    af2m = sw.policy_from_dict(SHIPPED["FR-AF2M-2026"])
     zone = "Europe/Paris"
     assert sw.is_allowed(af2m, local(zone, 2026, 3, 17, 21, 29), zone)
     assert not sw.is_allowed(af2m, local(zone, 2026, 3, 17, 21, 30), zone)
@@ -635,15 +653,15 @@ def test_af2m_2026_closes_at_21_30():
 
 def test_connecticut_and_new_jersey_windows():
     zone = "America/New_York"
-    connecticut = sw.us_policy("CT")
+    connecticut = us_policy("CT")
     assert not sw.is_allowed(connecticut, local(zone, 2026, 3, 17, 8, 59), zone)
     assert sw.is_allowed(connecticut, local(zone, 2026, 3, 17, 9, 0), zone)
     assert not sw.is_allowed(connecticut, local(zone, 2026, 3, 17, 20, 0), zone)
-    new_jersey = sw.us_policy("NJ")
+    new_jersey = us_policy("NJ")
     assert sw.is_allowed(new_jersey, local(zone, 2026, 3, 17, 20, 59), zone)
     assert not sw.is_allowed(new_jersey, local(zone, 2026, 3, 17, 21, 0), zone)
     # Virginia's window is lifted by consent: not a strict state of the engine
-    assert sw.us_policy("VA") == US
+    assert us_policy("VA") == US
 
 
 def test_strictest_intersects():
@@ -669,7 +687,7 @@ def test_strictest_intersects():
     assert (both.cap_count, both.cap_hours) == (3, 720)
     assert both.name == "a & b"
     assert sw.strictest([a]) == a
-    assert sw.strictest([sw.US_FEDERAL, sw.US_FL]) == FL
+    assert sw.strictest([SHIPPED["US"], SHIPPED["US-FL"]]) == FL
     with pytest.raises(ValueError):
         sw.strictest([])
 
@@ -813,8 +831,8 @@ def test_bad_inputs(when, tz_name, error):
 
 def test_accepts_any_aware_datetime_and_dicts():
     when = datetime(2025, 6, 13, 12, tzinfo=timezone(timedelta(hours=-5)))
-    assert sw.next_allowed(sw.FRANCE_MARKETING, when, PARIS) == when
-    assert sw.is_allowed(sw.FRANCE_MARKETING, when, PARIS)
+    assert sw.next_allowed(SHIPPED["FR"], when, PARIS) == when
+    assert sw.is_allowed(SHIPPED["FR"], when, PARIS)
 
 
 # ---------------------------------------------------------------------------

@@ -3,6 +3,8 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools.translate import LazyTranslate
 
+from ..tools import send_window
+
 try:
     import phonenumbers
 except ImportError:  # pragma: no cover - declared in external_dependencies
@@ -48,24 +50,8 @@ DEFAULT_REGIONS = {
 # countries (phone regions) where one language is clearly the one to write in;
 # multilingual countries (BE, CH, CA, LU…) are left to the other signals
 REGION_LANGUAGES = {
-    **dict.fromkeys(
-        (
-            "FR",
-            "MC",
-            "GP",
-            "MQ",
-            "GF",
-            "RE",
-            "YT",
-            "PM",
-            "BL",
-            "MF",
-            "NC",
-            "PF",
-            "WF",
-        ),
-        "fr",
-    ),
+    # the French family (one definition, in the send-window tools) and Monaco
+    **dict.fromkeys((*sorted(send_window.FR_FAMILY), "MC"), "fr"),
     **dict.fromkeys(("DE", "AT"), "de"),
     "ES": "es",
     "IT": "it",

@@ -98,10 +98,6 @@ CONSENT_BLOCKS = {
     "none": "no_consent",
     "expired": "no_consent",
 }
-# Regions that share the French marketing policy (own zones and holidays)
-FR_FAMILY = frozenset(
-    {"FR", "GP", "MQ", "GF", "RE", "YT", "PM", "BL", "MF", "NC", "PF", "WF"}
-)
 # trace statuses that did not reach (and will not reach) the recipient
 FAILED_TRACE_STATUSES = ("error", "bounce", "cancel")
 _UTC = timezone.utc
@@ -549,6 +545,42 @@ class SmsMicrofunnelGate(models.AbstractModel):
     def _decide_windows(
         self, recipients, live, decisions, message_class, company, when
     ):
+        """Window and cap decisions of the ``live`` recipients, in phases:
+        the applicable policies, the recipients grouped by the rules that
+        apply to them, the window of each group, the send history the caps
+        count, the personal caps, then each recipient's decision."""
+        context = self._window_context(message_class, company, when)
+        groups = self._group_by_rules(
+            recipients, live, decisions, message_class, context
+        )
+        window_cache = {}
+        group_state = {
+            key: self._group_window(chosen, key, message_class, when, window_cache)
+            for key, (chosen, _members) in groups.items()
+        }
+        history = self._cap_history(
+            recipients, live, groups, group_state, message_class, company, when
+        )
+        self._apply_personal_caps(recipients, live, decisions, history, when)
+        for key, (_chosen, members) in groups.items():
+            state = group_state[key]
+            zones = key[2]
+            extra = {
+                "tz": zones[0],
+                "tz_names": zones,
+                "policy": state["label"],
+                "candidates": state["candidates"],
+            }
+            for i in members:
+                decisions[i] = self._window_decision(
+                    recipients[i], state, extra, history, when
+                )
+
+    @api.model
+    def _window_context(self, message_class, company, when):
+        """What each recipient's rules are chosen from: the applicable
+        policies by (country, state), the company's fallback policies, the
+        area codes of the North-American states and the company's zone."""
         Policy = self.env["sms.microfunnel.policy"]
         index = Policy._applicable(message_class, company, when.date())
         fallback = None
@@ -562,10 +594,18 @@ class SmsMicrofunnelGate(models.AbstractModel):
                         area_map.setdefault(code, state)
         company_tz = company.partner_id.tz
         company_tz = company_tz if _valid_zone(company_tz) else "UTC"
+        return index, area_map, fallback, company_tz
 
-        # Recipients sharing a number prefix (7 characters: "+262639", "+1305..."
-        # cover every table of the engine), a zone and an address get the same
-        # rules: work them out once per such profile, not once per recipient.
+    @api.model
+    def _group_by_rules(self, recipients, live, decisions, message_class, context):
+        """``{(policy ids, regions, zones): (policies, [recipient indexes])}``;
+        recipients no policy applies to are allowed here.
+
+        Recipients sharing a number prefix (7 characters: "+262639",
+        "+1305..." cover every table of the engine), a zone and an address
+        get the same rules: they are worked out once per such profile, not
+        once per recipient.
+        """
         groups = {}
         profiles = {}
         for i in live:
@@ -581,9 +621,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
             )
             rules = profiles.get(profile)
             if rules is None:
-                chosen, regions, zones = self._recipient_rules(
-                    recipient, index, area_map, fallback, company_tz
-                )
+                chosen, regions, zones = self._recipient_rules(recipient, *context)
                 if message_class == "marketing":
                     # marketing reaches confirmed consents only (checked above)
                     chosen = [p for p in chosen if not p.consent_lifts_window]
@@ -594,56 +632,68 @@ class SmsMicrofunnelGate(models.AbstractModel):
                 decisions[i] = self._decision(recipient, "allow")
                 continue
             groups.setdefault(key, (chosen, []))[1].append(i)
+        return groups
 
-        window_cache = {}
-        group_state = {}
+    @api.model
+    def _group_window(self, chosen, key, message_class, when, window_cache):
+        """The window state of one group of recipients: its merged window
+        (without caps), the (window, zone) candidates, whether it is open at
+        ``when``, its next opening (None: none within the horizon), when it
+        closes, and the caps of its policies."""
+        policy_ids, regions, zones = key
+        window = window_cache.get((policy_ids, regions))
+        if window is None:
+            parts = [p._to_window_policy(regions) for p in chosen]
+            window = parts[0] if len(parts) == 1 else send_window.strictest(parts)
+            # caps are counted per policy (each with its scope), not merged
+            window = dataclasses.replace(window, cap_count=None, cap_hours=None)
+            window_cache[(policy_ids, regions)] = window
+        candidates = [(window, zone) for zone in zones]
+        state = {
+            "window": window,
+            "candidates": candidates,
+            "label": " & ".join(p.code or p.name for p in chosen),
+            "chosen": chosen,
+            "regions": regions,
+            "caps": self._policy_caps(chosen) if message_class == "marketing" else [],
+        }
+        try:
+            state["open"] = send_window.is_allowed_multi(candidates, when)
+            state["opening"] = (
+                when
+                if state["open"]
+                else send_window.next_allowed_multi(candidates, when)
+            )
+            state["closes"] = (
+                min(
+                    filter(
+                        None,
+                        (
+                            send_window.allowed_until(window, when, zone)
+                            for zone in zones
+                        ),
+                    ),
+                    default=None,
+                )
+                if state["open"]
+                else None
+            )
+        except ValueError:
+            state["opening"] = None
+        return state
+
+    @api.model
+    def _cap_history(
+        self, recipients, live, groups, group_state, message_class, company, when
+    ):
+        """``(personal, recent, by_subject)``: the contacts' own frequency
+        preferences (``{number: (count, hours)}``, marketing only) and the
+        marketing sends the caps count, over the longest cap period, all and
+        by subject (the latter only when a cap counts per subject)."""
         max_cap_hours = 0
         capped_numbers = []
-        for key, (chosen, members) in groups.items():
-            policy_ids, regions, zones = key
-            window = window_cache.get((policy_ids, regions))
-            if window is None:
-                parts = [p._to_window_policy(regions) for p in chosen]
-                window = parts[0] if len(parts) == 1 else send_window.strictest(parts)
-                # caps are counted per policy (each with its scope), not merged
-                window = dataclasses.replace(window, cap_count=None, cap_hours=None)
-                window_cache[(policy_ids, regions)] = window
-            candidates = [(window, zone) for zone in zones]
-            state = {
-                "window": window,
-                "candidates": candidates,
-                "label": " & ".join(p.code or p.name for p in chosen),
-                "chosen": chosen,
-                "regions": regions,
-                "caps": self._policy_caps(chosen)
-                if message_class == "marketing"
-                else [],
-            }
-            try:
-                state["open"] = send_window.is_allowed_multi(candidates, when)
-                state["opening"] = (
-                    when
-                    if state["open"]
-                    else send_window.next_allowed_multi(candidates, when)
-                )
-                state["closes"] = (
-                    min(
-                        filter(
-                            None,
-                            (
-                                send_window.allowed_until(window, when, zone)
-                                for zone in zones
-                            ),
-                        ),
-                        default=None,
-                    )
-                    if state["open"]
-                    else None
-                )
-            except ValueError:
-                state["opening"] = None
-            group_state[key] = state
-            for cap in state["caps"]:
+        for key, (_chosen, members) in groups.items():
+            for cap in group_state[key]["caps"]:
                 max_cap_hours = max(max_cap_hours, cap["policy"].cap_hours)
                 capped_numbers += [recipients[i].number for i in members]
 
@@ -669,11 +719,17 @@ class SmsMicrofunnelGate(models.AbstractModel):
                 for cap in state["caps"]
             ):
                 by_subject = self._recent_marketing_subjects(capped_numbers, since)
+        return personal, recent, by_subject
 
+    @api.model
+    def _apply_personal_caps(self, recipients, live, decisions, history, when):
+        """Defer the recipients no policy applies to whose own frequency
+        preference is reached (any time suits them, the personal cap alone
+        decides)."""
+        personal, recent, _by_subject = history
         for i in live:
             own = personal.get(recipients[i].number)
             if own and decisions[i] is not None:
-                # no policy: any time suits, the personal cap alone decides
                 cap = send_window.Policy(cap_count=own[0], cap_hours=own[1])
                 sent = [_aware(s) for s in recent.get(recipients[i].number, ())]
                 if not send_window.cap_allows(cap, sent, when):
@@ -685,77 +741,72 @@ class SmsMicrofunnelGate(models.AbstractModel):
                         **self._personal_rule(),
                     )
 
-        for key, (_chosen, members) in groups.items():
-            state = group_state[key]
-            zones = key[2]
-            extra = {
-                "tz": zones[0],
-                "tz_names": zones,
-                "policy": state["label"],
-                "candidates": state["candidates"],
-            }
-            for i in members:
-                recipient = recipients[i]
-                if state["opening"] is None:
-                    decisions[i] = self._decision(
-                        recipient,
-                        "block",
-                        "no_window",
-                        **extra,
-                        **self._window_rule(state, when, zones),
-                    )
-                    continue
-                caps = ()
-                if state["caps"] or recipient.number in personal:
-                    caps = self._recipient_caps(
-                        state["caps"], recipient, personal, recent, by_subject
-                    )
-                capped_by = next(
-                    (c for c in caps if not send_window.cap_allows(c[1], c[2], when)),
-                    None,
-                )
-                if state["open"] and not capped_by:
-                    decisions[i] = self._decision(
-                        recipient,
-                        "allow",
-                        window_closes=_naive(state["closes"]),
-                        **extra,
-                        **self._allow_rule(state),
-                    )
-                    continue
-                try:
-                    until = self._next_send_capped(state, caps, when)
-                except ValueError:  # the cap ends where no window opens
-                    decisions[i] = self._decision(
-                        recipient,
-                        "block",
-                        "no_window",
-                        **extra,
-                        **self._window_rule(state, when, zones),
-                    )
-                    continue
-                if not state["open"]:
-                    rule = self._window_rule(state, when, zones)
-                else:
-                    rule = capped_by[0]
-                decisions[i] = self._decision(
-                    recipient,
-                    "defer",
-                    "window_closed" if not state["open"] else "frequency_cap",
-                    _naive(until),
-                    **extra,
-                    **rule,
-                )
+    @api.model
+    def _window_decision(self, recipient, state, extra, history, when):
+        """The decision for one recipient of a group whose window state is
+        ``state`` (``extra``: the group's zones, policy label and candidates):
+        allowed now, deferred to the window's opening or to the end of a cap,
+        or blocked when no window opens within the horizon."""
+        personal, recent, by_subject = history
+        zones = extra["tz_names"]
+        if state["opening"] is None:
+            return self._decision(
+                recipient,
+                "block",
+                "no_window",
+                **extra,
+                **self._window_rule(state, when, zones),
+            )
+        caps = ()
+        if state["caps"] or recipient.number in personal:
+            caps = self._recipient_caps(
+                state["caps"], recipient, personal, recent, by_subject
+            )
+        capped_by = next(
+            (c for c in caps if not send_window.cap_allows(c[1], c[2], when)),
+            None,
+        )
+        if state["open"] and not capped_by:
+            return self._decision(
+                recipient,
+                "allow",
+                window_closes=_naive(state["closes"]),
+                **extra,
+                **self._allow_rule(state),
+            )
+        try:
+            until = self._next_send_capped(state, caps, when)
+        except ValueError:  # the cap ends where no window opens
+            return self._decision(
+                recipient,
+                "block",
+                "no_window",
+                **extra,
+                **self._window_rule(state, when, zones),
+            )
+        if not state["open"]:
+            rule = self._window_rule(state, when, zones)
+        else:
+            rule = capped_by[0]
+        return self._decision(
+            recipient,
+            "defer",
+            "window_closed" if not state["open"] else "frequency_cap",
+            _naive(until),
+            **extra,
+            **rule,
+        )
 
     @api.model
     def _recipient_rules(self, recipient, index, area_map, fallback, company_tz):
         """(policies, holiday regions, zones) that apply to one recipient."""
         number = recipient.number
         region = number_region(number)
-        country = "FR" if region in FR_FAMILY else region
-        same_country = recipient.country and (
-            recipient.country == country
-            or (country == "FR" and recipient.country in FR_FAMILY)
+        # the French overseas regions share the French policies
+        country = send_window.policy_country(region)
+        same_country = (
+            recipient.country
+            and send_window.policy_country(recipient.country) == country
         )
         states = []
         if country in ("US", "CA") and number.startswith("+1"):
@@ -789,7 +840,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
         if _valid_zone(recipient.tz):
             zones = (recipient.tz,)
         elif postcode_region and postcode_region not in ("FR", "FR-AM"):
-            zones = (send_window.FR_REGION_ZONES[postcode_region],)
+            zones = (send_window.FR_REGIONS[postcode_region].zone,)
         else:
             zones = tuple(
                 z for z in send_window.tz_candidates(number) if _valid_zone(z)

@@ -23,6 +23,7 @@
 import json
 import re
 from html import unescape
+from typing import NamedTuple
 
 from odoo import api, models
 from odoo.exceptions import ValidationError
@@ -74,6 +75,21 @@ def _number_language(number):
     except phonenumbers.NumberParseException:
         return None
     return REGION_LANGUAGES.get(phonenumbers.region_code_for_number(parsed))
+
+
+class ComposeOptions(NamedTuple):
+    """How one SMS is composed (see ``_compose`` for each option): the
+    message class, the recipient (number, country of the record, id of the
+    SMS when it exists) and the caller's overrides."""
+
+    message_class: str = "marketing"
+    number: str | None = None
+    country: object = None
+    optout_mode: str | None = None
+    recipient_links: bool = True
+    transliterate: bool = False
+    max_segments: int | None = None
+    sms_id: int | None = None
 
 
 def _fold(text):
@@ -549,32 +565,34 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             company = record.company_id
         company = company or self.env.company
         lang = lang or self._recipient_lang(record, company, number)
-        company_lang = company.with_context(lang=lang)
-        trackers = self.env["link.tracker"]
         text = self._render_body(
-            body, record, lang, values=values, company=company_lang
+            body, record, lang, values=values, company=company.with_context(lang=lang)
         ).strip()
+        trackers = self.env["link.tracker"]
         if shorten_links and text:
-            text = self._shorten_links(text, link_tracker_vals)
-            trackers |= (
-                self.env["link.tracker"]
-                .sudo()
-                .search([("link_code_ids.code", "in", self._codes(text))])
-            )
-        return self._compose_finish(
-            text,
-            trackers.ids,
-            company,
-            lang,
+            text, trackers = self._shorten_with_trackers(text, link_tracker_vals)
+        options = ComposeOptions(
             message_class=message_class,
             number=number,
+            country=self._record_country(record) or company.country_id,
             optout_mode=optout_mode,
             recipient_links=recipient_links,
             transliterate=transliterate,
             max_segments=max_segments,
-            country=self._record_country(record) or company.country_id,
-            cache={},
         )
+        return self._compose_finish(text, trackers.ids, company, lang, options, {})
+
+    @api.model
+    def _shorten_with_trackers(self, text, link_tracker_vals=None):
+        """``(text, link trackers)``: the links of ``text`` shortened with
+        ``link.tracker``, and the trackers of every short link in it."""
+        text = self._shorten_links(text, link_tracker_vals)
+        trackers = (
+            self.env["link.tracker"]
+            .sudo()
+            .search([("link_code_ids.code", "in", self._codes(text))])
+        )
+        return text, trackers
 
     @api.model
     def _record_country(self, record):
@@ -637,20 +655,18 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             unsubscribe = self._unsubscribe_short_urls(
                 [n for n, text in zip(numbers, texts, strict=True) if text], company
             )
+        cache["unsubscribe"] = unsubscribe
         results = []
         for index, text in enumerate(texts):
+            options = ComposeOptions(
+                message_class=message_class,
+                number=numbers[index],
+                country=self._record_country(records[index]) or company.country_id,
+                sms_id=sms_ids[index] if sms_ids else None,
+            )
             results.append(
                 self._compose_finish(
-                    text,
-                    tracker_ids[index],
-                    company,
-                    langs[index],
-                    message_class=message_class,
-                    number=numbers[index],
-                    country=self._record_country(records[index]) or company.country_id,
-                    cache=cache,
-                    unsubscribe=unsubscribe,
-                    sms_id=sms_ids[index] if sms_ids else None,
+                    text, tracker_ids[index], company, langs[index], options, cache
                 )
             )
         return results
@@ -663,84 +679,121 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         return companies[lang]
 
     @api.model
-    def _compose_finish(
-        self,
-        text,
-        tracker_ids,
-        company,
-        lang,
-        message_class="marketing",
-        number=None,
-        optout_mode=None,
-        recipient_links=True,
-        transliterate=False,
-        max_segments=None,
-        country=None,
-        cache=None,
-        unsubscribe=None,
-        sms_id=None,
-    ):
+    def _compose_finish(self, text, tracker_ids, company, lang, options, cache=None):
         """The common end of ``_compose`` and ``_compose_batch`` for one
-        rendered, link-shortened ``text``: sender, opt-out, counting, price,
-        checks.  ``cache`` holds what is the same for the whole batch."""
+        rendered, link-shortened ``text``, in phases: sender, opt-out,
+        recipient suffixes, counting, price, checks.
+
+        ``options``: a ``ComposeOptions`` (the message class and the
+        recipient); ``cache`` holds what is the same for the whole batch
+        (``unsubscribe``: the batch's unsubscribe links by number).
+        """
         cache = {} if cache is None else cache
         company = self._company_in(company, lang, cache)
-        # the company's policy, read once per batch and language
-        key = ("policy", lang, message_class, optout_mode)
+        policy = self._compose_policy(company, lang, options, cache)
+        text, sender_added = self._add_sender(text, policy)
+        text, optout = self._add_optout(text, company, lang, policy, options, cache)
+        text, counted = self._recipient_suffixes(text, options, cache)
+        analysis = sms_encoding.analyze(counted)
+        return {
+            "text": text,
+            "counted_text": counted,
+            **self._segment_counts(counted, analysis),
+            "suggestions": sms_encoding.suggest_replacements(text),
+            **self._compose_price(company, analysis, options, cache),
+            **self._compose_checks(text, company, analysis, policy, options),
+            "message_class": options.message_class,
+            "lang": lang,
+            "optout_mode": policy["mode"],
+            "sender_added": sender_added,
+            "optout_added": optout["added"],
+            "estimated": optout["estimated"],
+            "link_tracker_ids": list(
+                dict.fromkeys([*tracker_ids, *optout["tracker_ids"]])
+            ),
+        }
+
+    @api.model
+    def _compose_policy(self, company, lang, options, cache):
+        """The company's sender, opt-out and length policy, read once per
+        batch and language."""
+        key = ("policy", lang, options.message_class, options.optout_mode)
         if key not in cache:
             cache[key] = {
                 "prefix": self._sender_prefix(company),
                 "sender": _fold(self._sender_name(company)),
-                "mode": self._optout_mode(company, message_class, optout_mode),
+                "mode": self._optout_mode(
+                    company, options.message_class, options.optout_mode
+                ),
                 "mention": (company.sms_funnel_optout_mention or "").strip(),
                 "max_segments": company.sms_funnel_max_segments,
             }
-        policy = cache[key]
-        trackers = list(tracker_ids)
-        sender_added = False
+        return cache[key]
+
+    @api.model
+    def _add_sender(self, text, policy):
+        """``(text, added)``: the sender prefix put first unless the text
+        already starts with the sender's name."""
         prefix = policy["prefix"]
         if text and prefix and not _fold(text).startswith(policy["sender"]):
-            text = prefix + text
-            sender_added = True
+            return prefix + text, True
+        return text, False
 
+    @api.model
+    def _add_optout(self, text, company, lang, policy, options, cache):
+        """``(text, {"added", "estimated", "tracker_ids"})``: the opt-out
+        mention or unsubscribe link appended as the policy asks, unless the
+        mention is already in the text (``estimated``: the unsubscribe link
+        could not be built without a number)."""
+        done = {"added": False, "estimated": False, "tracker_ids": []}
         mode = policy["mode"]
-        optout_added = estimated = False
         if (
-            text
-            and mode in ("mention", "link")
-            and not (mode == "mention" and self._contains_mention(text, company))
+            not text
+            or mode not in ("mention", "link")
+            or (mode == "mention" and self._contains_mention(text, company))
         ):
-            if mode == "mention":
-                footer = policy["mention"]
-            else:
-                if unsubscribe and number in unsubscribe:
-                    url, tracker = unsubscribe[number]
-                else:
-                    url, tracker = self._unsubscribe_short_url(number, company)
-                trackers += tracker.ids
-                estimated = not tracker
-                mention = policy["mention"]
-                if LINK_PLACEHOLDER in mention:
-                    footer = mention.replace(LINK_PLACEHOLDER, url)
-                else:
-                    footer = (
-                        self.env["sms.composer"]
-                        .with_context(lang=lang)
-                        ._get_unsubscribe_info(url)
-                    )
-            text = f"{text}\n{footer}"
-            optout_added = True
-
-        if transliterate:
-            text = sms_encoding.transliterate(text)
-        if sms_id is not None:
-            text = self._add_recipient_suffix(text, sms_id, cache)
-            counted = text
-        elif recipient_links:
-            counted = self._with_recipient_suffix(text, cache)
+            return text, done
+        if mode == "mention":
+            footer = policy["mention"]
         else:
-            counted = text
-        analysis = sms_encoding.analyze(counted)
+            unsubscribe = cache.get("unsubscribe")
+            number = options.number
+            if unsubscribe and number in unsubscribe:
+                url, tracker = unsubscribe[number]
+            else:
+                url, tracker = self._unsubscribe_short_url(number, company)
+            done["tracker_ids"] = tracker.ids
+            done["estimated"] = not tracker
+            mention = policy["mention"]
+            if LINK_PLACEHOLDER in mention:
+                footer = mention.replace(LINK_PLACEHOLDER, url)
+            else:
+                footer = (
+                    self.env["sms.composer"]
+                    .with_context(lang=lang)
+                    ._get_unsubscribe_info(url)
+                )
+        done["added"] = True
+        return f"{text}\n{footer}", done
+
+    @api.model
+    def _recipient_suffixes(self, text, options, cache):
+        """``(text, counted)``: the text transliterated as asked, with the
+        real ``/s/<sms id>`` suffixes when the SMS id is known, and the text
+        the counts are made on (suffixes counted when they will be added)."""
+        if options.transliterate:
+            text = sms_encoding.transliterate(text)
+        if options.sms_id is not None:
+            text = self._add_recipient_suffix(text, options.sms_id, cache)
+            return text, text
+        if options.recipient_links:
+            return text, self._with_recipient_suffix(text, cache)
+        return text, text
+
+    @api.model
+    def _segment_counts(self, counted, analysis):
+        """Encoding, units, segments, units left in the last segment and the
+        characters forcing UCS-2 of the counted text."""
         segments = sms_encoding.split_segments(counted)
         units_left = 0
         if segments:
@@ -750,53 +803,55 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             units_left = capacity - sms_encoding.units(
                 segments[-1], analysis["encoding"]
             )
-
-        Price = self.env["sms.microfunnel.price"]
-        if "price" not in cache:
-            cache["price"] = Price._price_resolver(company)
-        country_code = Price._country_code(number, fallback_country=country)
-        price = cache["price"](country_code)
-        cost = round(analysis["segments"] * price.price, 6) if price else 0.0
-
-        limit = max_segments or policy["max_segments"] or 0
-        blocked_reason = False
-        if not text:
-            blocked_reason = "empty"
-        elif message_class == "marketing":
-            issues = self._marketing_content_issues(
-                text, company, optout_mode, number=number
-            )
-            blocked_reason = issues[0] if issues else False
-        if not blocked_reason and limit and analysis["segments"] > limit:
-            blocked_reason = "too_long"
-
         return {
-            "text": text,
-            "counted_text": counted,
             "encoding": analysis["encoding"],
             "units": analysis["units"],
             "segments": analysis["segments"],
             "units_left": units_left,
             "ucs2_chars": analysis["ucs2_chars"],
-            "suggestions": sms_encoding.suggest_replacements(text),
-            "cost": cost,
+        }
+
+    @api.model
+    def _compose_price(self, company, analysis, options, cache):
+        """Estimated cost: the price of the recipient's country (from the
+        number, else ``options.country``) times the segments."""
+        Price = self.env["sms.microfunnel.price"]
+        if "price" not in cache:
+            cache["price"] = Price._price_resolver(company)
+        country_code = Price._country_code(
+            options.number, fallback_country=options.country
+        )
+        price = cache["price"](country_code)
+        return {
+            "cost": round(analysis["segments"] * price.price, 6) if price else 0.0,
             "currency_id": price.currency_id.id if price else False,
             "price_per_segment": price.price if price else 0.0,
             "price_id": price.id if price else False,
             "country_code": country_code,
+        }
+
+    @api.model
+    def _compose_checks(self, text, company, analysis, policy, options):
+        """Why the message cannot be sent, if it cannot: empty, a marketing
+        content issue (sender, opt-out, contact), or too many segments."""
+        limit = options.max_segments or policy["max_segments"] or 0
+        blocked_reason = False
+        if not text:
+            blocked_reason = "empty"
+        elif options.message_class == "marketing":
+            issues = self._marketing_content_issues(
+                text, company, options.optout_mode, number=options.number
+            )
+            blocked_reason = issues[0] if issues else False
+        if not blocked_reason and limit and analysis["segments"] > limit:
+            blocked_reason = "too_long"
+        return {
             "max_segments": limit,
             "blocked": bool(blocked_reason),
             "blocked_reason": blocked_reason,
             "blocked_message": self._blocked_message(
                 blocked_reason, analysis, limit, company
             ),
-            "message_class": message_class,
-            "lang": lang,
-            "optout_mode": mode,
-            "sender_added": sender_added,
-            "optout_added": optout_added,
-            "estimated": estimated,
-            "link_tracker_ids": list(dict.fromkeys(trackers)),
         }
 
     @api.model

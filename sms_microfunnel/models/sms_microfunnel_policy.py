@@ -13,7 +13,7 @@ each optionally limited to regions (French region codes such as ``FR-AM`` or
 ``GP``, or the address state code, e.g. ``BY`` for a German Land).
 
 The models only hold the data: every computation is done by the pure engine
-(``tools/send_window.py``) on the ``send_window.Policy`` built by
+(``tools/send_window/``) on the ``send_window.Policy`` built by
 ``_to_window_policy``.  The compliance gate (``sms.microfunnel.gate``) picks
 the policies of each recipient.
 """
