@@ -25,7 +25,11 @@ const SPACES = /\s+/g;
  * @returns {string}
  */
 function fold(text) {
-    return (text || "").replaceAll("\u00a0", " ").replace(SPACES, " ").trim().toLowerCase();
+    return (text || "")
+        .replaceAll("\u00a0", " ")
+        .replace(SPACES, " ")
+        .trim()
+        .toLowerCase();
 }
 
 /**
@@ -112,7 +116,17 @@ export class SmsFunnelCounterField extends SmsWidget {
         const fields = await this.counterOrm.call(model, "fields_get", [], {
             attributes: ["string", "type"],
         });
-        const usable = ["char", "text", "selection", "many2one", "date", "datetime", "integer", "float", "monetary"];
+        const usable = [
+            "char",
+            "text",
+            "selection",
+            "many2one",
+            "date",
+            "datetime",
+            "integer",
+            "float",
+            "monetary",
+        ];
         this.picker.fields = Object.entries(fields)
             .filter(
                 ([name, field]) =>
@@ -120,7 +134,14 @@ export class SmsFunnelCounterField extends SmsWidget {
                     !name.startsWith("_") &&
                     !name.startsWith("message_") &&
                     !name.startsWith("activity_") &&
-                    !["id", "display_name", "create_uid", "write_uid", "create_date", "write_date"].includes(name)
+                    ![
+                        "id",
+                        "display_name",
+                        "create_uid",
+                        "write_uid",
+                        "create_date",
+                        "write_date",
+                    ].includes(name)
             )
             .map(([name, field]) => ({name, label: field.string, type: field.type}))
             .sort((a, b) => a.label.localeCompare(b.label));
@@ -137,12 +158,15 @@ export class SmsFunnelCounterField extends SmsWidget {
         if (!field) {
             return;
         }
-        const path = field.type === "many2one" ? `object.${name}.display_name` : `object.${name}`;
+        const path =
+            field.type === "many2one"
+                ? `object.${name}.display_name`
+                : `object.${name}`;
         const placeholder = `{{ ${path} or '' }}`;
         const el = this.textareaRef.el;
         const text = this.currentBody;
-        const start = el ? el.selectionStart ?? text.length : text.length;
-        const end = el ? el.selectionEnd ?? start : start;
+        const start = el ? (el.selectionStart ?? text.length) : text.length;
+        const end = el ? (el.selectionEnd ?? start) : start;
         const before = text.slice(0, start);
         // a word of its own: not glued to the word (or link) before it
         const space = before && !/\s$/.test(before) ? " " : "";
@@ -190,7 +214,10 @@ export class SmsFunnelCounterField extends SmsWidget {
         }
         if (
             policy.footer &&
-            !(policy.optout_mode === "mention" && fold(text).includes(fold(policy.footer)))
+            !(
+                policy.optout_mode === "mention" &&
+                fold(text).includes(fold(policy.footer))
+            )
         ) {
             text = `${text}\n${policy.footer}`;
         }
@@ -203,7 +230,9 @@ export class SmsFunnelCounterField extends SmsWidget {
         const suggestions = suggestReplacements(text);
         const maxSegments = this.counterContext?.max_segments || 0;
         const capacity =
-            result.segments > 1 ? SEGMENT_CAPACITY[result.encoding] : SINGLE_CAPACITY[result.encoding];
+            result.segments > 1
+                ? SEGMENT_CAPACITY[result.encoding]
+                : SINGLE_CAPACITY[result.encoding];
         return {
             ...result,
             isGsm7: result.encoding === GSM7,

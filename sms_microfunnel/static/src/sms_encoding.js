@@ -46,16 +46,18 @@ export const GSM7_EXTENSION_TABLE = Object.freeze({
 });
 
 /** Characters costing 1 septet (capital Ç only, not ç). */
-export const GSM7_BASIC = new Set([...GSM7_BASIC_TABLE].filter((char) => char !== ESCAPE));
+export const GSM7_BASIC = new Set(
+    [...GSM7_BASIC_TABLE].filter((char) => char !== ESCAPE)
+);
 /** Characters costing 2 septets. */
 export const GSM7_EXTENSION = new Set(Object.keys(GSM7_EXTENSION_TABLE));
 /** Every character a GSM-7 message may contain. */
 export const GSM7_CHARSET = new Set([...GSM7_BASIC, ...GSM7_EXTENSION]);
 
 /** Units a single (non-concatenated) message holds, per encoding. */
-export const SINGLE_CAPACITY = Object.freeze({ [GSM7]: 160, [UCS2]: 70 });
+export const SINGLE_CAPACITY = Object.freeze({[GSM7]: 160, [UCS2]: 70});
 /** Units each segment of a concatenated message holds, per encoding. */
-export const SEGMENT_CAPACITY = Object.freeze({ [GSM7]: 153, [UCS2]: 67 });
+export const SEGMENT_CAPACITY = Object.freeze({[GSM7]: 153, [UCS2]: 67});
 
 /** GSM-7 look-alikes for common characters forcing UCS-2 (French copy). */
 export const GSM7_REPLACEMENTS = Object.freeze({
@@ -143,7 +145,9 @@ function split(chars, encoding) {
         return [];
     }
     const widths = chars.map((char) => charUnits(char, encoding));
-    if (widths.reduce((total, width) => total + width, 0) <= SINGLE_CAPACITY[encoding]) {
+    if (
+        widths.reduce((total, width) => total + width, 0) <= SINGLE_CAPACITY[encoding]
+    ) {
         return [chars.join("")];
     }
     const capacity = SEGMENT_CAPACITY[encoding];
@@ -201,7 +205,9 @@ export function unitsLeft(text) {
     const capacity =
         segments.length === 1 ? SINGLE_CAPACITY[encoding] : SEGMENT_CAPACITY[encoding];
     const last = codePoints(segments.at(-1));
-    return capacity - last.reduce((total, char) => total + charUnits(char, encoding), 0);
+    return (
+        capacity - last.reduce((total, char) => total + charUnits(char, encoding), 0)
+    );
 }
 
 /**
@@ -225,6 +231,8 @@ export function suggestReplacements(text) {
  */
 export function transliterate(text) {
     return codePoints(text)
-        .map((char) => (Object.hasOwn(GSM7_REPLACEMENTS, char) ? GSM7_REPLACEMENTS[char] : char))
+        .map((char) =>
+            Object.hasOwn(GSM7_REPLACEMENTS, char) ? GSM7_REPLACEMENTS[char] : char
+        )
         .join("");
 }

@@ -141,7 +141,11 @@ export class SmsFunnelBuilderField extends X2ManyField {
     get tree() {
         const nodes = new Map();
         for (const record of this.records) {
-            nodes.set(this.keyOf(record), {record, key: this.keyOf(record), children: []});
+            nodes.set(this.keyOf(record), {
+                record,
+                key: this.keyOf(record),
+                children: [],
+            });
         }
         const roots = [];
         for (const node of nodes.values()) {
@@ -165,7 +169,10 @@ export class SmsFunnelBuilderField extends X2ManyField {
 
     conditionLabel(record) {
         let label = this.selectionLabel(record, "condition");
-        if (record.data.condition === "replied_keyword" && record.data.condition_keyword) {
+        if (
+            record.data.condition === "replied_keyword" &&
+            record.data.condition_keyword
+        ) {
             label = `${label}: ${record.data.condition_keyword}`;
         }
         return label;
@@ -241,13 +248,21 @@ export class SmsFunnelBuilderField extends X2ManyField {
 
     branchConditions(parent) {
         const selection = parent.fields.condition?.selection || [];
-        const fitting = {
-            sms: ["clicked", "not_clicked", "replied", "replied_keyword", "not_replied"],
-            email: ["opened", "not_opened"],
-            activity: ["activity_done", "activity_not_done"],
-        }[parent.data.step_type] || [];
+        const fitting =
+            {
+                sms: [
+                    "clicked",
+                    "not_clicked",
+                    "replied",
+                    "replied_keyword",
+                    "not_replied",
+                ],
+                email: ["opened", "not_opened"],
+                activity: ["activity_done", "activity_not_done"],
+            }[parent.data.step_type] || [];
         return selection.filter(
-            ([key]) => fitting.includes(key) || key === "converted" || key === "not_converted"
+            ([key]) =>
+                fitting.includes(key) || key === "converted" || key === "not_converted"
         );
     }
 
@@ -285,10 +300,10 @@ export class SmsFunnelBuilderField extends X2ManyField {
     deleteStep(record) {
         const subtree = this.descendants(record);
         const body = subtree.length
-            ? _t(
-                  "Delete “%(name)s” and the %(count)s steps that follow it?",
-                  {name: record.data.name || "", count: subtree.length}
-              )
+            ? _t("Delete “%(name)s” and the %(count)s steps that follow it?", {
+                  name: record.data.name || "",
+                  count: subtree.length,
+              })
             : _t("Delete “%(name)s”?", {name: record.data.name || ""});
         this.dialogService.add(ConfirmationDialog, {
             title: _t("Delete a step"),

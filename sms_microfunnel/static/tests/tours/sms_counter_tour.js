@@ -37,7 +37,8 @@ registry.category("web_tour.tours").add("sms_microfunnel_counter_tour", {
         },
         {
             content: "The curly apostrophe is shown with its GSM-7 replacement",
-            trigger: ".o_sms_funnel_ucs2 .o_sms_funnel_ucs2_char:contains('’'):contains(\"'\")",
+            trigger:
+                ".o_sms_funnel_ucs2 .o_sms_funnel_ucs2_char:contains('’'):contains(\"'\")",
         },
         {
             content: "Discard the changes",

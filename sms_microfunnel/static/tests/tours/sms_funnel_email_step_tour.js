@@ -13,7 +13,8 @@ registry.category("web_tour.tours").add("sms_microfunnel_email_step_tour", {
         },
         {
             content: "Open the funnels",
-            trigger: ".o_main_navbar [data-menu-xmlid='sms_microfunnel.menu_sms_funnel_funnels']",
+            trigger:
+                ".o_main_navbar [data-menu-xmlid='sms_microfunnel.menu_sms_funnel_funnels']",
             run: "click",
         },
         {
@@ -23,7 +24,8 @@ registry.category("web_tour.tours").add("sms_microfunnel_email_step_tour", {
         },
         {
             content: "Name it",
-            trigger: ".o_field_widget[name=name] input, .o_field_widget[name=name] textarea",
+            trigger:
+                ".o_field_widget[name=name] input, .o_field_widget[name=name] textarea",
             run: "edit Webinar journey",
         },
         {
@@ -52,7 +54,8 @@ registry.category("web_tour.tours").add("sms_microfunnel_email_step_tour", {
         },
         {
             content: "The SMS text is gone, the email template is asked for",
-            trigger: ".modal:not(:has(.o_field_widget[name=body])) .o_field_widget[name=mail_template_id] input",
+            trigger:
+                ".modal:not(:has(.o_field_widget[name=body])) .o_field_widget[name=mail_template_id] input",
             run: "edit Webinar",
         },
         {
@@ -67,7 +70,8 @@ registry.category("web_tour.tours").add("sms_microfunnel_email_step_tour", {
         },
         {
             content: "The email step is listed with its channel",
-            trigger: ".o_field_widget[name=step_ids] .o_sms_funnel_builder_card:contains('Invitation'):contains('Email')",
+            trigger:
+                ".o_field_widget[name=step_ids] .o_sms_funnel_builder_card:contains('Invitation'):contains('Email')",
         },
         {
             content: "Save the funnel",

@@ -24,7 +24,8 @@ function marketerSteps(texts) {
         },
         {
             content: "Open the funnels",
-            trigger: ".o_main_navbar [data-menu-xmlid='sms_microfunnel.menu_sms_funnel_funnels']",
+            trigger:
+                ".o_main_navbar [data-menu-xmlid='sms_microfunnel.menu_sms_funnel_funnels']",
             run: "click",
         },
         {
@@ -34,7 +35,8 @@ function marketerSteps(texts) {
         },
         {
             content: "Name it",
-            trigger: ".o_field_widget[name=name] input, .o_field_widget[name=name] textarea",
+            trigger:
+                ".o_field_widget[name=name] input, .o_field_widget[name=name] textarea",
             run: `edit ${texts.funnel}`,
         },
         {
@@ -199,7 +201,8 @@ function marketerSteps(texts) {
         },
         {
             content: "Reopen the offer to preview it again",
-            trigger: "body:not(:has(.modal)) .o_sms_funnel_builder_card[data-step-name='Offer']",
+            trigger:
+                "body:not(:has(.modal)) .o_sms_funnel_builder_card[data-step-name='Offer']",
             run: "click",
         },
         {
@@ -263,11 +266,13 @@ function marketerSteps(texts) {
         },
         {
             content: "Enrolled counter refreshed at once",
-            trigger: ".oe_stat_button .o_field_widget[name=enrollment_count] .o_stat_value:contains('2')",
+            trigger:
+                ".oe_stat_button .o_field_widget[name=enrollment_count] .o_stat_value:contains('2')",
         },
         {
             content: "A running funnel's steps are read-only",
-            trigger: ".o_sms_funnel_builder_readonly:not(:has(.o_sms_funnel_builder_add))",
+            trigger:
+                ".o_sms_funnel_builder_readonly:not(:has(.o_sms_funnel_builder_add))",
         },
     ];
 }
@@ -302,7 +307,8 @@ registry.category("web_tour.tours").add("sms_microfunnel_marketer_tour_fr", {
 registry.category("web_tour.tours").add("sms_microfunnel_builder_counts_tour", {
     steps: () => [
         {
-            content: "The offer card counts its two messages (queued or waiting for the window)",
+            content:
+                "The offer card counts its two messages (queued or waiting for the window)",
             trigger:
                 ".o_sms_funnel_builder_card[data-step-name='Offer'] .o_sms_funnel_builder_count_scheduled[data-count='2']",
         },

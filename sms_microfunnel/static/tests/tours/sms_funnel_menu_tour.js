@@ -23,12 +23,14 @@ registry.category("web_tour.tours").add("sms_microfunnel_menu_tour", {
         },
         {
             content: "Open the settings",
-            trigger: ".dropdown-item[data-menu-xmlid='sms_microfunnel.menu_sms_funnel_settings']",
+            trigger:
+                ".dropdown-item[data-menu-xmlid='sms_microfunnel.menu_sms_funnel_settings']",
             run: "click",
         },
         {
             content: "The SMS Funnels settings are shown",
-            trigger: ".app_settings_block[data-key='sms_microfunnel'] #sms_funnel_max_segments",
+            trigger:
+                ".app_settings_block[data-key='sms_microfunnel'] #sms_funnel_max_segments",
         },
     ],
 });

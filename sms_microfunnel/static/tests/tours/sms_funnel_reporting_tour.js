@@ -13,7 +13,8 @@ registry.category("web_tour.tours").add("sms_microfunnel_reporting_tour", {
         },
         {
             content: "Open the funnels dashboard",
-            trigger: ".o_main_navbar [data-menu-xmlid='sms_microfunnel.menu_sms_funnel_funnels']",
+            trigger:
+                ".o_main_navbar [data-menu-xmlid='sms_microfunnel.menu_sms_funnel_funnels']",
             run: "click",
         },
         {
@@ -46,12 +47,14 @@ registry.category("web_tour.tours").add("sms_microfunnel_reporting_tour", {
         },
         {
             content: "Open the reporting menu",
-            trigger: ".o_main_navbar [data-menu-xmlid='sms_microfunnel.menu_sms_funnel_reporting']",
+            trigger:
+                ".o_main_navbar [data-menu-xmlid='sms_microfunnel.menu_sms_funnel_reporting']",
             run: "click",
         },
         {
             content: "Open the funnel analysis",
-            trigger: ".dropdown-item[data-menu-xmlid='sms_microfunnel.menu_sms_funnel_report']",
+            trigger:
+                ".dropdown-item[data-menu-xmlid='sms_microfunnel.menu_sms_funnel_report']",
             run: "click",
         },
         {

@@ -26,7 +26,8 @@ registry.category("web_tour.tours").add("sms_microfunnel_segment_tour", {
         },
         {
             content: "The interest is chosen",
-            trigger: ".o_field_widget[name=interest_ids] .o_tag:contains('Tour Leadership')",
+            trigger:
+                ".o_field_widget[name=interest_ids] .o_tag:contains('Tour Leadership')",
         },
         {
             content: "The live count shows both members",
