@@ -62,7 +62,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from odoo import api, fields, models
 from odoo.tools import SQL
 
-from ..tools import send_window
+from ..tools import send_window, sql_array
 
 try:
     import phonenumbers
@@ -318,7 +318,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
                    AND trace_status NOT IN %s
               GROUP BY sms_number
                 """,
-                numbers,
+                sql_array.literal(numbers),
                 _naive(_aware(since)),
                 FAILED_TRACE_STATUSES,
             )
@@ -423,7 +423,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
                 SQL(", ").join(select),
                 SQL.identifier(model._table),
                 SQL(" ").join(joins),
-                list(records.ids),
+                sql_array.literal(records.ids, "int"),
             )
         )
         by_id = {row[0]: row for row in rows}
@@ -681,8 +681,30 @@ class SmsMicrofunnelGate(models.AbstractModel):
                 "policy": state["label"],
                 "candidates": state["candidates"],
             }
+            # the allow decision of this group, worked out once: most of an
+            # audience is allowed, 100,000 decisions are copies of it
+            allowed = None
+            if state["opening"] is not None and state["open"]:
+                allowed = self._decision(
+                    recipients[members[0]],
+                    "allow",
+                    window_closes=_naive(state["closes"]),
+                    **extra,
+                    **self._allow_rule(state),
+                )
+            capped = bool(state["caps"])
             for i in members:
                 recipient = recipients[i]
+                if (
+                    allowed is not None
+                    and not capped
+                    and recipient.number not in personal
+                ):
+                    decision = decisions[i] = allowed.copy()
+                    decision["key"] = recipient.key
+                    decision["res_id"] = recipient.res_id
+                    decision["number"] = recipient.number
+                    continue
                 if state["opening"] is None:
                     decisions[i] = self._decision(
                         recipient,
@@ -940,7 +962,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
                    AND COALESCE(sent_datetime, create_date) > %s
                    AND trace_status NOT IN %s
                 """,
-                numbers,
+                sql_array.literal(numbers),
                 _naive(_aware(since)),
                 FAILED_TRACE_STATUSES,
             )
@@ -981,7 +1003,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
                  WHERE company_id = %s AND state = 'withdrawn' AND number = ANY(%s)
                 """,
                 company.id,
-                numbers,
+                sql_array.literal(numbers),
             )
         )
         withdrawn |= {number for (number,) in rows}
