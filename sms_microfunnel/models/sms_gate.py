@@ -173,16 +173,27 @@ class _Recipient:
         "zip",
     )
 
-    def __init__(self, key, raw, number, res_id=False, **address):
+    def __init__(
+        self,
+        key,
+        raw,
+        number,
+        res_id=False,
+        tz=False,
+        country=False,
+        state=False,
+        zip=False,  # noqa: A002 - the address field's name
+        scope=False,
+    ):
         self.key = key
         self.raw = raw
         self.number = number or False
         self.res_id = res_id
-        self.tz = address.get("tz") or False
-        self.country = (address.get("country") or "").upper() or False
-        self.state = (address.get("state") or "").upper() or False
-        self.zip = address.get("zip") or False
-        self.scope = address.get("scope") or False
+        self.tz = tz or False
+        self.country = country.upper() if country else False
+        self.state = state.upper() if state else False
+        self.zip = zip or False
+        self.scope = scope or False
 
 
 class SmsMicrofunnelGate(models.AbstractModel):
