@@ -182,7 +182,7 @@ class _Recipient:
         tz=False,
         country=False,
         state=False,
-        zip=False,  # noqa: A002 - the address field's name
+        zip=False,
         scope=False,
     ):
         self.key = key
