@@ -27,9 +27,10 @@ def array_text(values):
     """``values`` (integers, strings, None) in PostgreSQL's array input
     syntax (``{1,2}``, ``{"a","b"}``)."""
     values = list(values)
-    if values and all(type(value) is int for value in values):
+    types = set(map(type, values))
+    if types == {int}:
         return "{" + ",".join(map(str, values)) + "}"
-    if values and all(type(value) is str for value in values):
+    if types == {str}:
         # every element quoted: commas, braces and blanks are plain text
         plain = "".join(values)
         if "\\" in plain or '"' in plain:
