@@ -17,6 +17,7 @@ from odoo.fields import Domain
 from odoo.tools import SQL, consteq, mute_logger
 from odoo.tools.misc import hmac as odoo_hmac
 
+from ..tools import sql_array
 from .sms_microfunnel_consent_event import EVENT_STATE, LEGAL_BASES
 
 UNSUBSCRIBE_SCOPE = "sms_microfunnel-unsubscribe"
@@ -226,7 +227,7 @@ class SmsMicrofunnelConsent(models.Model):
         # value (~0.3 ms each: 30 s).  The numbers are E.164 already.
         rows = self.env.execute_query(
             self._states_sql(
-                SQL("SELECT DISTINCT unnest(%s::varchar[])", numbers),
+                SQL("SELECT unnest(%s)", sql_array.literal(numbers)),
                 company,
                 purpose=purpose,
                 scope=scope,
@@ -283,7 +284,7 @@ class SmsMicrofunnelConsent(models.Model):
                    AND number = ANY(%s)
                 """,
                 company.id,
-                numbers,
+                sql_array.literal(numbers),
             )
         )
         return {

@@ -62,7 +62,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from odoo import api, fields, models
 from odoo.tools import SQL
 
-from ..tools import send_window
+from ..tools import send_window, sql_array
 
 try:
     import phonenumbers
@@ -169,16 +169,27 @@ class _Recipient:
         "zip",
     )
 
-    def __init__(self, key, raw, number, res_id=False, **address):
+    def __init__(
+        self,
+        key,
+        raw,
+        number,
+        res_id=False,
+        tz=False,
+        country=False,
+        state=False,
+        zip=False,
+        scope=False,
+    ):
         self.key = key
         self.raw = raw
         self.number = number or False
         self.res_id = res_id
-        self.tz = address.get("tz") or False
-        self.country = (address.get("country") or "").upper() or False
-        self.state = (address.get("state") or "").upper() or False
-        self.zip = address.get("zip") or False
-        self.scope = address.get("scope") or False
+        self.tz = tz or False
+        self.country = country.upper() if country else False
+        self.state = state.upper() if state else False
+        self.zip = zip or False
+        self.scope = scope or False
 
 
 class SmsMicrofunnelGate(models.AbstractModel):
@@ -327,7 +338,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
                    AND trace_status NOT IN %s
               GROUP BY sms_number
                 """,
-                numbers,
+                sql_array.literal(numbers),
                 _naive(_aware(since)),
                 FAILED_TRACE_STATUSES,
             )
@@ -432,7 +443,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
                 SQL(", ").join(select),
                 SQL.identifier(model._table),
                 SQL(" ").join(joins),
-                list(records.ids),
+                sql_array.literal(records.ids, "int"),
             )
         )
         by_id = {row[0]: row for row in rows}
@@ -571,10 +582,34 @@ class SmsMicrofunnelGate(models.AbstractModel):
                 "policy": state["label"],
                 "candidates": state["candidates"],
             }
+            allowed = self._group_allow(recipients[members[0]], state, extra)
             for i in members:
+                recipient = recipients[i]
+                if allowed is not None and recipient.number not in history[0]:
+                    # most of an audience is allowed: 100,000 decisions are
+                    # copies of the group's one
+                    decision = decisions[i] = allowed.copy()
+                    decision["key"] = recipient.key
+                    decision["res_id"] = recipient.res_id
+                    decision["number"] = recipient.number
+                    continue
                 decisions[i] = self._window_decision(
-                    recipients[i], state, extra, history, when
+                    recipient, state, extra, history, when
                 )
+
+    @api.model
+    def _group_allow(self, recipient, state, extra):
+        """The allow decision every member of a group without caps shares
+        (the window is open now), worked out once; None otherwise."""
+        if state["opening"] is None or not state["open"] or state["caps"]:
+            return None
+        return self._decision(
+            recipient,
+            "allow",
+            window_closes=_naive(state["closes"]),
+            **extra,
+            **self._allow_rule(state),
+        )
 
     @api.model
     def _window_context(self, message_class, company, when):
@@ -1044,7 +1079,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
                    AND COALESCE(sent_datetime, create_date) > %s
                    AND trace_status NOT IN %s
                 """,
-                numbers,
+                sql_array.literal(numbers),
                 _naive(_aware(since)),
                 FAILED_TRACE_STATUSES,
             )
@@ -1085,7 +1120,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
                  WHERE company_id = %s AND state = 'withdrawn' AND number = ANY(%s)
                 """,
                 company.id,
-                numbers,
+                sql_array.literal(numbers),
             )
         )
         withdrawn |= {number for (number,) in rows}

@@ -295,8 +295,9 @@ class SmsMicrofunnelInbound(models.Model):
                        SELECT FROM ir_cron_trigger t
                         WHERE t.cron_id = d.res_id AND t.call_at <= %(now)s
                    )
+             RETURNING id
             )
-            SELECT id FROM stored
+            SELECT id, EXISTS (SELECT FROM triggered) FROM stored
             """,
             columns=SQL(", ").join(SQL.identifier(column) for column in columns),
             values=tuple(values),
@@ -313,9 +314,14 @@ class SmsMicrofunnelInbound(models.Model):
         row = self.env.cr.fetchone()
         if not row:
             return None
-        # wake the cron workers up once committed (as ir.cron._trigger does)
-        self.env.cr.postcommit.add(self.env["ir.cron"].sudo()._notifydb)
-        return row[0]
+        inbound_id, triggered = row
+        if triggered:
+            # wake the cron workers up once committed (as ir.cron._trigger
+            # does); a trigger already due was notified by the message that
+            # inserted it: a burst of messages notifies once, not once each
+            # (a connection to the ``postgres`` database per NOTIFY)
+            self.env.cr.postcommit.add(self.env["ir.cron"].sudo()._notifydb)
+        return inbound_id
 
     @api.model
     def _cron_process_received(self, batch_size=100):

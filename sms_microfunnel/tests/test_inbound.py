@@ -10,6 +10,7 @@ from odoo.exceptions import AccessError, ConcurrencyError
 from odoo.tests import TransactionCase, new_test_user, tagged
 
 from odoo.addons.sms_microfunnel.models.sms_microfunnel_inbound import (
+    PROCESS_CRON,
     SmsMicrofunnelInbound,
 )
 from odoo.addons.sms_microfunnel.tools import sms_keywords
@@ -312,6 +313,32 @@ class TestInboundSms(TransactionCase):
         self.run_job()  # nothing left to do: nothing done twice
         self.assertEqual(len(self.events(self.number, "opt_out")), 1)
         self.assertEqual(len(self.sms_to(self.number)), 2, "STOP and START replies")
+
+    def test_a_burst_of_stored_messages_wakes_the_job_once(self):
+        """Each wake-up (NOTIFY) opens a connection to the ``postgres``
+        database: a message stored while the job's trigger is already due adds
+        neither a trigger nor a wake-up; once the job ran (its due triggers
+        cleared), the next message wakes it again."""
+        cron = self.env.ref(PROCESS_CRON)
+        Trigger = self.env["ir.cron.trigger"].sudo()
+        Trigger.search([("cron_id", "=", cron.id)]).unlink()
+        self.env.cr.postcommit.clear()
+
+        def wake_ups():
+            return sum(
+                getattr(func, "__name__", "") == "_notifydb"
+                for func in self.env.cr.postcommit._funcs
+            )
+
+        for index in range(3):
+            self.assertTrue(self.store("Bonjour", None, f"SMburst{index}"))
+        self.assertEqual(wake_ups(), 1)
+        self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), 1)
+        # the job ran: its due triggers are gone
+        Trigger.search([("cron_id", "=", cron.id)]).unlink()
+        self.assertTrue(self.store("Bonjour", None, "SMburst3"))
+        self.assertEqual(wake_ups(), 2)
+        self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), 1)
 
     # -- STOP ------------------------------------------------------------------
 

@@ -139,8 +139,9 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
         return twilio_signature.is_valid_signature(token, url, params, signature)
 
     def _status_lookup(self, uuid):
-        """The tracker of SMS ``uuid`` (locked), its company's token, its SMS and
-        its funnel trace: one query on unique indexes."""
+        """The tracker of SMS ``uuid`` (locked), its company's token, its SMS,
+        its funnel trace and the transaction's time: one query on unique
+        indexes."""
         env = request.env
         has_mailing = "mailing_trace_id" in env["sms.tracker"]._fields
         query = SQL(
@@ -150,7 +151,9 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
                    %(mailing)s AS mailing_trace_id,
                    c.id AS company_id, c.sms_twilio_auth_token AS token,
                    s.id AS sms_id, s.state AS sms_state,
-                   ft.id AS trace_id, ft.state AS trace_state, ft.sent_at AS sent_at
+                   ft.id AS trace_id, ft.state AS trace_state, ft.sent_at AS sent_at,
+                   -- the time of the update, without a query of its own
+                   (now() AT TIME ZONE 'UTC') AS now
               FROM sms_tracker t
               JOIN res_company c ON c.id = t.sms_twilio_company_id
          LEFT JOIN sms_sms s ON s.uuid = t.sms_uuid
@@ -208,7 +211,7 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
         """Tracker, SMS and funnel trace forward in one statement."""
         status = callback["status"]
         failure_type = self._failure_type(status, callback["error_code"])
-        now = request.env.cr.now()
+        now = row.get("now") or request.env.cr.now()
         tracker_set = [
             SQL("sms_twilio_status = %s", status),
             SQL("write_date = %s", now),
@@ -297,7 +300,7 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
             and not (new_state == "delivered" and current in ("failed", "bounced"))
         ):
             return None
-        now = request.env.cr.now()
+        now = row.get("now") or request.env.cr.now()
         trace_set = [
             SQL("state = %s", new_state),
             SQL("failure_type = %s", failure_type or None),

@@ -1,0 +1,64 @@
+"""Tests of sms_microfunnel/tools/sql_array.py: the array literal the gate
+sends instead of a list of 100,000 parameters reads back, in PostgreSQL, as
+exactly the values it was made of."""
+
+import os
+
+import psycopg2
+import pytest
+from conftest import load_tool
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+sql_array = load_tool("sms_microfunnel", "sql_array")
+
+
+@pytest.fixture(scope="module")
+def cursor():
+    try:
+        connection = psycopg2.connect(
+            dbname="postgres",
+            host=os.environ.get("PGHOST") or None,
+            port=os.environ.get("PGPORT") or None,
+        )
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    with connection, connection.cursor() as cr:
+        yield cr
+    connection.close()
+
+
+def read_back(cursor, values, cast):
+    cursor.execute(f"SELECT %s::{cast}", [sql_array.array_text(values)])
+    return cursor.fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        ["+33612345678", "+13055550100"],
+        ["a,b", "{x}", " spaced ", "", "NULL", 'quote"d', "back\\slash", 'a","b'],
+        ["é", "日本", "tab\there"],
+        ["a", None],
+    ],
+)
+def test_strings_read_back_unchanged(cursor, values):
+    assert read_back(cursor, values, "text[]") == values
+
+
+def test_integers_read_back_unchanged(cursor):
+    values = [1, 42, 2_147_483_647]
+    assert read_back(cursor, values, "int4[]") == values
+    assert sql_array.array_text(values) == "{1,42,2147483647}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(st.characters(blacklist_characters="\x00"), max_size=12)))
+def test_any_text_reads_back_unchanged(cursor, values):
+    assert read_back(cursor, values, "text[]") == values
+
+
+def test_booleans_are_refused():
+    with pytest.raises(TypeError):
+        sql_array.array_text([True, "x"])
