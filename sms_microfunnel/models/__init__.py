@@ -17,7 +17,6 @@ from . import sms_funnel_enrollment
 from . import sms_funnel_trace
 from . import sms_send_time
 from . import sms_tracker
-from . import link_tracker
 from . import ir_actions_server
 from . import sms_policy
 from . import sms_rule

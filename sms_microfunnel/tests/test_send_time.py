@@ -553,7 +553,7 @@ class TestSendTimeReport(SendTimeCase):
             self.funnel._enroll(self.anna | self.bruno)
             self.dispatch()
         anna = self.trace(self.anna, self.offer)
-        self.env["link.tracker.click"]._sms_funnel_register_click(anna.sms_id_int)
+        anna.mailing_trace_id.set_clicked()
         cells = self.cells([("campaign_id", "=", self.funnel.id)])
         self.assertEqual(cells[("1", "10")][:2], (2, 50.0))
         action = self.env.ref("sms_microfunnel.action_sms_send_time_report")
