@@ -3,10 +3,15 @@
 
 State machine::
 
-    scheduled ─► deferred (reason, until) ─► queued (sms.sms + sms.tracker)
-        │                                       │
+    scheduled ─► deferred (reason, until) ─► queued (sms.sms + sms.tracker
+        │                                       │    + mailing.trace)
         └──────► canceled (reason)              ├─► sent ─► delivered
                                                 └─► failed / bounced
+
+An SMS step reports as Odoo's SMS mailings do: the step has its SMS
+``mailing.mailing``, each SMS its ``mailing.trace``, which the SMS tracker
+moves forward and the click route marks clicked; the funnel trace follows its
+mailing trace (``models/mailing_trace.py``).
 
 A unique index on (enrollment, step) and the row lock taken by the dispatch
 cron guarantee at most one SMS per enrollment and step, even with several
