@@ -1046,13 +1046,15 @@ class SmsMicrofunnelTrace(models.Model):
     @api.model
     def _insert_sms(self, rows, company):
         """The outgoing ``sms.sms`` rows of a chunk, in one INSERT with the ids
-        reserved for them, then their short links made to identify their
-        recipient by Odoo's SMS mailing rewriter (``/s/<sms id>``, one
-        UPDATE).  Returns {sms id: final body}."""
+        reserved for them, their short links made to identify their recipient
+        by Odoo's SMS mailing rewriter first (``/s/<sms id>``).  Returns {sms
+        id: final body}."""
         if not rows:
             return {}
         SmsSms = self.env["sms.sms"].sudo().with_company(company)
         SmsSms.flush_model()
+        bodies = self._track_sms_links(rows)
+        rows = [dict(row, body=bodies[row["id"]]) for row in rows]
         given = ["uuid", "number", "body", "partner_id", "mailing_id"]
         fnames = [
             name
@@ -1105,7 +1107,6 @@ class SmsMicrofunnelTrace(models.Model):
             )
         )
         SmsSms.invalidate_model()
-        bodies = self._track_sms_links(SmsSms.browse([row["id"] for row in rows]))
         # what sms.sms.create does: wake the sending queue (the dispatch job
         # does it with its first chunk only)
         if not self.env.context.get("smf_sms_queue_woken"):
@@ -1113,29 +1114,20 @@ class SmsMicrofunnelTrace(models.Model):
         return bodies
 
     @api.model
-    def _track_sms_links(self, sms):
+    def _track_sms_links(self, rows):
         """Odoo's SMS mailing rewriter (``sms.sms._update_body_short_links``)
-        on these new SMS: ``/s/<sms id>`` after each short link, so that the
-        click route finds the mailing trace.  The changed bodies are written
-        in one UPDATE.  Returns {sms id: body}."""
-        sms.fetch(["body", "mailing_id"])
+        on the SMS about to be inserted (their ids are reserved): ``/s/<sms
+        id>`` after each short link, so that the click route finds the mailing
+        trace.  Their body and mailing are given to the ORM cache, so that
+        this costs no query.  Returns {sms id: body}."""
+        SmsSms = self.env["sms.sms"].sudo()
+        sms = SmsSms.browse([row["id"] for row in rows])
+        SmsSms._fields["body"]._insert_cache(sms, [row["body"] for row in rows])
+        SmsSms._fields["mailing_id"]._insert_cache(
+            sms, [row["mailing_id"] for row in rows]
+        )
         bodies = sms._update_body_short_links()
-        changed = [
-            sms_id for sms_id, body in bodies.items() if body != sms.browse(sms_id).body
-        ]
-        if changed:
-            self.env.cr.execute(
-                SQL(
-                    """
-                    UPDATE sms_sms s SET body = u.body
-                      FROM unnest(%s::int4[], %s::text[]) AS u(id, body)
-                     WHERE s.id = u.id
-                    """,
-                    changed,
-                    [bodies[sms_id] for sms_id in changed],
-                )
-            )
-            sms.invalidate_recordset(["body"])
+        sms.invalidate_recordset(["body", "mailing_id"])
         return bodies
 
     def _schedule_children(self):
