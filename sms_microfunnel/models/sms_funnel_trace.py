@@ -863,10 +863,9 @@ class SmsMicrofunnelTrace(models.Model):
             rows = self._chunk_rows()
         if steps is None:
             steps = {step.id: step for step in self.sudo().step_id}
-        mailings = {
-            step_id: steps[step_id]._channel_mailing()
-            for step_id in {rows[tid]["step_id"] for tid in self.ids}
-        }
+        mailings = self._step_mailings(
+            [steps[step_id] for step_id in {rows[tid]["step_id"] for tid in self.ids}]
+        )
         sms_ids = reserve_ids(self.env, "sms.sms", len(self))
         composed_list = self._compose_chunk(company, rows, steps, mailings, sms_ids)
         queued = self._queue_composed(
@@ -875,6 +874,24 @@ class SmsMicrofunnelTrace(models.Model):
         if own_write:
             self._write_chunk(updates)
         return self.browse(queued)
+
+    @api.model
+    def _step_mailings(self, steps):
+        """{step id: its SMS mailing} (created when the funnel starts; a step
+        added later gets it here, by one dispatcher: the steps are locked
+        first, and a concurrent dispatcher that created it meanwhile makes
+        this chunk roll back and be retried from a fresh snapshot)."""
+        missing = [step.id for step in steps if not step.mailing_id]
+        if missing:
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id FROM sms_microfunnel_step WHERE id = ANY(%s) "
+                    "FOR NO KEY UPDATE",
+                    missing,
+                ),
+                log_exceptions=False,
+            )
+        return {step.id: step._channel_mailing() for step in steps}
 
     def _chunk_records(self, rows):
         """The variants ({id: variant}) and enrolled records ({(model, id):
