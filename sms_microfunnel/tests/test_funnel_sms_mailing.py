@@ -175,8 +175,11 @@ class TestFunnelSmsMailing(SmsMailingCase):
             [(r["sent"], r["delivered"], r["clicked"], r["error"]) for r in rows],
             [(1, 1, 1, 1)],
         )
-        self.assertIn(mailing, self.utm_campaign.mailing_sms_ids)
-        self.assertEqual(self.utm_campaign.mailing_sms_count, 1)
+        # one SMS mailing per SMS step of the funnel, in its UTM campaign
+        sms_steps = self.funnel.step_ids.filtered(lambda s: s.step_type == "sms")
+        self.assertEqual(len(sms_steps), 3)
+        self.assertEqual(self.utm_campaign.mailing_sms_ids, sms_steps.mailing_id)
+        self.assertEqual(self.utm_campaign.mailing_sms_count, 3)
 
 
 @tagged("post_install", "-at_install")
