@@ -320,10 +320,12 @@ def phase_check(env, funnel_id):
                count(*) FILTER (WHERE s.body ~ ('/r/\w+/s/' || s.id || '(\D|$)')),
                count(DISTINCT k.id),
                count(*) FILTER (WHERE t.state NOT IN ('queued')),
-               count(DISTINCT l.id)
+               count(DISTINCT l.id),
+               count(DISTINCT m.id) FILTER (WHERE m.sms_id_int = s.id)
           FROM sms_microfunnel_trace t
           LEFT JOIN sms_sms s ON s.id = t.sms_id_int
-          LEFT JOIN sms_tracker k ON k.sms_microfunnel_trace_id = t.id
+          LEFT JOIN mailing_trace m ON m.id = t.mailing_trace_id
+          LEFT JOIN sms_tracker k ON k.mailing_trace_id = m.id
           LEFT JOIN link_tracker_code c
                  ON c.code = substring(s.body from '/r/(\w+)/s/')
           LEFT JOIN link_tracker l ON l.id = c.link_id
@@ -331,11 +333,11 @@ def phase_check(env, funnel_id):
         """,
         [funnel_id],
     )
-    queued, sms, suffixed, trackers, other, links = cr.fetchone()
+    queued, sms, suffixed, trackers, other, links, mailing_traces = cr.fetchone()
     return {
         "check": f"{queued:,} traces queued, {sms:,} sms.sms ({suffixed:,} with "
-        f"/r/<code>/s/<sms id>), {trackers:,} sms.tracker, {links} link tracker(s), "
-        f"{other:,} not queued"
+        f"/r/<code>/s/<sms id>), {mailing_traces:,} mailing.trace, "
+        f"{trackers:,} sms.tracker, {links} link tracker(s), {other:,} not queued"
     }
 
 

@@ -7,8 +7,6 @@ from odoo.exceptions import UserError
 from odoo.http import request
 from odoo.tools import consteq
 
-from odoo.addons.mass_mailing_sms.controllers.main import MailingSMSController
-
 from .main import MAX_ID, is_clean_text
 
 # an event is a few fields: far below these limits
@@ -95,17 +93,6 @@ def _check_value(value, depth):
             raise InvalidEvent("too many items")
         for item in value:
             _check_value(item, depth + 1)
-
-
-class SmsFunnelClickController(MailingSMSController):
-    @http.route()
-    def sms_short_link_redirect(self, code, sms_id_int, **post):
-        response = super().sms_short_link_redirect(code, sms_id_int, **post)
-        if sms_id_int and not request.env["ir.http"].is_a_bot():
-            request.env["link.tracker.click"].sudo()._sms_funnel_register_click(
-                int(sms_id_int), code=code
-            )
-        return response
 
 
 class SmsFunnelEventController(http.Controller):

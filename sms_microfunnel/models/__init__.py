@@ -19,7 +19,6 @@ from . import sms_microfunnel_trace
 from . import sms_microfunnel_step_slot
 from . import sms_microfunnel_send_time
 from . import sms_tracker
-from . import link_tracker
 from . import ir_actions_server
 from . import sms_microfunnel_policy
 from . import sms_microfunnel_policy_line

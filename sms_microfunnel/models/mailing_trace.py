@@ -1,7 +1,17 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Email steps of funnels report through Odoo's mailing traces."""
+"""Email and SMS steps of funnels report through Odoo's mailing traces."""
 
 from odoo import models
+
+#: SMS mailing trace statuses written by the SMS trackers -> the funnel
+#: trace's event (``outgoing`` and ``process`` change nothing)
+SMS_STATUS_EVENTS = {
+    "pending": "sent",
+    "sent": "delivered",
+    "error": "failed",
+    "bounce": "bounced",
+    "cancel": "canceled",
+}
 
 
 class MailingTrace(models.Model):
@@ -26,6 +36,12 @@ class MailingTrace(models.Model):
                 traces._update_from_mailing_trace(event, failure)
             return
         funnel_traces._update_from_mailing_trace(event, failure_type)
+
+    def _sms_funnel_notify_status(self, trace_status, failure_type=False):
+        """The SMS trackers moved these traces to ``trace_status``."""
+        event = SMS_STATUS_EVENTS.get(trace_status)
+        if event:
+            self._sms_funnel_notify(event, failure_type)
 
     def set_sent(self, domain=None):
         traces = super().set_sent(domain=domain)

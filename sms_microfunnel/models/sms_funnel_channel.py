@@ -36,6 +36,15 @@ MAIL_FAILURE_TO_REASON = {
     "mail_dup": "duplicate_email",
 }
 MAIL_BOUNCE_FAILURES = {"mail_bounce", "mail_email_invalid", "mail_email_missing"}
+# SMS failure types that mean the number itself is wrong: a bounce
+SMS_BOUNCE_FAILURES = {
+    "sms_number_format",
+    "sms_number_missing",
+    "sms_invalid_destination",
+    "sms_not_allowed",
+    "sms_rejected",
+}
+UNSUBSCRIBE_PATH = "/sms/unsubscribe/"
 
 
 class SmsMicrofunnelCampaignChannel(models.AbstractModel):
@@ -383,35 +392,43 @@ class SmsMicrofunnelStepChannel(models.AbstractModel):
                     )
 
     def _channel_mailing(self):
-        """The ``mailing.mailing`` holding this email step's statistics (created
-        on first use, state "Sent" so that it is never sent as a whole)."""
+        """The ``mailing.mailing`` holding this step's statistics (created on
+        first use, state "Sent" so that it is never sent as a whole): an email
+        mailing for an email step, an SMS mailing for an SMS step."""
         self.ensure_one()
         if self.mailing_id:
             return self.mailing_id.sudo()
         funnel = self.campaign_id
-        template = self.mail_template_id.sudo()
-        mailing = (
-            self.env["mailing.mailing"]
-            .sudo()
-            .create(
-                {
-                    "subject": template.subject or self.name,
-                    "body_arch": template.body_html,
-                    "body_html": template.body_html,
-                    "mailing_type": "mail",
-                    "mailing_model_id": self.env["ir.model"]._get_id(funnel.model_name),
-                    "mailing_domain": repr([("id", "in", [])]),
-                    "campaign_id": funnel.utm_campaign_id.id,
-                    "user_id": funnel.user_id.id,
-                    "use_exclusion_list": True,
-                    "state": "done",
-                    "sent_date": fields.Datetime.now(),
-                    "name": self.env._(
-                        "%(funnel)s – %(step)s", funnel=funnel.name, step=self.name
-                    ),
-                }
+        vals = {
+            "mailing_model_id": self.env["ir.model"]._get_id(funnel.model_name),
+            "mailing_domain": repr([("id", "in", [])]),
+            "campaign_id": funnel.utm_campaign_id.id,
+            "user_id": funnel.user_id.id,
+            "use_exclusion_list": True,
+            "state": "done",
+            "sent_date": fields.Datetime.now(),
+            "name": self.env._(
+                "%(funnel)s – %(step)s", funnel=funnel.name, step=self.name
+            ),
+        }
+        if self.step_type == "sms":
+            # the medium ("SMS") is set by the mailing itself
+            vals.update(
+                subject=self.name,
+                body_plaintext=self.body,
+                mailing_type="sms",
+                # the funnel writes its own opt-out mention (message rules)
+                sms_allow_unsubscribe=False,
             )
-        )
+        else:
+            template = self.mail_template_id.sudo()
+            vals.update(
+                subject=template.subject or self.name,
+                body_arch=template.body_html,
+                body_html=template.body_html,
+                mailing_type="mail",
+            )
+        mailing = self.env["mailing.mailing"].sudo().create(vals)
         self.sudo().mailing_id = mailing
         return mailing
 
@@ -622,6 +639,13 @@ class SmsMicrofunnelTraceChannel(models.AbstractModel):
         # model, which sms_funnel_trace defines when imported
         from .sms_microfunnel_trace import RANK as rank  # noqa: PLC0415
 
+        sms = self.filtered(lambda t: t.step_type == "sms")
+        if sms:
+            sms._update_from_sms_mailing_trace(event, failure_type)
+            if sms == self:
+                return
+            (self - sms)._update_from_mailing_trace(event, failure_type)
+            return
         now = fields.Datetime.now()
         if event == "opened":
             self.filtered(lambda t: not t.opened_at).write({"opened_at": now})
@@ -658,6 +682,57 @@ class SmsMicrofunnelTraceChannel(models.AbstractModel):
             )
         # one write for the batch (the mail queue reports hundreds at once)
         self.filtered(lambda t: rank.get(t.state, 0) < rank[new_state]).write(vals)
+
+    def _update_from_sms_mailing_trace(self, event, failure_type=False):
+        """Report of the SMS trackers (through the SMS mailing trace) on these
+        SMS traces: ``sent`` (to the provider), ``delivered``, ``failed``,
+        ``bounced``, ``canceled``, ``clicked``.  States never move back, but
+        a delivery report overrides an earlier failure."""
+        from .sms_funnel_trace import RANK as rank  # noqa: PLC0415
+
+        if event == "clicked":
+            self._sms_clicked()._set_clicked()
+            return
+        new_state = event
+        if event == "failed" and failure_type in SMS_BOUNCE_FAILURES:
+            new_state = "bounced"
+        if new_state not in ("sent", "delivered", "failed", "bounced", "canceled"):
+            return  # "opened": Odoo marks an SMS opened when it is clicked
+        now = fields.Datetime.now()
+        vals = {"state": new_state, "failure_type": failure_type or False}
+        if new_state == "sent":
+            vals["sent_at"] = now
+        moving = self.filtered(lambda t: rank.get(t.state, 0) < rank[new_state])
+        if new_state == "delivered":
+            vals["delivered_at"] = now
+            moving.filtered("sent_at").write(vals)
+            moving.filtered(lambda t: not t.sent_at).write(dict(vals, sent_at=now))
+            return
+        moving.write(vals)
+
+    def _sms_clicked(self):
+        """These SMS traces but those whose last click was on the recipient's
+        unsubscribe link: opening it is not a click (it must not fire
+        "clicked" branches)."""
+        clicks = (
+            self.env["link.tracker.click"]
+            .sudo()
+            .search_fetch(
+                [("mailing_trace_id", "in", self.mailing_trace_id.ids)],
+                ["mailing_trace_id", "link_id"],
+                order="id desc",
+            )
+        )
+        last = {}
+        for click in clicks:
+            last.setdefault(click.mailing_trace_id.id, click)
+        return self.filtered(
+            lambda t: (
+                t.mailing_trace_id.id not in last
+                or UNSUBSCRIBE_PATH
+                not in (last[t.mailing_trace_id.id].link_id.url or "")
+            )
+        )
 
     # -- salesperson activity --------------------------------------------------
 

@@ -351,6 +351,9 @@ class SmsMicrofunnelCampaign(models.Model):
                 raise UserError(self.env._("Add at least one step before starting."))
             funnel.step_ids._check_ready()
         self.write({"state": "running"})
+        # the SMS mailing of each SMS step, before parallel dispatchers need it
+        for step in self.step_ids.filtered(lambda s: s.step_type == "sms"):
+            step._channel_mailing()
         self.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch")._trigger()
         return True
 

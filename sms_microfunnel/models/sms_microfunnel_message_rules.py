@@ -44,7 +44,7 @@ OPTOUT_MODES = ("mention", "link", "none")
 #: ``{link}`` in the company's opt-out mention selects the unsubscribe link.
 LINK_PLACEHOLDER = "{link}"
 #: Short links of funnel SMS get ``/s/<sms id>`` appended once the SMS exists
-#: (``sms.sms._sms_funnel_track_links``, as Odoo's SMS marketing does).
+#: (Odoo's SMS mailing rewriter, ``sms.sms._update_body_short_links``).
 RECIPIENT_SUFFIX = "/s/"
 _WORD_RE = re.compile(r"[^\W\d_]+")
 _SPACES_RE = re.compile(r"\s+")
@@ -315,33 +315,26 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         ]
 
     @api.model
-    def _with_recipient_suffix(self, text, cache=None):
+    def _with_recipient_suffix(self, text, cache=None, sms_id=None):
         """``text`` with each short link followed by a ``/s/<id>`` of the
-        length it will have (the id is not known before the SMS exists)."""
+        length it will have, for counting: Odoo's SMS mailing rewriter adds
+        the real one once the SMS exists (``sms.sms._update_body_short_links``).
+        ``sms_id``: the id the SMS will get, else the next id of the table."""
         cache = {} if cache is None else cache
         urls = self._short_urls(text, cache)
         if not urls:
             return text
-        if "suffix" not in cache:
-            cache["suffix"] = RECIPIENT_SUFFIX + "0" * (
-                self._recipient_suffix_length() - len(RECIPIENT_SUFFIX)
-            )
-        suffix = cache["suffix"]
+        if sms_id is not None:
+            suffix = RECIPIENT_SUFFIX + "0" * len(str(sms_id))
+        else:
+            if "suffix" not in cache:
+                cache["suffix"] = RECIPIENT_SUFFIX + "0" * (
+                    self._recipient_suffix_length() - len(RECIPIENT_SUFFIX)
+                )
+            suffix = cache["suffix"]
         for url in urls:
             text = re.sub(
                 re.escape(url) + r"(?![\w@:%.+&~#=/-])", lambda m: m[0] + suffix, text
-            )
-        return text
-
-    @api.model
-    def _add_recipient_suffix(self, text, sms_id, cache=None):
-        """``text`` with ``/s/<sms_id>`` after each short link: the link then
-        tells whose click it is (Odoo's ``/r/<code>/s/<sms id>`` route)."""
-        for url in self._short_urls(text, cache):
-            text = re.sub(
-                re.escape(url) + r"(?![\w@:%.+&~#=/-])",
-                f"{url}{RECIPIENT_SUFFIX}{sms_id}",
-                text,
             )
         return text
 
@@ -601,7 +594,14 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         return self.env["res.country"]
 
     @api.model
-    def _compose_batch(self, entries, company, message_class="marketing", sms_ids=None):
+    def _compose_batch(
+        self,
+        entries,
+        company,
+        message_class="marketing",
+        sms_ids=None,
+        link_tracker_vals=None,
+    ):
         """``_compose`` for a batch of recipients of one company, with the
         work done once per batch: placeholders rendered by one call of
         Odoo's renderer per body and language, one link tracker per link,
@@ -611,8 +611,10 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         ``entries``: dicts with ``body``, ``record`` (one record, or None),
         ``number`` and ``values``; prefetch the records' fields first.
         ``sms_ids``: the ids the SMS will get (same order): each short link
-        then gets its real ``/s/<sms id>`` suffix in ``text``, which is the
-        exact body to send.  Returns the list of ``_compose`` results.
+        is counted with its ``/s/<sms id>`` suffix at its exact length (Odoo's
+        SMS mailing rewriter adds it to the SMS).  ``link_tracker_vals``: UTM
+        values of the link trackers (the SMS mailing's).  Returns the list of
+        ``_compose`` results.
         """
         cache = {}
         company = company or self.env.company
@@ -645,7 +647,7 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             )
             for i in indexes:
                 texts[i] = rendered[records[i].id].strip()
-        texts, tracker_ids = self._shorten_links_batch(texts)
+        texts, tracker_ids = self._shorten_links_batch(texts, link_tracker_vals)
         unsubscribe = {}
         if any(
             self._optout_mode(self._company_in(company, lang, cache), message_class)
@@ -778,16 +780,15 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
 
     @api.model
     def _recipient_suffixes(self, text, options, cache):
-        """``(text, counted)``: the text transliterated as asked, with the
-        real ``/s/<sms id>`` suffixes when the SMS id is known, and the text
-        the counts are made on (suffixes counted when they will be added)."""
+        """``(text, counted)``: the text transliterated as asked, and the
+        text the counts are made on: with its ``/s/<sms id>`` suffixes when
+        they will be added (Odoo's SMS mailing rewriter adds them to the SMS;
+        at their exact length when the SMS id is known)."""
         if options.transliterate:
             text = sms_encoding.transliterate(text)
-        if options.sms_id is not None:
-            text = self._add_recipient_suffix(text, options.sms_id, cache)
-            return text, text
-        if options.recipient_links:
-            return text, self._with_recipient_suffix(text, cache)
+        if options.recipient_links or options.sms_id is not None:
+            counted = self._with_recipient_suffix(text, cache, sms_id=options.sms_id)
+            return text, counted
         return text, text
 
     @api.model

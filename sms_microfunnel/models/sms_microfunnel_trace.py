@@ -3,10 +3,15 @@
 
 State machine::
 
-    scheduled ─► deferred (reason, until) ─► queued (sms.sms + sms.tracker)
-        │                                       │
+    scheduled ─► deferred (reason, until) ─► queued (sms.sms + sms.tracker
+        │                                       │    + mailing.trace)
         └──────► canceled (reason)              ├─► sent ─► delivered
                                                 └─► failed / bounced
+
+An SMS step reports as Odoo's SMS mailings do: the step has its SMS
+``mailing.mailing``, each SMS its ``mailing.trace``, which the SMS tracker
+moves forward and the click route marks clicked; the funnel trace follows its
+mailing trace (``models/mailing_trace.py``).
 
 A unique index on (enrollment, step) and the row lock taken by the dispatch
 cron guarantee at most one SMS per enrollment and step, even with several
@@ -49,6 +54,7 @@ DISPATCH_COLUMNS = {
     "queued_at": "timestamp",
     "sms_id_int": "int4",
     "sms_uuid": "varchar",
+    "mailing_trace_id": "int4",
     "body": "text",
     "segments": "int4",
     "encoding": "varchar",
@@ -199,15 +205,7 @@ CANCEL_REASONS = [
     ("not_a_lead", "Not a lead"),
     ("no_assignee", "Nobody to assign"),
 ]
-# delivery states reported through sms.tracker, in rank order
-SMS_TO_TRACE = {
-    "outgoing": "queued",
-    "process": "queued",
-    "pending": "sent",
-    "sent": "delivered",
-    "error": "failed",
-    "canceled": "canceled",
-}
+# funnel states in the order they may follow each other
 RANK = {
     "scheduled": 0,
     "deferred": 0,
@@ -218,13 +216,6 @@ RANK = {
     "canceled": 3,
     "delivered": 4,
     "done": 4,
-}
-BOUNCE_FAILURES = {
-    "sms_number_format",
-    "sms_number_missing",
-    "sms_invalid_destination",
-    "sms_not_allowed",
-    "sms_rejected",
 }
 
 
@@ -855,13 +846,15 @@ class SmsMicrofunnelTrace(models.Model):
         return self._channel_condition_met(condition)
 
     def _queue_sms(self, company, updates=None, rows=None, steps=None):
-        """Queue the outgoing SMS and their trackers for allowed traces of
-        ``company``: the whole chunk is composed at once (one render per body
-        and language, one tracker per link, the real ``/s/<sms id>`` suffix on
-        each short link) and inserted in one statement per table.  The traces'
-        new values go to ``updates`` ({trace id: vals}, written by the caller
-        in one UPDATE), else are written here.  ``rows``/``steps``: the
-        dispatcher's plain rows and steps.  Returns the queued traces."""
+        """Queue the outgoing SMS, their SMS mailing traces and their trackers
+        for allowed traces of ``company``, as Odoo's SMS mailings do (one
+        ``mailing.mailing`` per step): the whole chunk is composed at once
+        (one render per body and language, one link tracker per step and
+        link, Odoo's ``/s/<sms id>`` suffix on each short link) and inserted
+        in one statement per table.  The traces' new values go to
+        ``updates`` ({trace id: vals}, written by the caller in one UPDATE),
+        else are written here.  ``rows``/``steps``: the dispatcher's plain
+        rows and steps.  Returns the queued traces."""
         if not self:
             return self.browse()
         own_write = updates is None
@@ -870,15 +863,45 @@ class SmsMicrofunnelTrace(models.Model):
             rows = self._chunk_rows()
         if steps is None:
             steps = {step.id: step for step in self.sudo().step_id}
-        variant_ids = {rows[tid]["variant_id"] for tid in self.ids} - {None}
-        variants = {
-            v.id: v
-            for v in self.env["sms.microfunnel.step.variant"].sudo().browse(variant_ids)
-        }
-        if variants:
-            self.env["sms.microfunnel.step.variant"].sudo().browse(variant_ids).fetch(
-                ["body"]
+        mailings = self._step_mailings(
+            [steps[step_id] for step_id in {rows[tid]["step_id"] for tid in self.ids}]
+        )
+        sms_ids = reserve_ids(self.env, "sms.sms", len(self))
+        composed_list = self._compose_chunk(company, rows, steps, mailings, sms_ids)
+        queued = self._queue_composed(
+            company, composed_list, sms_ids, rows, mailings, updates
+        )
+        if own_write:
+            self._write_chunk(updates)
+        return self.browse(queued)
+
+    @api.model
+    def _step_mailings(self, steps):
+        """{step id: its SMS mailing} (created when the funnel starts; a step
+        added later gets it here, by one dispatcher: the steps are locked
+        first, and a concurrent dispatcher that created it meanwhile makes
+        this chunk roll back and be retried from a fresh snapshot)."""
+        missing = [step.id for step in steps if not step.mailing_id]
+        if missing:
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id FROM sms_microfunnel_step WHERE id = ANY(%s) "
+                    "FOR NO KEY UPDATE",
+                    missing,
+                ),
+                log_exceptions=False,
             )
+        return {step.id: step._channel_mailing() for step in steps}
+
+    def _chunk_records(self, rows):
+        """The variants ({id: variant}) and enrolled records ({(model, id):
+        record}, their stored fields read) of these traces: one query per
+        model."""
+        variant_ids = {rows[tid]["variant_id"] for tid in self.ids} - {None}
+        Variant = self.env["sms.microfunnel.step.variant"].sudo()
+        variants = Variant.browse(variant_ids)
+        if variants:
+            variants.fetch(["body"])
         by_model = {}
         for tid in self.ids:
             row = rows[tid]
@@ -894,9 +917,16 @@ class SmsMicrofunnelTrace(models.Model):
             found = Model.search_fetch([("id", "in", sorted(res_ids))], names)
             for record in found:
                 records[(model_name, record.id)] = record
-        sms_ids = reserve_ids(self.env, "sms.sms", len(self))
+        return {v.id: v for v in variants}, records
+
+    def _compose_chunk(self, company, rows, steps, mailings, sms_ids):
+        """The ``_compose`` result of each trace (same order), composed per
+        step and message class in batches, links tracked with the step's
+        mailing's UTM values."""
+        variants, records = self._chunk_records(rows)
         entries = []
-        for tid in self.ids:
+        groups = {}
+        for index, tid in enumerate(self.ids):
             row = rows[tid]
             variant = variants.get(row["variant_id"])
             step = steps[row["step_id"]]
@@ -906,51 +936,63 @@ class SmsMicrofunnelTrace(models.Model):
                     "record": records.get((row["res_model"], row["res_id"])),
                     "number": row["number"],
                     "values": row["values"] or {},
-                    "message_class": step.message_class,
                 }
             )
-        by_class = {}
-        for index, entry in enumerate(entries):
-            by_class.setdefault(entry["message_class"], []).append(index)
+            groups.setdefault((step.message_class, step.id), []).append(index)
         composed_list = [None] * len(entries)
         rules = self.env["sms.microfunnel.message.rules"]
-        for message_class, indexes in by_class.items():
+        for (message_class, step_id), indexes in groups.items():
             results = rules._compose_batch(
                 [entries[i] for i in indexes],
                 company,
                 message_class=message_class,
                 sms_ids=[sms_ids[i] for i in indexes],
+                link_tracker_vals=mailings[step_id]._get_link_tracker_values(),
             )
             for i, result in zip(indexes, results, strict=True):
                 composed_list[i] = result
+        return composed_list
+
+    def _queue_composed(self, company, composed_list, sms_ids, rows, mailings, updates):
+        """Insert the SMS, mailing traces and trackers of the composed
+        messages (one INSERT per table) and put the traces' new values in
+        ``updates``.  Returns the ids of the queued traces."""
         now = fields.Datetime.now()
-        sms_rows, trackers, queued = [], [], []
+        sms_rows, mailing_traces, queued = [], [], []
         zones = {}
         company_tz = company.partner_id.tz
+        MailingTrace = self.env["mailing.trace"].sudo()
         for tid, composed, sms_id in zip(self.ids, composed_list, sms_ids, strict=True):
             row = rows[tid]
             vals = updates.setdefault(tid, {})
             if composed.get("blocked"):
-                if composed.get("blocked_reason") == "no_contact":
-                    vals.update(
-                        state="canceled",
-                        cancel_reason="no_contact",
-                        decision_rule="CA-CASL-IDENTIFICATION",
-                    )
-                else:
-                    vals.update(state="canceled", cancel_reason="too_long")
+                self._blocked_vals(composed, vals)
                 continue
-            sms_uuid = uuid4().hex
+            mailing = mailings[row["step_id"]]
             sms_rows.append(
                 {
                     "id": sms_id,
-                    "uuid": sms_uuid,
+                    "uuid": uuid4().hex,
                     "number": row["number"],
                     "body": composed["text"],
                     "partner_id": row["partner_id"],
+                    "mailing_id": mailing.id,
                 }
             )
-            trackers.append({"sms_uuid": sms_uuid, "sms_microfunnel_trace_id": tid})
+            # mass_mailing_sms: sms_composer._prepare_mass_sms_trace_values
+            mailing_traces.append(
+                {
+                    "mass_mailing_id": mailing.id,
+                    "campaign_id": mailing.campaign_id.id,
+                    "model": row["res_model"],
+                    "res_id": row["res_id"],
+                    "sms_code": MailingTrace._get_random_code(),
+                    "sms_number": row["number"],
+                    "sms_id_int": sms_id,
+                    "trace_type": "sms",
+                    "trace_status": "outgoing",
+                }
+            )
             zone = (
                 vals.get("send_tz") or row["send_tz"] or row["partner_tz"] or company_tz
             )
@@ -963,8 +1005,7 @@ class SmsMicrofunnelTrace(models.Model):
                 state="queued",
                 queued_at=now,
                 sms_id_int=sms_id,
-                sms_uuid=sms_uuid,
-                body=composed["text"],
+                sms_uuid=sms_rows[-1]["uuid"],
                 segments=composed.get("segments", 0),
                 encoding=composed.get("encoding"),
                 cost=composed.get("cost", 0.0),
@@ -972,7 +1013,43 @@ class SmsMicrofunnelTrace(models.Model):
                 send_hour=zones[zone][1],
             )
             queued.append(tid)
-        # the enrolment's first queued message (see _compute_first_attempt)
+        self._mark_first_attempts(queued, rows, updates)
+        bodies = self._insert_sms(sms_rows, company)
+        mailing_trace_ids = bulk_insert(self.env, "mailing.trace", mailing_traces)
+        if sms_rows:
+            bulk_insert(
+                self.env,
+                "sms.tracker",
+                [
+                    {"sms_uuid": sms["uuid"], "mailing_trace_id": mailing_trace_id}
+                    for sms, mailing_trace_id in zip(
+                        sms_rows, mailing_trace_ids, strict=True
+                    )
+                ],
+            )
+        for tid, sms, mailing_trace_id in zip(
+            queued, sms_rows, mailing_trace_ids, strict=True
+        ):
+            updates[tid].update(
+                body=bodies[sms["id"]], mailing_trace_id=mailing_trace_id
+            )
+        return queued
+
+    @staticmethod
+    def _blocked_vals(composed, vals):
+        """A composed message that may not be sent: the trace's values."""
+        if composed.get("blocked_reason") == "no_contact":
+            vals.update(
+                state="canceled",
+                cancel_reason="no_contact",
+                decision_rule="CA-CASL-IDENTIFICATION",
+            )
+        else:
+            vals.update(state="canceled", cancel_reason="too_long")
+
+    @staticmethod
+    def _mark_first_attempts(queued, rows, updates):
+        """The enrolment's first queued message (see _compute_first_attempt)."""
         already = {
             rows[tid]["enrollment_id"]
             for tid in queued
@@ -982,40 +1059,42 @@ class SmsMicrofunnelTrace(models.Model):
             enrollment_id = rows[trace_id]["enrollment_id"]
             updates[trace_id]["first_attempt"] = enrollment_id not in already
             already.add(enrollment_id)
-        self._insert_sms(sms_rows, company)
-        if trackers:
-            bulk_insert(self.env, "sms.tracker", trackers)
-        if own_write:
-            self._write_chunk(updates)
-        return self.browse(queued)
 
     @api.model
     def _insert_sms(self, rows, company):
         """The outgoing ``sms.sms`` rows of a chunk, in one INSERT with the ids
-        reserved for them (their short links already end with ``/s/<id>``)."""
+        reserved for them, their short links made to identify their recipient
+        by Odoo's SMS mailing rewriter first (``/s/<sms id>``).  Returns {sms
+        id: final body}."""
         if not rows:
-            return
+            return {}
         SmsSms = self.env["sms.sms"].sudo().with_company(company)
         SmsSms.flush_model()
+        bodies = self._track_sms_links(rows)
+        rows = [dict(row, body=bodies[row["id"]]) for row in rows]
+        given = ["uuid", "number", "body", "partner_id", "mailing_id"]
         fnames = [
             name
             for name, field in SmsSms._fields.items()
-            if field.store and field.column_type and name not in models.MAGIC_COLUMNS
+            if field.store
+            and field.column_type
+            and name not in models.MAGIC_COLUMNS
+            and name not in given
         ]
-        defaults = _defaults(SmsSms, [f for f in fnames if f != "uuid"])
+        defaults = _defaults(SmsSms, fnames)
         defaults.update(state="outgoing")
         if "record_company_id" in SmsSms._fields:
             defaults["record_company_id"] = company.id
         now = fields.Datetime.now()
-        columns = ["id", "uuid", "number", "body", "partner_id", *sorted(defaults)]
+        columns = ["id", *given, *sorted(defaults)]
         casts = {
             name: SmsSms._fields[name].column_type[1].split("(")[0].lower()
             for name in columns
             if name != "id"
         }
         casts["id"] = "int4"
-        arrays = [[row[name] or None for row in rows] for name in columns[:5]]
-        for name in columns[5:]:
+        arrays = [[row[name] or None for row in rows] for name in columns[:6]]
+        for name in columns[6:]:
             value = defaults[name]
             if isinstance(value, models.BaseModel):
                 value = value.id
@@ -1049,6 +1128,24 @@ class SmsMicrofunnelTrace(models.Model):
         # does it with its first chunk only)
         if not self.env.context.get("smf_sms_queue_woken"):
             self.env.ref("sms.ir_cron_sms_scheduler_action")._trigger()
+        return bodies
+
+    @api.model
+    def _track_sms_links(self, rows):
+        """Odoo's SMS mailing rewriter (``sms.sms._update_body_short_links``)
+        on the SMS about to be inserted (their ids are reserved): ``/s/<sms
+        id>`` after each short link, so that the click route finds the mailing
+        trace.  Their body and mailing are given to the ORM cache, so that
+        this costs no query.  Returns {sms id: body}."""
+        SmsSms = self.env["sms.sms"].sudo()
+        sms = SmsSms.browse([row["id"] for row in rows])
+        SmsSms._fields["body"]._insert_cache(sms, [row["body"] for row in rows])
+        SmsSms._fields["mailing_id"]._insert_cache(
+            sms, [row["mailing_id"] for row in rows]
+        )
+        bodies = sms._update_body_short_links()
+        sms.invalidate_recordset(["body", "mailing_id"])
+        return bodies
 
     def _schedule_children(self):
         by_step = {}
@@ -1064,27 +1161,6 @@ class SmsMicrofunnelTrace(models.Model):
             )
 
     # -- delivery, clicks, replies -----------------------------------------------------
-
-    def _update_from_sms_state(self, sms_state, failure_type=False):
-        """Apply a delivery report; a state never moves back (monotonic)."""
-        new_state = SMS_TO_TRACE.get(sms_state)
-        if new_state == "failed" and failure_type in BOUNCE_FAILURES:
-            new_state = "bounced"
-        if not new_state:
-            return
-        now = fields.Datetime.now()
-        for trace in self:
-            if RANK[new_state] <= RANK[trace.state] and not (
-                new_state == "delivered" and trace.state in ("failed", "bounced")
-            ):
-                continue
-            vals = {"state": new_state, "failure_type": failure_type or False}
-            if new_state == "sent":
-                vals["sent_at"] = now
-            if new_state == "delivered":
-                vals["delivered_at"] = now
-                vals["sent_at"] = trace.sent_at or now
-            trace.write(vals)
 
     def _set_clicked(self):
         now = fields.Datetime.now()

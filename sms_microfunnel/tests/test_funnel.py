@@ -36,7 +36,8 @@ class TestFunnelDispatch(FunnelCase):
         self.assertIn("STOP au 36111", sms.body)
         self.assertEqual(sms.body, sent.body)
         tracker = self.env["sms.tracker"].sudo().search([("sms_uuid", "=", sms.uuid)])
-        self.assertEqual(tracker.sms_microfunnel_trace_id, sent)
+        self.assertTrue(sent.mailing_trace_id)
+        self.assertEqual(tracker.mailing_trace_id, sent.mailing_trace_id)
         self.assertEqual(
             self.trace(self.no_consent, self.offer).cancel_reason, "no_consent"
         )
@@ -100,7 +101,7 @@ class TestFunnelDispatch(FunnelCase):
         with freeze_time(TUESDAY_10H_PARIS):
             self.start_and_dispatch(self.anna | self.bruno)
         offer_anna = self.trace(self.anna, self.offer)
-        self.env["link.tracker.click"]._sms_funnel_register_click(offer_anna.sms_id_int)
+        offer_anna.mailing_trace_id.set_clicked()
         self.assertTrue(offer_anna.clicked_at)
         with freeze_time("2026-03-11 09:30:00"):
             self.dispatch()
@@ -120,7 +121,7 @@ class TestFunnelDispatch(FunnelCase):
         tracker = (
             self.env["sms.tracker"]
             .sudo()
-            .search([("sms_microfunnel_trace_id", "=", trace.id)])
+            .search([("mailing_trace_id", "=", trace.mailing_trace_id.id)])
         )
         tracker._action_update_from_sms_state("pending")
         self.assertEqual(trace.state, "sent")
@@ -134,7 +135,9 @@ class TestFunnelDispatch(FunnelCase):
         with freeze_time(TUESDAY_10H_PARIS):
             self.start_and_dispatch(self.anna)
         trace = self.trace(self.anna, self.offer)
-        trace._update_from_sms_state("error", "sms_number_format")
+        trace.mailing_trace_id.sms_tracker_ids._action_update_from_sms_state(
+            "error", failure_type="sms_number_format"
+        )
         self.assertEqual(trace.state, "bounced")
 
     def test_reply_stop_exits_the_funnel(self):
@@ -410,7 +413,7 @@ class TestFunnelDispatch(FunnelCase):
             [("step_id", "=", self.offer.id)]
         )
         clicked_b = traces.filtered(lambda t: t.variant_id.name == "B")[:1]
-        self.env["link.tracker.click"]._sms_funnel_register_click(clicked_b.sms_id_int)
+        clicked_b.mailing_trace_id.set_clicked()
         with freeze_time("2026-03-10 20:00:00"):
             self.dispatch()
         self.assertFalse(self.offer.winner_variant_id, "too early to decide")

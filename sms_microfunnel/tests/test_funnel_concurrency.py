@@ -72,7 +72,9 @@ class TestFunnelConcurrency(BaseCase):
         with self.registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
             env["sms.sms"].search([("number", "in", self.numbers)]).unlink()
-            env["sms.microfunnel.campaign"].browse(self.funnel_id).unlink()
+            funnel = env["sms.microfunnel.campaign"].browse(self.funnel_id)
+            funnel.step_ids.mailing_id.unlink()  # with their mailing traces
+            funnel.unlink()
             events = env["sms.microfunnel.consent.event"].search(
                 [("number", "in", self.numbers)]
             )

@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """The chunked dispatch: work per chunk, not per recipient."""
 
+import re
 import threading
 from datetime import datetime
 from unittest.mock import patch
@@ -149,9 +150,14 @@ class TestChunkedDispatch(TransactionCase):
         for trace in traces:
             partner = trace.enrollment_id._record()
             alone = rules._compose(
-                BODY, record=partner, company=self.env.company, number=trace.number
+                BODY,
+                record=partner,
+                company=self.env.company,
+                number=trace.number,
+                # the step's links are tracked with its SMS mailing's UTM values
+                link_tracker_vals=trace.step_id.mailing_id._get_link_tracker_values(),
             )
-            expected = rules._add_recipient_suffix(alone["text"], trace.sms_id_int)
+            expected = re.sub(r"(/r/\w+)", rf"\1/s/{trace.sms_id_int}", alone["text"])
             sms = self.env["sms.sms"].browse(trace.sms_id_int)
             self.assertEqual(sms.body, expected)
             self.assertEqual(trace.body, expected)
@@ -160,7 +166,9 @@ class TestChunkedDispatch(TransactionCase):
             self.assertIn(f"/s/{sms.id}", sms.body)
             self.assertEqual(sms.partner_id, partner)
             self.assertEqual(sms.state, "outgoing")
-            self.assertEqual(sms.sms_tracker_id.sms_microfunnel_trace_id, trace)
+            self.assertEqual(
+                sms.sms_tracker_id.mailing_trace_id, trace.mailing_trace_id
+            )
             codes.add(sms.body.split("/r/")[1].split("/s/")[0])
             self.assertTrue(trace.first_attempt)
             self.assertTrue(trace.send_hour)
@@ -241,7 +249,9 @@ class TestChunkedDispatchWorkers(BaseCase):
         with self.registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
             env["sms.sms"].search([("number", "in", self.numbers)]).unlink()
-            env["sms.microfunnel.campaign"].browse(self.funnel_id).unlink()
+            funnel = env["sms.microfunnel.campaign"].browse(self.funnel_id)
+            funnel.step_ids.mailing_id.unlink()  # with their mailing traces
+            funnel.unlink()
             env["sms.microfunnel.consent.event"].search(
                 [("number", "in", self.numbers)]
             ).with_context(sms_consent_erasure=True).unlink()
@@ -282,7 +292,7 @@ class TestChunkedDispatchWorkers(BaseCase):
                 [("campaign_id", "=", self.funnel_id)]
             )
             trackers = env["sms.tracker"].search(
-                [("sms_microfunnel_trace_id", "in", traces.ids)]
+                [("mailing_trace_id", "in", traces.mailing_trace_id.ids)]
             )
             return (
                 len(sms),

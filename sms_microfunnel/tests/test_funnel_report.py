@@ -94,7 +94,7 @@ class TestFunnelReport(FunnelCase):
         return (
             self.env["sms.tracker"]
             .sudo()
-            .search([("sms_microfunnel_trace_id", "=", trace.id)])
+            .search([("mailing_trace_id", "=", trace.mailing_trace_id.id)])
         )
 
     def _build_dataset(self):
@@ -111,9 +111,7 @@ class TestFunnelReport(FunnelCase):
             self._tracker(self.eve)._action_update_from_sms_state(
                 "error", failure_type="sms_number_format"
             )
-            self.env["link.tracker.click"]._sms_funnel_register_click(
-                self.trace(self.anna, self.spring).sms_id_int
-            )
+            self.trace(self.anna, self.spring).mailing_trace_id.set_clicked()
             self.env["sms.microfunnel.inbound"]._process_inbound(
                 self.bruno.phone, "36111", "STOP", "SM-report-1", provider="test"
             )
@@ -450,7 +448,7 @@ class TestFunnelReportUi(HttpCase):
         trace = cls.funnel._enroll(partner).trace_ids
         trace._dispatch(trace, trace.due_at)
         cls.env["sms.tracker"].sudo().search(
-            [("sms_microfunnel_trace_id", "=", trace.id)]
+            [("mailing_trace_id", "=", trace.mailing_trace_id.id)]
         )._action_update_from_sms_state("sent")
 
     def test_dashboard_and_pivot_tour(self):

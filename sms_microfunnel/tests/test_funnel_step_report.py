@@ -51,13 +51,11 @@ class TestFunnelStepReport(FunnelCase):
     def _deliver(self, partner, step, state="sent", failure_type=False):
         trace = self.trace(partner, step)
         self.env["sms.tracker"].sudo().search(
-            [("sms_microfunnel_trace_id", "=", trace.id)]
+            [("mailing_trace_id", "=", trace.mailing_trace_id.id)]
         )._action_update_from_sms_state(state, failure_type=failure_type)
 
     def _click(self, partner, step):
-        self.env["link.tracker.click"]._sms_funnel_register_click(
-            self.trace(partner, step).sms_id_int
-        )
+        self.trace(partner, step).mailing_trace_id.set_clicked()
 
     def _build_dataset(self):
         with freeze_time(T0):

@@ -353,7 +353,9 @@ class TestSegmentInFunnels(FunnelCase):
             [("campaign_id", "in", (self.funnel | other).ids), ("state", "=", "queued")]
         )
         self.assertEqual(len(traces), 2, "Anna and Bruno (Chloé has no consent)")
-        traces._update_from_sms_state("sent")  # delivered
+        traces.mailing_trace_id.sms_tracker_ids._action_update_from_sms_state(
+            "sent"
+        )  # delivered
         self.trace(self.anna, self.offer)._set_clicked()
         self.env.flush_all()
         rows = self.env["sms.microfunnel.report"]._read_group(

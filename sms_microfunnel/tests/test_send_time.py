@@ -517,7 +517,7 @@ class TestSendTimeReport(SendTimeCase):
         with freeze_time(TUESDAY_10H_PARIS):
             self.start_and_dispatch(self.anna | self.bruno)
         anna = self.trace(self.anna, self.offer)
-        self.env["link.tracker.click"]._sms_funnel_register_click(anna.sms_id_int)
+        anna.mailing_trace_id.set_clicked()
         cells = self.cells([("campaign_id", "=", self.funnel.id)])
         self.assertEqual(cells[("1", "10")][:2], (2, 50.0))
         action = self.env.ref("sms_microfunnel.action_sms_send_time_report")

@@ -171,9 +171,7 @@ class TestSaleRevenue(FunnelCase):
             self.dispatch()
         with freeze_time(T0 + timedelta(hours=1)):
             for partner in (self.anna, self.bruno):
-                self.env["link.tracker.click"]._sms_funnel_register_click(
-                    self.trace(partner, self.click_step).sms_id_int
-                )
+                self.trace(partner, self.click_step).mailing_trace_id.set_clicked()
         self._order(self.anna, 100.0, T0 + timedelta(hours=2))
         self._order(self.anna, 50.0, T0 + timedelta(hours=72))
         self._order(self.anna, 30.0, T0 + timedelta(hours=2), confirm=False)

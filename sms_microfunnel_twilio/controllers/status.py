@@ -3,11 +3,12 @@
 
 Our SMS ask Twilio to call ``/sms_microfunnel_twilio/status/<uuid>``
 (``tools/sms_api.py``): one indexed lookup that also locks the tracker, the
-signature, then one statement that moves the tracker, the SMS and the funnel
-trace forward together (monotonic, see ``models/sms_tracker.py``).  A callback
-that changes nothing (replayed, late or out of order) costs the lookup alone.
-Trackers linked to a chatter notification or a mailing trace take the ORM path
-of core's route, which knows those models.
+signature, then one statement that moves the tracker and the SMS forward
+together (monotonic, see ``models/sms_tracker.py``).  A callback that changes
+nothing (replayed, late or out of order) costs the lookup alone.  Trackers
+linked to a chatter notification or a mailing trace (funnel SMS included: their
+funnel trace follows the mailing trace) take the ORM path of core's route,
+which knows those models.
 
 Core's route ``/sms_twilio/status/<uuid>`` keeps its code, with the callback in
 the context so that trackers apply it monotonically too.
@@ -24,11 +25,6 @@ from odoo.exceptions import ConcurrencyError
 from odoo.http import Response, request, route
 from odoo.tools import SQL
 
-from odoo.addons.sms_microfunnel.models.sms_microfunnel_trace import (
-    BOUNCE_FAILURES,
-    RANK,
-    SMS_TO_TRACE,
-)
 from odoo.addons.sms_twilio.controllers.controllers import (
     TWILIO_TO_SMS_STATE,
     TWILIO_TO_SMS_STATE_ERRORS,
@@ -139,9 +135,8 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
         return twilio_signature.is_valid_signature(token, url, params, signature)
 
     def _status_lookup(self, uuid):
-        """The tracker of SMS ``uuid`` (locked), its company's token, its SMS,
-        its funnel trace and the transaction's time: one query on unique
-        indexes."""
+        """The tracker of SMS ``uuid`` (locked), its company's token, its SMS
+        and the transaction's time: one query on unique indexes."""
         env = request.env
         has_mailing = "mailing_trace_id" in env["sms.tracker"]._fields
         query = SQL(
@@ -151,13 +146,11 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
                    %(mailing)s AS mailing_trace_id,
                    c.id AS company_id, c.sms_twilio_auth_token AS token,
                    s.id AS sms_id, s.state AS sms_state,
-                   ft.id AS trace_id, ft.state AS trace_state, ft.sent_at AS sent_at,
                    -- the time of the update, without a query of its own
                    (now() AT TIME ZONE 'UTC') AS now
               FROM sms_tracker t
               JOIN res_company c ON c.id = t.sms_twilio_company_id
          LEFT JOIN sms_sms s ON s.uuid = t.sms_uuid
-         LEFT JOIN sms_microfunnel_trace ft ON ft.id = t.sms_microfunnel_trace_id
              WHERE t.sms_uuid = %(uuid)s
                FOR NO KEY UPDATE OF t NOWAIT
             """,
@@ -208,7 +201,7 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
         return failure_type
 
     def _apply(self, row, callback):
-        """Tracker, SMS and funnel trace forward in one statement."""
+        """Tracker and SMS forward in one statement."""
         status = callback["status"]
         failure_type = self._failure_type(status, callback["error_code"])
         now = row.get("now") or request.env.cr.now()
@@ -271,53 +264,12 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
                     row["sms_id"],
                 )
             )
-        trace_update = self._trace_update(row, status, failure_type)
-        if trace_update:
-            parts.append(trace_update)
         # one round trip; each UPDATE is its own CTE so they all run
         ctes = SQL(", ").join(
             SQL("u%s AS (%s RETURNING 1)", SQL(str(index)), part)
             for index, part in enumerate(parts)
         )
         _execute(request.env.cr, SQL("WITH %s SELECT 1", ctes))
-
-    def _trace_update(self, row, status, failure_type):
-        """The UPDATE of the funnel trace, or None (same rules as
-        ``sms.microfunnel.trace._update_from_sms_state``)."""
-        if not row["trace_id"]:
-            return None
-        sms_state = (
-            "error"
-            if status in TWILIO_TO_SMS_STATE_ERRORS
-            else TWILIO_TO_SMS_STATE[status]
-        )
-        new_state = SMS_TO_TRACE.get(sms_state)
-        if new_state == "failed" and failure_type in BOUNCE_FAILURES:
-            new_state = "bounced"
-        current = row["trace_state"]
-        if not new_state or (
-            RANK[new_state] <= RANK.get(current, 0)
-            and not (new_state == "delivered" and current in ("failed", "bounced"))
-        ):
-            return None
-        now = row.get("now") or request.env.cr.now()
-        trace_set = [
-            SQL("state = %s", new_state),
-            SQL("failure_type = %s", failure_type or None),
-            SQL("write_date = %s", now),
-        ]
-        if new_state == "sent":
-            trace_set.append(SQL("sent_at = %s", now))
-        if new_state == "delivered":
-            trace_set.append(SQL("delivered_at = %s", now))
-            trace_set.append(SQL("sent_at = %s", row["sent_at"] or now))
-        # the state read under the tracker's lock must still be the current one
-        return SQL(
-            "UPDATE sms_microfunnel_trace SET %s WHERE id = %s AND state = %s",
-            SQL(", ").join(trace_set),
-            row["trace_id"],
-            current,
-        )
 
     def _apply_with_orm(self, row, callback, error_message):
         """Chatter notifications and mailing traces: core's code, monotonic."""

@@ -1,0 +1,218 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Funnel SMS steps report through Odoo's SMS mailing traces: one SMS
+``mailing.mailing`` per step, a ``mailing.trace`` per SMS linked to its
+``sms.sms`` and ``sms.tracker``, short links through Odoo's rewriter and click
+route, so that Odoo's SMS marketing statistics and UTM reports count them."""
+
+import re
+
+from freezegun import freeze_time
+
+from odoo import fields
+from odoo.tests import HttpCase, tagged
+
+from .test_funnel import TUESDAY_10H_PARIS, FunnelCase
+
+LINK_BODY = "Bonjour {{ object.name }}, -20 % : https://shop.example.com/offre"
+
+
+class SmsMailingCase(FunnelCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.utm_campaign = cls.env["utm.campaign"].create({"name": "Spring offer"})
+        cls.funnel.utm_campaign_id = cls.utm_campaign
+        cls.offer.body = LINK_BODY
+
+    def start_and_dispatch(self, partners):
+        """Start the funnel, enrol ``partners`` and dispatch their due SMS."""
+        with freeze_time(TUESDAY_10H_PARIS):
+            self.funnel.action_start()
+            traces = self.funnel._enroll(partners).trace_ids
+            traces._dispatch(traces, fields.Datetime.now())
+        self.env.invalidate_all()
+
+    def tracker(self, trace):
+        return (
+            self.env["sms.tracker"].sudo().search([("sms_uuid", "=", trace.sms_uuid)])
+        )
+
+
+@tagged("post_install", "-at_install")
+class TestFunnelSmsMailing(SmsMailingCase):
+    def test_sms_step_has_its_sms_mailing_and_one_trace_per_sms(self):
+        self.start_and_dispatch(self.anna | self.bruno)
+        mailing = self.offer.mailing_id
+        self.assertTrue(mailing, "the SMS step got its SMS mailing")
+        self.assertEqual(mailing.mailing_type, "sms")
+        self.assertEqual(mailing.campaign_id, self.utm_campaign)
+        self.assertEqual(
+            mailing.medium_id, self.env.ref("mass_mailing_sms.utm_medium_sms")
+        )
+        self.assertTrue(mailing.source_id)
+        self.assertEqual(mailing.mailing_model_real, "res.partner")
+        for partner in (self.anna, self.bruno):
+            trace = self.trace(partner, self.offer)
+            self.assertEqual(trace.state, "queued")
+            mailing_trace = trace.mailing_trace_id
+            sms = self.env["sms.sms"].sudo().browse(trace.sms_id_int)
+            self.assertEqual(
+                (
+                    mailing_trace.trace_type,
+                    mailing_trace.trace_status,
+                    mailing_trace.mass_mailing_id,
+                    mailing_trace.campaign_id,
+                    mailing_trace.model,
+                    mailing_trace.res_id,
+                    mailing_trace.sms_number,
+                    mailing_trace.sms_id_int,
+                    mailing_trace.sms_id,
+                ),
+                (
+                    "sms",
+                    "outgoing",
+                    mailing,
+                    self.utm_campaign,
+                    "res.partner",
+                    partner.id,
+                    partner.phone,
+                    sms.id,
+                    sms,
+                ),
+            )
+            self.assertTrue(mailing_trace.sms_code)
+            self.assertEqual(sms.mailing_id, mailing)
+            self.assertEqual(sms.mailing_trace_ids, mailing_trace)
+            self.assertEqual(self.tracker(trace).mailing_trace_id, mailing_trace)
+            self.assertEqual(mailing_trace.sms_tracker_ids, self.tracker(trace))
+            # Odoo's rewriter: the step's short link ends with /s/<sms id>
+            self.assertRegex(sms.body, rf"/r/\w+/s/{sms.id}(\s|$)")
+            self.assertEqual(trace.body, sms.body)
+        # one link tracker for the step's link, with the mailing's UTM values
+        codes = {
+            re.search(r"/r/(\w+)/s/", self.trace(p, self.offer).body)[1]
+            for p in (self.anna, self.bruno)
+        }
+        self.assertEqual(len(codes), 1)
+        link = (
+            self.env["link.tracker.code"].search([("code", "in", list(codes))]).link_id
+        )
+        self.assertEqual(
+            (link.url, link.mass_mailing_id, link.campaign_id, link.medium_id),
+            (
+                "https://shop.example.com/offre",
+                mailing,
+                self.utm_campaign,
+                mailing.medium_id,
+            ),
+        )
+        # the next SMS step gets its own mailing, this one is reused
+        with freeze_time("2026-03-11 09:30:00"):
+            self.dispatch()
+        reminder = self.trace(self.anna, self.reminder)
+        self.assertEqual(reminder.state, "queued")
+        self.assertEqual(self.reminder.mailing_id.mailing_type, "sms")
+        self.assertNotEqual(self.reminder.mailing_id, mailing)
+        self.assertEqual(
+            reminder.mailing_trace_id.mass_mailing_id, self.reminder.mailing_id
+        )
+        self.assertEqual(
+            self.env["mailing.mailing"].search_count(
+                [("id", "in", (self.offer | self.reminder).mailing_id.ids)]
+            ),
+            2,
+        )
+
+    def test_delivery_reports_reach_the_mailing_trace_and_the_funnel_trace(self):
+        self.start_and_dispatch(self.anna | self.bruno)
+        anna = self.trace(self.anna, self.offer)
+        bruno = self.trace(self.bruno, self.offer)
+        self.tracker(anna)._action_update_from_sms_state("pending")
+        self.assertEqual(anna.mailing_trace_id.trace_status, "pending")
+        self.assertEqual(anna.state, "sent")
+        self.assertTrue(anna.sent_at)
+        self.tracker(anna)._action_update_from_sms_state("sent")
+        self.assertEqual(anna.mailing_trace_id.trace_status, "sent")
+        self.assertEqual(anna.state, "delivered")
+        self.assertTrue(anna.delivered_at)
+        # a late report moves neither back
+        self.tracker(anna)._action_update_from_sms_state("pending")
+        self.assertEqual(anna.mailing_trace_id.trace_status, "sent")
+        self.assertEqual(anna.state, "delivered")
+        # the provider says the number does not exist: a bounce
+        self.tracker(bruno)._action_update_from_provider_error("invalid_destination")
+        self.assertEqual(bruno.mailing_trace_id.trace_status, "bounce")
+        self.assertEqual(bruno.mailing_trace_id.failure_type, "sms_invalid_destination")
+        self.assertEqual(bruno.state, "bounced")
+        self.assertEqual(bruno.failure_type, "sms_invalid_destination")
+
+    def test_odoo_sms_statistics_count_funnel_sms(self):
+        self.start_and_dispatch(self.anna | self.bruno)
+        anna = self.trace(self.anna, self.offer)
+        bruno = self.trace(self.bruno, self.offer)
+        self.tracker(anna)._action_update_from_sms_state("sent")
+        self.tracker(bruno)._action_update_from_sms_state(
+            "error", failure_type="sms_server"
+        )
+        anna.mailing_trace_id.set_clicked()
+        self.env.flush_all()
+        mailing = self.offer.mailing_id
+        mailing.invalidate_recordset()
+        self.assertEqual(
+            (mailing.expected, mailing.sent, mailing.delivered, mailing.failed),
+            (2, 1, 1, 1),
+        )
+        self.assertEqual(mailing.clicked, 1)
+        self.assertTrue(anna.clicked_at, "the funnel trace follows the mailing trace")
+        self.assertFalse(bruno.clicked_at)
+        self.assertEqual(bruno.state, "failed")
+        # the mailing analysis (mailing.trace.report) and the UTM campaign
+        rows = self.env["mailing.trace.report"].search_read(
+            [("mailing_type", "=", "sms"), ("name", "=", mailing.name)],
+            ["sent", "delivered", "clicked", "error"],
+        )
+        self.assertEqual(
+            [(r["sent"], r["delivered"], r["clicked"], r["error"]) for r in rows],
+            [(1, 1, 1, 1)],
+        )
+        # one SMS mailing per SMS step of the funnel, in its UTM campaign
+        sms_steps = self.funnel.step_ids.filtered(lambda s: s.step_type == "sms")
+        self.assertEqual(len(sms_steps), 3)
+        self.assertEqual(self.utm_campaign.mailing_sms_ids, sms_steps.mailing_id)
+        self.assertEqual(self.utm_campaign.mailing_sms_count, 3)
+
+
+@tagged("post_install", "-at_install")
+class TestFunnelSmsClickRoute(SmsMailingCase, HttpCase):
+    def test_click_on_the_short_link_lands_on_the_mailing_trace(self):
+        self.start_and_dispatch(self.anna | self.bruno)
+        anna = self.trace(self.anna, self.offer)
+        bruno = self.trace(self.bruno, self.offer)
+        self.tracker(anna)._action_update_from_sms_state("sent")
+        path = re.search(r"/r/\w+/s/\d+", anna.body)[0]
+        self.assertTrue(path.endswith(f"/s/{anna.sms_id_int}"))
+        response = self.url_open(path, allow_redirects=False)
+        self.assertEqual(response.status_code, 301)
+        location = response.headers["Location"]
+        self.assertTrue(location.startswith("https://shop.example.com/offre?"))
+        # the link carries the SMS mailing's UTM values
+        self.assertIn("utm_campaign=Spring+offer", location)
+        self.assertIn("utm_medium=SMS", location)
+        self.env.invalidate_all()
+        click = self.env["link.tracker.click"].search(
+            [("mailing_trace_id", "=", anna.mailing_trace_id.id)]
+        )
+        self.assertEqual(len(click), 1, "Odoo's route recorded the click")
+        self.assertEqual(click.mass_mailing_id, self.offer.mailing_id)
+        self.assertEqual(click.campaign_id, self.utm_campaign)
+        self.assertTrue(anna.mailing_trace_id.links_click_datetime)
+        self.assertFalse(bruno.mailing_trace_id.links_click_datetime)
+        self.assertTrue(anna.clicked_at, "the click reached the funnel trace")
+        self.assertFalse(bruno.clicked_at)
+        self.assertEqual(anna.state, "delivered", "a click changes no delivery state")
+        offer = self.funnel._report_step_funnel()[0]
+        self.assertEqual(
+            (offer["name"], offer["recipients"], offer["delivered"], offer["clicked"]),
+            ("Offer", 2, 1, 1),
+        )
+        self.assertEqual(self.offer.mailing_id.clicked, 1)
