@@ -636,7 +636,7 @@ class SmsMicrofunnelTraceChannel(models.AbstractModel):
         ``sent``, ``opened``, ``clicked``, ``failed``, ``bounced``,
         ``canceled``.  States never move back."""
         # imported here: this module's mixins must be defined before the trace
-        # model, which sms_funnel_trace defines when imported
+        # model, which sms_microfunnel_trace defines when imported
         from .sms_microfunnel_trace import RANK as rank  # noqa: PLC0415
 
         sms = self.filtered(lambda t: t.step_type == "sms")
@@ -688,7 +688,7 @@ class SmsMicrofunnelTraceChannel(models.AbstractModel):
         SMS traces: ``sent`` (to the provider), ``delivered``, ``failed``,
         ``bounced``, ``canceled``, ``clicked``.  States never move back, but
         a delivery report overrides an earlier failure."""
-        from .sms_funnel_trace import RANK as rank  # noqa: PLC0415
+        from .sms_microfunnel_trace import RANK as rank  # noqa: PLC0415
 
         if event == "clicked":
             self._sms_clicked()._set_clicked()
