@@ -213,3 +213,64 @@ def test_checks_catch_a_split_model(tmp_path):
         assert cron_problems([addon])
     finally:
         ROOT = saved
+
+
+def _missing_imports(root):
+    """Imports of the addons' own modules (relative, or through
+    ``odoo.addons.<our addon>``) that name no file: a module moved without
+    updating an import that runs only late (inside a function) or in tests."""
+    ours = {p.parent.name for p in root.glob("sms_microfunnel*/__manifest__.py")}
+    missing = []
+    for path in sorted(root.glob("sms_microfunnel*/**/*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = path.parent
+                for _ in range(node.level - 1):
+                    base = base.parent
+                parts = node.module.split(".") if node.module else []
+            elif node.module and node.module.startswith("odoo.addons."):
+                parts = node.module.split(".")[2:]
+                if parts[0] not in ours:
+                    continue
+                base = root
+            else:
+                continue
+            target = base.joinpath(*parts)
+            candidates = [target.with_suffix(".py"), target / "__init__.py"]
+            if parts and not any(c.exists() for c in candidates):
+                missing.append(f"{path.relative_to(root)}:{node.lineno} {node.module}")
+                continue
+            # ``from . import name`` / ``from .pkg import module``
+            for alias in node.names:
+                sub = target / alias.name
+                if target.is_dir() and not (
+                    sub.with_suffix(".py").exists() or (sub / "__init__.py").exists()
+                ):
+                    init = (target / "__init__.py").read_text(encoding="utf-8")
+                    if alias.name not in init:
+                        missing.append(
+                            f"{path.relative_to(root)}:{node.lineno} "
+                            f"{node.module or '.'}.{alias.name}"
+                        )
+    return missing
+
+
+def test_imports_of_our_modules_name_existing_files():
+    assert not _missing_imports(ROOT)
+
+
+def test_import_check_catches_a_stale_module_name(tmp_path):
+    addon = tmp_path / "sms_microfunnel_x"
+    (addon / "models").mkdir(parents=True)
+    (addon / "__manifest__.py").write_text("{}")
+    (addon / "models" / "__init__.py").write_text("from . import new_name\n")
+    (addon / "models" / "new_name.py").write_text("X = 1\n")
+    (addon / "models" / "other.py").write_text(
+        "def f():\n    from .old_name import X\n    return X\n"
+    )
+    assert _missing_imports(tmp_path) == [
+        "sms_microfunnel_x/models/other.py:2 old_name"
+    ]
