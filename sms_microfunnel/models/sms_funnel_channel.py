@@ -688,7 +688,7 @@ class SmsMicrofunnelTraceChannel(models.AbstractModel):
         SMS traces: ``sent`` (to the provider), ``delivered``, ``failed``,
         ``bounced``, ``canceled``, ``clicked``.  States never move back, but
         a delivery report overrides an earlier failure."""
-        from .sms_funnel_trace import RANK as rank  # noqa: PLC0415
+        from .sms_microfunnel_trace import RANK as rank  # noqa: PLC0415
 
         if event == "clicked":
             self._sms_clicked()._set_clicked()
