@@ -29,14 +29,6 @@ MODEL_DIRS = ("models", "wizard", "report")
 # Files that still hold more than one model, or a model under another name.
 # Each entry is temporary and says why; the list may only shrink.
 EXCEPTIONS = {
-    # the abstract channel behaviours of the campaign, step and trace models:
-    # being folded into their models by the rework of SMS steps onto
-    # Odoo's mailing traces
-    "sms_microfunnel/models/sms_funnel_channel.py": {
-        "sms.microfunnel.campaign.channel",
-        "sms.microfunnel.step.channel",
-        "sms.microfunnel.trace.channel",
-    },
     # rewritten by the same rework (mailing.mailing, sms.sms, link.tracker.click
     # extensions): moved to their own files once it lands
     "sms_microfunnel/models/mailing_trace.py": {"mailing.trace", "mailing.mailing"},

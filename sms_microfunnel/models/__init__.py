@@ -10,7 +10,6 @@ from . import res_partner
 from . import crm_lead
 from . import ir_http
 from . import sms_microfunnel_inbound
-from . import sms_funnel_channel
 from . import sms_microfunnel_campaign
 from . import sms_microfunnel_step
 from . import sms_microfunnel_step_variant
