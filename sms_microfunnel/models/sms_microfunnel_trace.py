@@ -1391,10 +1391,6 @@ class SmsMicrofunnelTrace(models.Model):
         """Report of the mailing engine on the emails of these traces:
         ``sent``, ``opened``, ``clicked``, ``failed``, ``bounced``,
         ``canceled``.  States never move back."""
-        # imported here: this module's mixins must be defined before the trace
-        # model, which sms_funnel_trace defines when imported
-        from .sms_microfunnel_trace import RANK as rank  # noqa: PLC0415
-
         sms = self.filtered(lambda t: t.step_type == "sms")
         if sms:
             sms._update_from_sms_mailing_trace(event, failure_type)
@@ -1406,7 +1402,7 @@ class SmsMicrofunnelTrace(models.Model):
         if event == "opened":
             self.filtered(lambda t: not t.opened_at).write({"opened_at": now})
             unreported = self.filtered(
-                lambda t: rank.get(t.state, 0) < rank["delivered"]
+                lambda t: RANK.get(t.state, 0) < RANK["delivered"]
             )
             unreported.filtered(lambda t: not t.sent_at).write({"sent_at": now})
             unreported.write({"state": "delivered", "delivered_at": now})
@@ -1437,15 +1433,13 @@ class SmsMicrofunnelTrace(models.Model):
                 failure_type, "email_canceled"
             )
         # one write for the batch (the mail queue reports hundreds at once)
-        self.filtered(lambda t: rank.get(t.state, 0) < rank[new_state]).write(vals)
+        self.filtered(lambda t: RANK.get(t.state, 0) < RANK[new_state]).write(vals)
 
     def _update_from_sms_mailing_trace(self, event, failure_type=False):
         """Report of the SMS trackers (through the SMS mailing trace) on these
         SMS traces: ``sent`` (to the provider), ``delivered``, ``failed``,
         ``bounced``, ``canceled``, ``clicked``.  States never move back, but
         a delivery report overrides an earlier failure."""
-        from .sms_microfunnel_trace import RANK as rank  # noqa: PLC0415
-
         if event == "clicked":
             self._sms_clicked()._set_clicked()
             return
@@ -1458,7 +1452,7 @@ class SmsMicrofunnelTrace(models.Model):
         vals = {"state": new_state, "failure_type": failure_type or False}
         if new_state == "sent":
             vals["sent_at"] = now
-        moving = self.filtered(lambda t: rank.get(t.state, 0) < rank[new_state])
+        moving = self.filtered(lambda t: RANK.get(t.state, 0) < RANK[new_state])
         if new_state == "delivered":
             vals["delivered_at"] = now
             moving.filtered("sent_at").write(vals)
