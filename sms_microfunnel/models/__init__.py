@@ -30,4 +30,5 @@ from . import sms_template
 from . import sms_microfunnel_interest
 from . import sms_microfunnel_segment
 from . import mailing_trace
+from . import mailing_mailing
 from . import mail_activity
