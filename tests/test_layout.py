@@ -28,13 +28,7 @@ MODEL_DIRS = ("models", "wizard", "report")
 
 # Files that still hold more than one model, or a model under another name.
 # Each entry is temporary and says why; the list may only shrink.
-EXCEPTIONS = {
-    # rewritten by the same rework (mailing.mailing, sms.sms, link.tracker.click
-    # extensions): moved to their own files once it lands
-    "sms_microfunnel/models/mailing_trace.py": {"mailing.trace", "mailing.mailing"},
-    "sms_microfunnel/models/sms_tracker.py": {"sms.tracker", "sms.sms"},
-    "sms_microfunnel/models/link_tracker.py": {"link.tracker.click"},
-}
+EXCEPTIONS = {}
 
 
 def _literal(node):
