@@ -491,3 +491,30 @@ class TestTwilioClaimedQueue(TwilioMockCase):
         self.assertEqual(set(records.mapped("state")), {"pending"})
         self.assertEqual(len(self.sim.posts_to(ALICE)), 1)
         self.assertEqual(len(self.sim.posts_to(BOB)), 1)
+
+    def test_no_departure_outside_the_shared_schedule(self):
+        """On a stalled machine every departure it reserves is already past:
+        the creates are not sent outside the company's schedule (they would
+        crowd the second of the other servers' departures); they wait, nothing
+        sent, and leave once, paced, when the queue retries them."""
+        real = sms_api.reserve_slots
+        calls = []
+
+        def stalled(cr, company_id, count, rate):
+            calls.append(count)
+            return [slot - 1.0 for slot in real(cr, company_id, count, rate)]
+
+        records = self.queue(ALICE) | self.queue(BOB)
+        with patch.object(sms_api, "reserve_slots", stalled):
+            self.send(records)
+        self.assertEqual(calls, [2] * (1 + sms_api.LATE_ROUNDS))
+        self.assertEqual(self.sim.creates(), [], "nothing left outside the schedule")
+        self.assertEqual(set(records.mapped("state")), {"process"})
+        self.assertEqual(set(records.mapped("sms_twilio_hold")), {"retry"})
+        self.assertTrue(all(records.mapped("sms_twilio_hold_until")))
+        # the queue retries them once due, on a machine keeping time again
+        records.write({"sms_twilio_hold_until": fields.Datetime.now()})
+        self.run_queue()
+        self.assertEqual(set(records.mapped("state")), {"pending"})
+        self.assertEqual(len(self.sim.posts_to(ALICE)), 1)
+        self.assertEqual(len(self.sim.posts_to(BOB)), 1)

@@ -696,34 +696,39 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
 
     def _sms_twilio_resend_late(self, transport, outcomes):
         """Creates that missed their departure (nothing was sent) get new
-        departure times from the shared schedule, in the calling thread; in
-        the last round they leave paced by this process only."""
+        departure times from the shared schedule, in the calling thread. A
+        create never leaves outside that schedule: one still late after
+        ``LATE_ROUNDS`` new departures (the machine is stalled) is not sent
+        and waits for a retry (it would crowd the other servers' departures
+        of that second)."""
         company = self._sms_twilio_company()
-        for round_ in range(LATE_ROUNDS):
+        for _round in range(LATE_ROUNDS):
             late = [
                 uuid for uuid, outcome in outcomes.items() if outcome.kind == "late"
             ]
             if not late:
                 return
-            last = round_ == LATE_ROUNDS - 1
-            if not last:
-                with self.env.registry.cursor() as cr:
-                    transport.slots.extend(
-                        reserve_slots(cr, company.id, len(late), transport.rate)
-                    )
+            with self.env.registry.cursor() as cr:
+                transport.slots.extend(
+                    reserve_slots(cr, company.id, len(late), transport.rate)
+                )
             futures = {
                 uuid: transport.executor.submit(
                     transport._create,
                     outcomes[uuid].url,
                     outcomes[uuid].data,
                     outcomes[uuid].auth,
-                    None if last else transport.slots.popleft(),
-                    last,
+                    transport.slots.popleft(),
                 )
                 for uuid in late
             }
             for uuid, future in futures.items():
                 outcomes[uuid] = self._sms_twilio_outcome(future)
+        for outcome in outcomes.values():
+            if outcome.kind == "late":
+                outcome.kind = "not_sent"
+                outcome.error = f"missed its departure time {LATE_ROUNDS + 1} times"
+                outcome.retry_after = backoff_delay(0)
 
     @staticmethod
     def _sms_twilio_outcome(future):
