@@ -45,12 +45,14 @@ import psycopg2.errors
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
+from werkzeug.urls import url_join
 
 from odoo.exceptions import UserError
 from odoo.modules import module as odoo_module
 from odoo.tools import SQL
 
 from odoo.addons.sms_twilio.tools.sms_api import SmsApiTwilio
+from odoo.addons.sms_twilio.tools.sms_twilio import get_twilio_from_number
 
 _logger = logging.getLogger(__name__)
 
@@ -449,6 +451,8 @@ class TwilioTransport:
         self.slots = deque(slots or ())
         self.timeout = timeout
         self.messaging_service_sid = messaging_service_sid
+        # what every create of this send shares (see _sms_twilio_send_request)
+        self.request_parts = None
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max_workers)
         self.session.mount("http://", adapter)
@@ -626,6 +630,43 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
         return company.sms_twilio_account_sid, company.sms_twilio_auth_token
 
     # -- sending ----------------------------------------------------------------
+
+    def _sms_twilio_send_request(self, session, to_number, body, uuid):
+        """Core's request (same URL, auth and fields), its per-company parts
+        computed once per send instead of once per message: the account check,
+        the status callback's base URL and, with one sender number (or a
+        Messaging Service), the sender without parsing the destination."""
+        if not isinstance(session, TwilioTransport):
+            return super()._sms_twilio_send_request(session, to_number, body, uuid)
+        parts = session.request_parts
+        if parts is None:
+            company = self._sms_twilio_company()
+            company._assert_twilio_sid()
+            account_sid = company.sms_twilio_account_sid
+            parts = session.request_parts = {
+                "company": company,
+                "numbers": company.sms_twilio_number_ids,
+                "from": {},
+                "url": f"{TWILIO_API}/2010-04-01/Accounts/{account_sid}/Messages.json",
+                "auth": (account_sid, company.sms_twilio_auth_token),
+                "callback": url_join(company.get_base_url(), "/sms_twilio/status/"),
+            }
+        numbers = parts["numbers"]
+        if session.messaging_service_sid or len(numbers) <= 1:
+            sender = numbers[:1].number or ""  # replaced by the service's SID
+        else:
+            sender = parts["from"].get(to_number)
+            if sender is None:
+                sender = parts["from"][to_number] = (
+                    get_twilio_from_number(parts["company"], to_number).number or ""
+                )
+        data = {
+            "From": sender,
+            "To": to_number,
+            "Body": body,
+            "StatusCallback": parts["callback"] + uuid,
+        }
+        return session.post(parts["url"], data=data, auth=parts["auth"], timeout=5)
 
     def _send_sms_batch(self, messages, delivery_reports_url=False):
         """Send concurrently; see ``SmsApiBase._send_sms_batch`` for the contract.
