@@ -72,6 +72,31 @@ class TestTwilioSending(TwilioMockCase):
         self.assertEqual(sms.state, "sent")
         self.assertEqual(len(self.sim.creates()), 1)
 
+    def test_sender_number_by_destination_country(self):
+        """Core's choice of sender, per message, in one send to two countries
+        (the request's company parts are computed once per send)."""
+        us_number = "+12025550100"
+        self.company.sudo().sms_twilio_number_ids = [
+            (0, 0, {"number": us_number, "country_id": self.env.ref("base.us").id})
+        ]
+        us_contact = "+12025550142"
+        records = self.queue(ALICE) | self.queue(us_contact) | self.queue(BOB)
+        self.send(records)
+        froms = {
+            create["form"]["To"][0]: create["form"]["From"][0]
+            for create in self.sim.creates()
+        }
+        self.assertEqual(
+            froms, {ALICE: OUR_NUMBER, BOB: OUR_NUMBER, us_contact: us_number}
+        )
+        callbacks = [c["form"]["StatusCallback"][0] for c in self.sim.creates()]
+        self.assertEqual(
+            sorted(urlsplit(url).path for url in callbacks),
+            sorted(
+                f"/sms_microfunnel_twilio/status/{u}" for u in records.mapped("uuid")
+            ),
+        )
+
     def test_messaging_service_mode(self):
         self.company.sudo().write(
             {
