@@ -97,6 +97,23 @@ class TestTwilioSending(TwilioMockCase):
             ),
         )
 
+    def test_request_leaves_in_one_write(self):
+        """Headers and form body leave together: a server reading the request
+        is woken once, not once for the headers and again for the body."""
+        writes = []
+
+        class Socket:
+            def sendall(self, data):
+                writes.append(bytes(data))
+
+        connection = sms_api.HTTPConnection("127.0.0.1", 9)
+        connection.sock = Socket()
+        connection.request("POST", "/Messages.json", body=b"To=%2B33612345678")
+        self.assertEqual(len(writes), 1)
+        self.assertTrue(writes[0].startswith(b"POST /Messages.json HTTP/1.1\r\n"))
+        self.assertTrue(writes[0].endswith(b"\r\n\r\nTo=%2B33612345678"))
+        self.assertIn(b"Content-Length: 17\r\n", writes[0])
+
     def test_messaging_service_mode(self):
         self.company.sudo().write(
             {

@@ -222,6 +222,29 @@ class HttpResponse:
         return json.loads(self.content)
 
 
+class _OneWrite:
+    """A request whose body is bytes leaves with its headers in one write:
+    one segment, one wake-up of the server (``http.client`` writes them
+    separately)."""
+
+    def _send_output(self, message_body=None, encode_chunked=False):
+        if not isinstance(message_body, bytes) or encode_chunked:
+            return super()._send_output(message_body, encode_chunked)
+        self._buffer.extend((b"", b""))
+        message = b"\r\n".join(self._buffer) + message_body
+        del self._buffer[:]
+        self.send(message)
+        return None
+
+
+class HTTPConnection(_OneWrite, http.client.HTTPConnection):
+    pass
+
+
+class HTTPSConnection(_OneWrite, http.client.HTTPSConnection):
+    pass
+
+
 class ConnectionPool:
     """Idle keep-alive connections per (scheme, host, port), process-wide."""
 
@@ -244,11 +267,11 @@ class ConnectionPool:
                 return connection, True
             connection.close()
         if scheme == "https":
-            connection = http.client.HTTPSConnection(
+            connection = HTTPSConnection(
                 host, port, timeout=timeout, context=ssl.create_default_context()
             )
         else:
-            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+            connection = HTTPConnection(host, port, timeout=timeout)
         try:
             connection.connect()
             connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
