@@ -534,6 +534,34 @@ class TestTwilioClaimedQueue(TwilioMockCase):
         self.assertEqual(len(self.sim.posts_to(ALICE)), 1)
         self.assertEqual(len(self.sim.posts_to(BOB)), 1)
 
+    def test_departures_reserved_once_requests_are_built(self):
+        """Building the requests (the ORM, a busy machine) takes time: the
+        departures are reserved after it, so none is already past when its
+        create is handed to the HTTP threads."""
+        real_reserve = sms_api.reserve_slots
+        real_build = SmsApiTwilioMicrofunnel._sms_twilio_send_request
+        calls = []
+
+        def reserve(cr, company_id, count, rate):
+            calls.append(count)
+            return real_reserve(cr, company_id, count, rate)
+
+        def slow_build(api, *args, **kwargs):
+            time.sleep(0.1)
+            return real_build(api, *args, **kwargs)
+
+        records = self.queue(ALICE) | self.queue(BOB) | self.queue("+33611111111")
+        with (
+            patch.object(sms_api, "reserve_slots", reserve),
+            patch.object(
+                SmsApiTwilioMicrofunnel, "_sms_twilio_send_request", slow_build
+            ),
+        ):
+            self.send(records)
+        self.assertEqual(calls, [3], "one reservation, none missed")
+        self.assertEqual(set(records.mapped("state")), {"pending"})
+        self.assertEqual(len(self.sim.creates()), 3)
+
     def test_no_departure_outside_the_shared_schedule(self):
         """On a stalled machine every departure it reserves is already past:
         the creates are not sent outside the company's schedule (they would

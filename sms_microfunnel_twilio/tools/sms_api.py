@@ -436,6 +436,15 @@ def get_pacer(key):
         return _pacers.setdefault(key, Pacer())
 
 
+class _Deferred:
+    """The future of a create not submitted yet (see ``TwilioTransport.launch``)."""
+
+    future = None
+
+    def result(self):
+        return self.future.result()
+
+
 @dataclass
 class Outcome:
     """What happened to one create request, decided in a worker thread."""
@@ -476,6 +485,8 @@ class TwilioTransport:
         self.messaging_service_sid = messaging_service_sid
         # what every create of this send shares (see _sms_twilio_send_request)
         self.request_parts = None
+        # creates waiting for their departure times (see launch())
+        self.deferred = None
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max_workers)
         self.session.mount("http://", adapter)
@@ -515,11 +526,25 @@ class TwilioTransport:
         """Queue one message create; the timeout is the transport's own.
 
         Unless ``late_ok``, a create that misses its reserved departure by more
-        than ``LATE_TOLERANCE`` ends as ``late`` without being sent."""
+        than ``LATE_TOLERANCE`` ends as ``late`` without being sent. While
+        ``deferred`` is a list, the create waits there for :meth:`launch`."""
+        args = (self.url(url), self.message_data(data), auth)
+        if self.deferred is not None:
+            pending = _Deferred()
+            self.deferred.append((pending, args, late_ok))
+            return pending
         slot = self.slots.popleft() if self.slots else None
-        return self.executor.submit(
-            self._create, self.url(url), self.message_data(data), auth, slot, late_ok
-        )
+        return self.executor.submit(self._create, *args, slot, late_ok)
+
+    def launch(self, slots):
+        """Submit the deferred creates, one departure time of ``slots`` each:
+        reserved once every request is built, so that building them (the ORM)
+        never eats into their departure times."""
+        self.slots.extend(slots)
+        deferred, self.deferred = self.deferred or [], None
+        for pending, args, late_ok in deferred:
+            slot = self.slots.popleft() if self.slots else None
+            pending.future = self.executor.submit(self._create, *args, slot, late_ok)
 
     def _create(self, url, data, auth, slot=None, late_ok=False):
         outcome = Outcome(
@@ -703,8 +728,9 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
         """
         self._sms_twilio_company()._assert_twilio_sid()
         results, sent = [], []
-        count = sum(len(message.get("numbers") or []) for message in messages)
-        with self._sms_twilio_transport(count) as transport:
+        company = self._sms_twilio_company()
+        with self._sms_twilio_transport() as transport:
+            transport.deferred = []
             for message in messages:
                 body = message.get("content") or ""
                 for number_info in message.get("numbers") or []:
@@ -723,6 +749,13 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
                         )
                         continue
                     sent.append((uuid, future))
+            slots = []
+            if transport.deferred:
+                with self.env.registry.cursor() as cr:
+                    slots = reserve_slots(
+                        cr, company.id, len(transport.deferred), transport.rate
+                    )
+            transport.launch(slots)
             outcomes = {uuid: self._sms_twilio_outcome(future) for uuid, future in sent}
             self._sms_twilio_resend_late(transport, outcomes)
             sent_results = [
