@@ -22,7 +22,7 @@ the last one; for ours the time from the queue's commit to its first create
 
 Then a pacing run: ``--pace-messages`` SMS at a cap of ``--pace-mps`` with the
 largest number of servers; the busiest 1-second and 10-second windows at the
-simulator are printed against the cap (and the quietest full 10-second window).
+simulator are printed against the cap, and the quietest full ones.
 
 Usage (Odoo 19's Python; PostgreSQL as for ``setup/test``)::
 
@@ -62,12 +62,12 @@ def parse_args(argv=None):
     )
     parser.add_argument("--servers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--cron-threads", type=int, default=2, help="per server")
-    parser.add_argument("--messages", type=int, default=2000, help="ours, per run")
+    parser.add_argument("--messages", type=int, default=5000, help="ours, per run")
     parser.add_argument(
         "--core-messages",
         type=int,
         nargs="+",
-        default=[400, 100],
+        default=[1000, 100],
         help="core, per latency (it is slow at 50 ms)",
     )
     parser.add_argument("--mps", type=int, default=5000, help="cap of the runs")
@@ -375,7 +375,9 @@ def run(args, dbname):
         print(f"{latency * 1000:5.0f} ms {core_rate} " + "".join(cells))
     print(
         f"pacing at cap {args.pace_mps}: busiest 1 s {pace['one'][0]} "
-        f"({(pace['one'][0] / args.pace_mps - 1) * 100:+.0f} %), busiest 10 s "
+        f"({(pace['one'][0] / args.pace_mps - 1) * 100:+.0f} %), quietest full 1 s "
+        f"{pace['one'][1]} "
+        f"({((pace['one'][1] or 0) / args.pace_mps - 1) * 100:+.0f} %), busiest 10 s "
         f"{pace['ten'][0]} ({(pace['ten'][0] / 10 / args.pace_mps - 1) * 100:+.0f} %),"
         f" quietest full 10 s {pace['ten'][1]} "
         f"({((pace['ten'][1] or 0) / 10 / args.pace_mps - 1) * 100:+.0f} %)"

@@ -184,7 +184,8 @@ class SmsSms(models.Model):
                 unlink_sent=unlink_sent,
                 raise_exception=raise_exception,
             )
-        self._sms_twilio_ensure_trackers(sms_api.company)
+        if not self.env.context.get("sms_twilio_trackers_ready"):
+            self._sms_twilio_ensure_trackers(sms_api.company)
         held = sms_api.sms_twilio_held = []
         try:
             result = super()._send_with_api(
@@ -679,7 +680,8 @@ class SmsSms(models.Model):
         for company, group in groups:
             sms_api = company._get_sms_api_class()(self.env)
             sms_api._set_company(company)
-            group.with_context(sms_api=sms_api)._send(
+            # the claim made the trackers (_sms_twilio_claim)
+            group.with_context(sms_api=sms_api, sms_twilio_trackers_ready=True)._send(
                 unlink_failed=False, unlink_sent=True, raise_exception=False
             )
         self.env.flush_all()

@@ -72,6 +72,48 @@ class TestTwilioSending(TwilioMockCase):
         self.assertEqual(sms.state, "sent")
         self.assertEqual(len(self.sim.creates()), 1)
 
+    def test_sender_number_by_destination_country(self):
+        """Core's choice of sender, per message, in one send to two countries
+        (the request's company parts are computed once per send)."""
+        us_number = "+12025550100"
+        self.company.sudo().sms_twilio_number_ids = [
+            (0, 0, {"number": us_number, "country_id": self.env.ref("base.us").id})
+        ]
+        us_contact = "+12025550142"
+        records = self.queue(ALICE) | self.queue(us_contact) | self.queue(BOB)
+        self.send(records)
+        froms = {
+            create["form"]["To"][0]: create["form"]["From"][0]
+            for create in self.sim.creates()
+        }
+        self.assertEqual(
+            froms, {ALICE: OUR_NUMBER, BOB: OUR_NUMBER, us_contact: us_number}
+        )
+        callbacks = [c["form"]["StatusCallback"][0] for c in self.sim.creates()]
+        self.assertEqual(
+            sorted(urlsplit(url).path for url in callbacks),
+            sorted(
+                f"/sms_microfunnel_twilio/status/{u}" for u in records.mapped("uuid")
+            ),
+        )
+
+    def test_request_leaves_in_one_write(self):
+        """Headers and form body leave together: a server reading the request
+        is woken once, not once for the headers and again for the body."""
+        writes = []
+
+        class Socket:
+            def sendall(self, data):
+                writes.append(bytes(data))
+
+        connection = sms_api.HTTPConnection("127.0.0.1", 9)
+        connection.sock = Socket()
+        connection.request("POST", "/Messages.json", body=b"To=%2B33612345678")
+        self.assertEqual(len(writes), 1)
+        self.assertTrue(writes[0].startswith(b"POST /Messages.json HTTP/1.1\r\n"))
+        self.assertTrue(writes[0].endswith(b"\r\n\r\nTo=%2B33612345678"))
+        self.assertIn(b"Content-Length: 17\r\n", writes[0])
+
     def test_messaging_service_mode(self):
         self.company.sudo().write(
             {
@@ -488,6 +530,61 @@ class TestTwilioClaimedQueue(TwilioMockCase):
         with patch.object(sms_api, "reserve_slots", reserve):
             self.send(records)
         self.assertEqual(calls, [2, 2], "the late ones reserved new slots")
+        self.assertEqual(set(records.mapped("state")), {"pending"})
+        self.assertEqual(len(self.sim.posts_to(ALICE)), 1)
+        self.assertEqual(len(self.sim.posts_to(BOB)), 1)
+
+    def test_departures_reserved_once_requests_are_built(self):
+        """Building the requests (the ORM, a busy machine) takes time: the
+        departures are reserved after it, so none is already past when its
+        create is handed to the HTTP threads."""
+        real_reserve = sms_api.reserve_slots
+        real_build = SmsApiTwilioMicrofunnel._sms_twilio_send_request
+        calls = []
+
+        def reserve(cr, company_id, count, rate):
+            calls.append(count)
+            return real_reserve(cr, company_id, count, rate)
+
+        def slow_build(api, *args, **kwargs):
+            time.sleep(0.1)
+            return real_build(api, *args, **kwargs)
+
+        records = self.queue(ALICE) | self.queue(BOB) | self.queue("+33611111111")
+        with (
+            patch.object(sms_api, "reserve_slots", reserve),
+            patch.object(
+                SmsApiTwilioMicrofunnel, "_sms_twilio_send_request", slow_build
+            ),
+        ):
+            self.send(records)
+        self.assertEqual(calls, [3], "one reservation, none missed")
+        self.assertEqual(set(records.mapped("state")), {"pending"})
+        self.assertEqual(len(self.sim.creates()), 3)
+
+    def test_no_departure_outside_the_shared_schedule(self):
+        """On a stalled machine every departure it reserves is already past:
+        the creates are not sent outside the company's schedule (they would
+        crowd the second of the other servers' departures); they wait, nothing
+        sent, and leave once, paced, when the queue retries them."""
+        real = sms_api.reserve_slots
+        calls = []
+
+        def stalled(cr, company_id, count, rate):
+            calls.append(count)
+            return [slot - 1.0 for slot in real(cr, company_id, count, rate)]
+
+        records = self.queue(ALICE) | self.queue(BOB)
+        with patch.object(sms_api, "reserve_slots", stalled):
+            self.send(records)
+        self.assertEqual(calls, [2] * (1 + sms_api.LATE_ROUNDS))
+        self.assertEqual(self.sim.creates(), [], "nothing left outside the schedule")
+        self.assertEqual(set(records.mapped("state")), {"process"})
+        self.assertEqual(set(records.mapped("sms_twilio_hold")), {"retry"})
+        self.assertTrue(all(records.mapped("sms_twilio_hold_until")))
+        # the queue retries them once due, on a machine keeping time again
+        records.write({"sms_twilio_hold_until": fields.Datetime.now()})
+        self.run_queue()
         self.assertEqual(set(records.mapped("state")), {"pending"})
         self.assertEqual(len(self.sim.posts_to(ALICE)), 1)
         self.assertEqual(len(self.sim.posts_to(BOB)), 1)

@@ -45,12 +45,14 @@ import psycopg2.errors
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
+from werkzeug.urls import url_join
 
 from odoo.exceptions import UserError
 from odoo.modules import module as odoo_module
 from odoo.tools import SQL
 
 from odoo.addons.sms_twilio.tools.sms_api import SmsApiTwilio
+from odoo.addons.sms_twilio.tools.sms_twilio import get_twilio_from_number
 
 _logger = logging.getLogger(__name__)
 
@@ -220,6 +222,29 @@ class HttpResponse:
         return json.loads(self.content)
 
 
+class _OneWrite:
+    """A request whose body is bytes leaves with its headers in one write:
+    one segment, one wake-up of the server (``http.client`` writes them
+    separately)."""
+
+    def _send_output(self, message_body=None, encode_chunked=False):
+        if not isinstance(message_body, bytes) or encode_chunked:
+            return super()._send_output(message_body, encode_chunked)
+        self._buffer.extend((b"", b""))
+        message = b"\r\n".join(self._buffer) + message_body
+        del self._buffer[:]
+        self.send(message)
+        return None
+
+
+class HTTPConnection(_OneWrite, http.client.HTTPConnection):
+    pass
+
+
+class HTTPSConnection(_OneWrite, http.client.HTTPSConnection):
+    pass
+
+
 class ConnectionPool:
     """Idle keep-alive connections per (scheme, host, port), process-wide."""
 
@@ -242,11 +267,11 @@ class ConnectionPool:
                 return connection, True
             connection.close()
         if scheme == "https":
-            connection = http.client.HTTPSConnection(
+            connection = HTTPSConnection(
                 host, port, timeout=timeout, context=ssl.create_default_context()
             )
         else:
-            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+            connection = HTTPConnection(host, port, timeout=timeout)
         try:
             connection.connect()
             connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -411,6 +436,15 @@ def get_pacer(key):
         return _pacers.setdefault(key, Pacer())
 
 
+class _Deferred:
+    """The future of a create not submitted yet (see ``TwilioTransport.launch``)."""
+
+    future = None
+
+    def result(self):
+        return self.future.result()
+
+
 @dataclass
 class Outcome:
     """What happened to one create request, decided in a worker thread."""
@@ -449,6 +483,10 @@ class TwilioTransport:
         self.slots = deque(slots or ())
         self.timeout = timeout
         self.messaging_service_sid = messaging_service_sid
+        # what every create of this send shares (see _sms_twilio_send_request)
+        self.request_parts = None
+        # creates waiting for their departure times (see launch())
+        self.deferred = None
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max_workers)
         self.session.mount("http://", adapter)
@@ -488,11 +526,25 @@ class TwilioTransport:
         """Queue one message create; the timeout is the transport's own.
 
         Unless ``late_ok``, a create that misses its reserved departure by more
-        than ``LATE_TOLERANCE`` ends as ``late`` without being sent."""
+        than ``LATE_TOLERANCE`` ends as ``late`` without being sent. While
+        ``deferred`` is a list, the create waits there for :meth:`launch`."""
+        args = (self.url(url), self.message_data(data), auth)
+        if self.deferred is not None:
+            pending = _Deferred()
+            self.deferred.append((pending, args, late_ok))
+            return pending
         slot = self.slots.popleft() if self.slots else None
-        return self.executor.submit(
-            self._create, self.url(url), self.message_data(data), auth, slot, late_ok
-        )
+        return self.executor.submit(self._create, *args, slot, late_ok)
+
+    def launch(self, slots):
+        """Submit the deferred creates, one departure time of ``slots`` each:
+        reserved once every request is built, so that building them (the ORM)
+        never eats into their departure times."""
+        self.slots.extend(slots)
+        deferred, self.deferred = self.deferred or [], None
+        for pending, args, late_ok in deferred:
+            slot = self.slots.popleft() if self.slots else None
+            pending.future = self.executor.submit(self._create, *args, slot, late_ok)
 
     def _create(self, url, data, auth, slot=None, late_ok=False):
         outcome = Outcome(
@@ -627,6 +679,43 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
 
     # -- sending ----------------------------------------------------------------
 
+    def _sms_twilio_send_request(self, session, to_number, body, uuid):
+        """Core's request (same URL, auth and fields), its per-company parts
+        computed once per send instead of once per message: the account check,
+        the status callback's base URL and, with one sender number (or a
+        Messaging Service), the sender without parsing the destination."""
+        if not isinstance(session, TwilioTransport):
+            return super()._sms_twilio_send_request(session, to_number, body, uuid)
+        parts = session.request_parts
+        if parts is None:
+            company = self._sms_twilio_company()
+            company._assert_twilio_sid()
+            account_sid = company.sms_twilio_account_sid
+            parts = session.request_parts = {
+                "company": company,
+                "numbers": company.sms_twilio_number_ids,
+                "from": {},
+                "url": f"{TWILIO_API}/2010-04-01/Accounts/{account_sid}/Messages.json",
+                "auth": (account_sid, company.sms_twilio_auth_token),
+                "callback": url_join(company.get_base_url(), "/sms_twilio/status/"),
+            }
+        numbers = parts["numbers"]
+        if session.messaging_service_sid or len(numbers) <= 1:
+            sender = numbers[:1].number or ""  # replaced by the service's SID
+        else:
+            sender = parts["from"].get(to_number)
+            if sender is None:
+                sender = parts["from"][to_number] = (
+                    get_twilio_from_number(parts["company"], to_number).number or ""
+                )
+        data = {
+            "From": sender,
+            "To": to_number,
+            "Body": body,
+            "StatusCallback": parts["callback"] + uuid,
+        }
+        return session.post(parts["url"], data=data, auth=parts["auth"], timeout=5)
+
     def _send_sms_batch(self, messages, delivery_reports_url=False):
         """Send concurrently; see ``SmsApiBase._send_sms_batch`` for the contract.
 
@@ -639,8 +728,9 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
         """
         self._sms_twilio_company()._assert_twilio_sid()
         results, sent = [], []
-        count = sum(len(message.get("numbers") or []) for message in messages)
-        with self._sms_twilio_transport(count) as transport:
+        company = self._sms_twilio_company()
+        with self._sms_twilio_transport() as transport:
+            transport.deferred = []
             for message in messages:
                 body = message.get("content") or ""
                 for number_info in message.get("numbers") or []:
@@ -659,6 +749,13 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
                         )
                         continue
                     sent.append((uuid, future))
+            slots = []
+            if transport.deferred:
+                with self.env.registry.cursor() as cr:
+                    slots = reserve_slots(
+                        cr, company.id, len(transport.deferred), transport.rate
+                    )
+            transport.launch(slots)
             outcomes = {uuid: self._sms_twilio_outcome(future) for uuid, future in sent}
             self._sms_twilio_resend_late(transport, outcomes)
             sent_results = [
@@ -696,34 +793,39 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
 
     def _sms_twilio_resend_late(self, transport, outcomes):
         """Creates that missed their departure (nothing was sent) get new
-        departure times from the shared schedule, in the calling thread; in
-        the last round they leave paced by this process only."""
+        departure times from the shared schedule, in the calling thread. A
+        create never leaves outside that schedule: one still late after
+        ``LATE_ROUNDS`` new departures (the machine is stalled) is not sent
+        and waits for a retry (it would crowd the other servers' departures
+        of that second)."""
         company = self._sms_twilio_company()
-        for round_ in range(LATE_ROUNDS):
+        for _round in range(LATE_ROUNDS):
             late = [
                 uuid for uuid, outcome in outcomes.items() if outcome.kind == "late"
             ]
             if not late:
                 return
-            last = round_ == LATE_ROUNDS - 1
-            if not last:
-                with self.env.registry.cursor() as cr:
-                    transport.slots.extend(
-                        reserve_slots(cr, company.id, len(late), transport.rate)
-                    )
+            with self.env.registry.cursor() as cr:
+                transport.slots.extend(
+                    reserve_slots(cr, company.id, len(late), transport.rate)
+                )
             futures = {
                 uuid: transport.executor.submit(
                     transport._create,
                     outcomes[uuid].url,
                     outcomes[uuid].data,
                     outcomes[uuid].auth,
-                    None if last else transport.slots.popleft(),
-                    last,
+                    transport.slots.popleft(),
                 )
                 for uuid in late
             }
             for uuid, future in futures.items():
                 outcomes[uuid] = self._sms_twilio_outcome(future)
+        for outcome in outcomes.values():
+            if outcome.kind == "late":
+                outcome.kind = "not_sent"
+                outcome.error = f"missed its departure time {LATE_ROUNDS + 1} times"
+                outcome.retry_after = backoff_delay(0)
 
     @staticmethod
     def _sms_twilio_outcome(future):
