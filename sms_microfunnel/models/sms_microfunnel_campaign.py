@@ -4,12 +4,13 @@
 import secrets
 from datetime import timedelta
 
-import pytz
-
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.fields import Domain
 from odoo.tools.safe_eval import safe_eval
+
+from ..tools import send_window
+from .sms_microfunnel_gate import _aware
 
 TARGET_MODELS = [("res.partner", "Contacts"), ("crm.lead", "CRM Leads")]
 # key rates of a funnel (report and alerts)
@@ -641,7 +642,7 @@ class SmsMicrofunnelCampaign(models.Model):
     def _local_label(self, when, tz_name):
         if not when or not tz_name:
             return ""
-        local = pytz.utc.localize(when).astimezone(pytz.timezone(tz_name))
+        local = send_window.utc_to_local(_aware(when), tz_name)
         return local.strftime("%a %Y-%m-%d %H:%M ") + tz_name
 
     def _simulate(self, record, start_at=None):
@@ -664,13 +665,10 @@ class SmsMicrofunnelCampaign(models.Model):
             if step.id in seen:
                 continue
             seen.add(step.id)
-            wait = timedelta(hours=step.wait_hours or 0)
-            if step.wait_mode in ("after_enrollment", "after_parent"):
-                due = anchor + wait
-            else:
-                due = self.env["sms.microfunnel.enrollment"]._date_due(
-                    step, record, self.company_id
-                )
+            # the scheduler's own computation (waits, dates in the zone)
+            due = self.env["sms.microfunnel.enrollment"]._step_due(
+                step, record, self.company_id, start_at, anchor
+            )
             line = {
                 "step_name": step.name,
                 "condition": dict(
