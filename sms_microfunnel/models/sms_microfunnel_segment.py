@@ -179,7 +179,7 @@ class SmsMicrofunnelSegment(models.Model):
             segment.pending_count = counts["pending"]
 
     def _count_members(self):
-        """{total, valid, marketable, pending} in two queries for any size.
+        """{total, valid, marketable, pending} in a few queries for any size.
 
         ``marketable``: the number's marketing status in the segment's company
         is confirmed (with proof) and it is not in ``phone.blacklist``, as the
