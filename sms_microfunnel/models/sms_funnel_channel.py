@@ -85,17 +85,9 @@ class SmsMicrofunnelCampaignChannel(models.AbstractModel):
         if Model._name != "crm.lead":
             return Model.browse()
         name = str(payload.get("name") or "")
-        partner = (
-            self.env["res.partner"]
-            .sudo()
-            .search(
-                [
-                    ("phone_sanitized", "=", number),
-                    ("company_id", "in", [False, self.company_id.id]),
-                ],
-                limit=1,
-            )
-        )
+        Consent = self.env["sms.microfunnel.consent"].sudo()
+        found = Consent._contacts_by_number([number], self.company_id, order=None)
+        partner = found.get(number, self.env["res.partner"].sudo())[:1]
         return Model.create(
             {
                 "name": self.env._(

@@ -599,11 +599,11 @@ class SmsMicrofunnelCampaign(models.Model):
             number = self.env["sms.microfunnel.consent"]._sanitize_number(
                 str(payload["phone"]), company=self.company_id
             )
-            record = Model.search(
-                [("phone_sanitized", "=", number), *company_domain],
-                order="write_date desc",
-                limit=1,
+            Consent = self.env["sms.microfunnel.consent"].sudo()
+            found = Consent._contacts_by_number(
+                [number], self.company_id, self.model_name, order="write_date desc"
             )
+            record = found.get(number, Model.browse())[:1]
             if not record and self.model_name == "res.partner":
                 record = Model.create(
                     {

@@ -215,6 +215,30 @@ class SmsMicrofunnelConsent(models.Model):
         return sanitized
 
     @api.model
+    def _contacts_by_number(
+        self, numbers, company, model_name="res.partner", order="id"
+    ):
+        """{number: records} of ``model_name`` (contacts by default, leads…)
+        reached at each E.164 number in ``company`` (its own records and the
+        shared ones), in ``order``: the one lookup of "the contact of this
+        number in this company".  One query whatever the number of numbers,
+        on the sanitised number's index (``sms.microfunnel.inbound``
+        creates it); numbers without a record are left out."""
+        numbers = sorted({n for n in numbers if n})
+        Model = self.env[model_name]
+        if not numbers:
+            return {}
+        domain = [("phone_sanitized", "in", numbers)]
+        if "company_id" in Model._fields:
+            domain.append(("company_id", "in", [company.id, False]))
+        # order None: the model's own order
+        found = Model.search_fetch(domain, ["phone_sanitized"], order=order)
+        by_number = {}
+        for record in found:
+            by_number.setdefault(record.phone_sanitized, []).append(record.id)
+        return {number: Model.browse(ids) for number, ids in by_number.items()}
+
+    @api.model
     def _get_states(self, numbers, company=None, purpose="marketing", scope=False):
         """{number: state} for E.164 numbers; blacklist and erasure win
         (``_states_sql``, the one resolver of the consent state)."""
