@@ -309,10 +309,7 @@ class SmsMicrofunnelConsent(models.Model):
         selects (or among ``number_list`` when given)."""
         Suppression = self.env["sms.microfunnel.suppression"]
         if number_list is None:
-            Suppression.flush_model(["number_hash"])
-            if not self.env.execute_query(
-                SQL("SELECT 1 FROM sms_microfunnel_suppression LIMIT 1")
-            ):
+            if not Suppression.sudo()._has_any():
                 return set()
             number_list = [
                 number
