@@ -267,14 +267,7 @@ class SmsConsentController(http.Controller):
         Partner = request.env["res.partner"].sudo()
         try:
             with request.env.cr.savepoint():
-                partner = Partner.search(
-                    [
-                        ("phone_sanitized", "=", number),
-                        ("company_id", "in", [company.id, False]),
-                    ],
-                    order="id",
-                    limit=1,
-                )
+                partner = self._sms_number_partners(number, company)[:1]
                 if not partner:
                     partner = Partner.with_company(company).create(
                         {
@@ -408,18 +401,7 @@ class SmsConsentController(http.Controller):
         if not withdrawn:
             partner = self._sms_status(number, company).partner_id
             if not partner:
-                partner = (
-                    request.env["res.partner"]
-                    .sudo()
-                    .search(
-                        [
-                            ("phone_sanitized", "=", number),
-                            ("company_id", "in", [company.id, False]),
-                        ],
-                        order="id",
-                        limit=1,
-                    )
-                )
+                partner = self._sms_number_partners(number, company)[:1]
             request.env["sms.microfunnel.consent.event"].sudo()._record(
                 [
                     {
@@ -473,17 +455,9 @@ class SmsConsentController(http.Controller):
 
     def _sms_number_partners(self, number, company):
         """The contacts of ``company`` (or shared) reached at ``number``."""
-        return (
-            request.env["res.partner"]
-            .sudo()
-            .search(
-                [
-                    ("phone_sanitized", "=", number),
-                    ("company_id", "in", [company.id, False]),
-                ],
-                order="id",
-            )
-        )
+        Consent = request.env["sms.microfunnel.consent"].sudo()
+        found = Consent._contacts_by_number([number], company)
+        return found.get(number, request.env["res.partner"].sudo())
 
     def _sms_preferences_values(self, company, number):
         status = self._sms_status(number, company)

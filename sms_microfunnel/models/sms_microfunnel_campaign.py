@@ -4,15 +4,14 @@
 import secrets
 from datetime import timedelta
 
-import pytz
-
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.fields import Domain
 from odoo.tools import SQL, email_normalize
 from odoo.tools.safe_eval import safe_eval
 
-from ..tools import sql_array
+from ..tools import send_window, sql_array
+from .sms_microfunnel_gate import _aware
 
 TARGET_MODELS = [("res.partner", "Contacts"), ("crm.lead", "CRM Leads")]
 # key rates of a funnel (report and alerts)
@@ -600,11 +599,11 @@ class SmsMicrofunnelCampaign(models.Model):
             number = self.env["sms.microfunnel.consent"]._sanitize_number(
                 str(payload["phone"]), company=self.company_id
             )
-            record = Model.search(
-                [("phone_sanitized", "=", number), *company_domain],
-                order="write_date desc",
-                limit=1,
+            Consent = self.env["sms.microfunnel.consent"].sudo()
+            found = Consent._contacts_by_number(
+                [number], self.company_id, self.model_name, order="write_date desc"
             )
+            record = found.get(number, Model.browse())[:1]
             if not record and self.model_name == "res.partner":
                 record = Model.create(
                     {
@@ -643,7 +642,7 @@ class SmsMicrofunnelCampaign(models.Model):
     def _local_label(self, when, tz_name):
         if not when or not tz_name:
             return ""
-        local = pytz.utc.localize(when).astimezone(pytz.timezone(tz_name))
+        local = send_window.utc_to_local(_aware(when), tz_name)
         return local.strftime("%a %Y-%m-%d %H:%M ") + tz_name
 
     def _simulate(self, record, start_at=None):
@@ -666,13 +665,10 @@ class SmsMicrofunnelCampaign(models.Model):
             if step.id in seen:
                 continue
             seen.add(step.id)
-            wait = timedelta(hours=step.wait_hours or 0)
-            if step.wait_mode in ("after_enrollment", "after_parent"):
-                due = anchor + wait
-            else:
-                due = self.env["sms.microfunnel.enrollment"]._date_due(
-                    step, record, self.company_id
-                )
+            # the scheduler's own computation (waits, dates in the zone)
+            due = self.env["sms.microfunnel.enrollment"]._step_due(
+                step, record, self.company_id, start_at, anchor
+            )
             line = {
                 "step_name": step.name,
                 "condition": dict(
@@ -1200,17 +1196,9 @@ class SmsMicrofunnelCampaign(models.Model):
         if Model._name != "crm.lead":
             return Model.browse()
         name = str(payload.get("name") or "")
-        partner = (
-            self.env["res.partner"]
-            .sudo()
-            .search(
-                [
-                    ("phone_sanitized", "=", number),
-                    ("company_id", "in", [False, self.company_id.id]),
-                ],
-                limit=1,
-            )
-        )
+        Consent = self.env["sms.microfunnel.consent"].sudo()
+        found = Consent._contacts_by_number([number], self.company_id, order=None)
+        partner = found.get(number, self.env["res.partner"].sudo())[:1]
         return Model.create(
             {
                 "name": self.env._(

@@ -216,8 +216,33 @@ class SmsMicrofunnelConsent(models.Model):
         return sanitized
 
     @api.model
+    def _contacts_by_number(
+        self, numbers, company, model_name="res.partner", order="id"
+    ):
+        """{number: records} of ``model_name`` (contacts by default, leads…)
+        reached at each E.164 number in ``company`` (its own records and the
+        shared ones), in ``order``: the one lookup of "the contact of this
+        number in this company".  One query whatever the number of numbers,
+        on the sanitised number's index (``sms.microfunnel.inbound``
+        creates it); numbers without a record are left out."""
+        numbers = sorted({n for n in numbers if n})
+        Model = self.env[model_name]
+        if not numbers:
+            return {}
+        domain = [("phone_sanitized", "in", numbers)]
+        if "company_id" in Model._fields:
+            domain.append(("company_id", "in", [company.id, False]))
+        # order None: the model's own order
+        found = Model.search_fetch(domain, ["phone_sanitized"], order=order)
+        by_number = {}
+        for record in found:
+            by_number.setdefault(record.phone_sanitized, []).append(record.id)
+        return {number: Model.browse(ids) for number, ids in by_number.items()}
+
+    @api.model
     def _get_states(self, numbers, company=None, purpose="marketing", scope=False):
-        """{number: state} for E.164 numbers; blacklist and erasure win."""
+        """{number: state} for E.164 numbers; blacklist and erasure win
+        (``_states_sql``, the one resolver of the consent state)."""
         company = company or self.env.company
         numbers = [n for n in set(numbers) if n]
         states = dict.fromkeys(numbers, "none")
@@ -231,25 +256,37 @@ class SmsMicrofunnelConsent(models.Model):
                 company,
                 purpose=purpose,
                 scope=scope,
+                number_list=numbers,
             )
         )
         states.update(rows)
-        for number in self.env["sms.microfunnel.suppression"]._suppressed(numbers):
-            states[number] = "withdrawn"
         return states
 
     @api.model
-    def _states_sql(self, numbers, company, purpose="marketing", scope=False):
+    def _states_sql(
+        self, numbers, company, purpose="marketing", scope=False, number_list=None
+    ):
         """SQL of the rows ``(number, state)`` for the numbers that the SQL
-        query ``numbers`` selects: the status in ``company``, ``withdrawn``
-        for a number in ``phone.blacklist``, ``none`` without a status.  (The
-        erasure suppression list, keyed, is checked by ``_get_states``.)"""
+        query ``numbers`` selects: the one resolver of the consent state,
+        which every reader uses (the gate, the segments' counts, the records'
+        consent field and its search).
+
+        ``withdrawn`` for a number in ``phone.blacklist`` or on the erasure
+        suppression list, else the status in ``company`` for ``purpose`` and
+        ``scope``, else ``none``.  The suppression list is keyed (no number in
+        clear): the suppressed numbers among those selected are found first
+        (``number_list``: the same numbers as a list, when the caller has
+        them; else one query reads them, and none when the list is empty).
+        """
         self.flush_model(["number", "company_id", "purpose", "scope", "state"])
         self.env["phone.blacklist"].flush_model(["number", "active"])
+        suppressed = sorted(self._suppressed_among(numbers, number_list))
         return SQL(
             """
             SELECT n.number,
-                   CASE WHEN bl.id IS NOT NULL THEN 'withdrawn'
+                   CASE WHEN bl.id IS NOT NULL
+                          OR n.number = ANY(%(suppressed)s::varchar[])
+                        THEN 'withdrawn'
                         ELSE COALESCE(c.state, 'none') END
               FROM (%(numbers)s) AS n(number)
          LEFT JOIN sms_microfunnel_consent c
@@ -261,10 +298,28 @@ class SmsMicrofunnelConsent(models.Model):
              WHERE n.number IS NOT NULL
             """,
             numbers=numbers,
+            suppressed=suppressed,
             company=company.id,
             purpose=purpose,
             scope=scope or "",
         )
+
+    @api.model
+    def _suppressed_among(self, numbers, number_list=None):
+        """The suppressed numbers among those the SQL query ``numbers``
+        selects (or among ``number_list`` when given)."""
+        Suppression = self.env["sms.microfunnel.suppression"]
+        if number_list is None:
+            if not Suppression.sudo()._has_any():
+                return set()
+            number_list = [
+                number
+                for (number,) in self.env.execute_query(
+                    SQL("SELECT DISTINCT n.number FROM (%s) AS n(number)", numbers)
+                )
+                if number
+            ]
+        return Suppression._suppressed(number_list)
 
     @api.model
     def _frequency_caps(self, numbers, company=None):

@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from odoo import api, fields, models
 from odoo.fields import Domain
+from odoo.tools import SQL
 
 from .sms_microfunnel_consent import CONSENT_STATES, FREQUENCIES
 
@@ -44,34 +45,35 @@ class SmsMicrofunnelConsentMixin(models.AbstractModel):
             record.sms_consent_state = states.get(record.phone_sanitized, "none")
 
     def _search_sms_consent_state(self, operator, value):
+        """The records whose number has one of the states: the consent
+        resolver (``_states_sql``: blacklist, erasure suppression, status of
+        the marketing purpose in the current company) over the model's
+        numbers; a record without a number has no consent."""
         if operator not in ("in", "not in"):
             return NotImplemented
-        wanted = set(value)
+        wanted = sorted(set(value) - {False, None})
         Consent = self.env["sms.microfunnel.consent"].sudo()
-        blacklist = self.env["phone.blacklist"].sudo()._search([])
-        listed = Domain("phone_sanitized", "in", blacklist.subselect("number"))
-        # numbers whose stored status is one of the wanted states
-        stored = Consent._search(
-            [
-                ("company_id", "=", self.env.company.id),
-                ("purpose", "=", "marketing"),
-                ("scope", "=", False),
-                ("state", "in", list(wanted - {"none"})),
-            ]
+        self.flush_model(["phone_sanitized"])
+        numbers = SQL(
+            "SELECT DISTINCT phone_sanitized FROM %s WHERE phone_sanitized IS NOT NULL",
+            SQL.identifier(self._table),
         )
-        no_phone = Domain("phone_sanitized", "=", False)
-        not_listed = no_phone | ~listed
-        domain = (
-            Domain("phone_sanitized", "in", stored.subselect("number")) & not_listed
-        )
-        if "none" in wanted:
-            known = Consent._search(
-                [("company_id", "=", self.env.company.id), ("scope", "=", False)]
+        states = Consent._states_sql(numbers, self.env.company)
+
+        def to_sql(model, alias, query):
+            number = model._field_to_sql(alias, "phone_sanitized", query)
+            return SQL(
+                """COALESCE(%(number)s IN (
+                        SELECT s.number FROM (%(states)s) AS s(number, state)
+                         WHERE s.state = ANY(%(wanted)s::varchar[])
+                    ) OR (%(number)s IS NULL AND %(none)s), FALSE)""",
+                number=number,
+                states=states,
+                wanted=wanted,
+                none="none" in wanted,
             )
-            unknown = Domain("phone_sanitized", "not in", known.subselect("number"))
-            domain |= no_phone | (unknown & not_listed)
-        if "withdrawn" in wanted:
-            domain |= listed
+
+        domain = Domain.custom(to_sql=to_sql)
         return ~domain if operator == "not in" else domain
 
     @api.depends("phone_sanitized")

@@ -1,10 +1,9 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from datetime import datetime, time, timedelta
 
-import pytz
-
 from odoo import api, fields, models
 
+from ..tools import send_window
 from .sms_microfunnel_trace import bulk_insert
 
 #: records enrolled per INSERT (bounded memory for 100,000 records and more)
@@ -181,37 +180,64 @@ class SmsMicrofunnelEnrollment(models.Model):
             }
         return {}
 
-    def _due_date(self, step, anchor=None):
+    def _due_date(self, step, anchor=None, zone=None):
         """When ``step`` is due for this enrollment (UTC), or None without a date."""
         self.ensure_one()
-        wait = timedelta(hours=step.wait_hours or 0)
-        if step.wait_mode == "after_enrollment":
-            return self.enrolled_at + wait
-        if step.wait_mode == "after_parent":
-            return (anchor or fields.Datetime.now()) + wait
-        return self._date_due(step, self._record(), self.campaign_id.company_id)
+        return self._step_due(
+            step,
+            self._record,
+            self.campaign_id.company_id,
+            self.enrolled_at,
+            anchor or fields.Datetime.now(),
+            zone=zone,
+            number=self.number,
+        )
 
     @api.model
-    def _date_due(self, step, record, company):
-        """Due time of a step relative to a date field of ``record`` (UTC), or
-        None when the record has no date."""
+    def _step_due(
+        self, step, record, company, enrolled_at, anchor, zone=None, number=None
+    ):
+        """When ``step`` is due (UTC), or None when its date is empty: the one
+        computation of a step's wait, for the scheduler and the dry-run.
+
+        ``record``: the enrolled record, or a function returning it (read
+        only by date-relative steps); ``anchor``: when the previous step went
+        (``after_parent``); ``zone``: the recipient's zone when known (a date
+        without a time means 09:00 there), else the gate's zone resolver is
+        asked for it (``number``: the number it is reached at).
+        """
+        wait = timedelta(hours=step.wait_hours or 0)
+        if step.wait_mode == "after_enrollment":
+            return enrolled_at + wait
+        if step.wait_mode == "after_parent":
+            return anchor + wait
+        record = record() if callable(record) else record
         value = record[step.date_field_id.name]
         if not value:
             return None
         if not isinstance(value, datetime):
-            # a date alone means 09:00 in the recipient's time zone
-            value = self._local_to_utc(
-                datetime.combine(value, time(9, 0)), record, company
-            )
-        wait = timedelta(hours=step.wait_hours or 0)
+            zone = zone or self._recipient_zone(record, company, step, number)
+            local = datetime.combine(value, time(9, 0))
+            value = send_window.local_to_utc(local, zone).replace(tzinfo=None)
         return value - wait if step.wait_mode == "before_date" else value + wait
 
     @api.model
-    def _local_to_utc(self, local, record, company):
-        partner = record if record._name == "res.partner" else record["partner_id"]
-        tz_name = (partner and partner.tz) or company.partner_id.tz or "UTC"
-        zone = pytz.timezone(tz_name)
-        return zone.localize(local).astimezone(pytz.utc).replace(tzinfo=None)
+    def _date_due(self, step, record, company, zone=None):
+        """Due time of a date-relative step of ``record`` (UTC), or None when
+        the record has no date."""
+        return self._step_due(step, record, company, None, None, zone=zone)
+
+    @api.model
+    def _recipient_zone(self, record, company, step, number=None):
+        """The gate's zone of ``record`` reached at ``number`` (default: the
+        record's own number)."""
+        if number is None:
+            number = self._target_numbers(record).get(record.id)
+        return self.env["sms.microfunnel.gate"]._target_zones(
+            [(record.id, record._name, record.id, number)],
+            company,
+            step.message_class or "marketing",
+        )[record.id]
 
     def _exit(self, reason):
         active = self.filtered(lambda e: e.state == "active")

@@ -262,35 +262,22 @@ class SmsMicrofunnelGate(models.AbstractModel):
                 }
                 for trace in traces.sudo()
             }
-        by_model = {}
-        for trace_id in traces.ids:
-            row = rows[trace_id]
-            by_model.setdefault(row["res_model"], set()).add(row["res_id"])
-        info = {}
-        for model_name, res_ids in by_model.items():
-            # missing records are left out by the query itself
-            targets = self.env[model_name].sudo().browse(sorted(res_ids))
-            for recipient in self._recipients_from_records(targets, company):
-                info[(model_name, recipient.res_id)] = recipient
-        recipients = []
-        for trace_id in traces.ids:
-            row = rows[trace_id]
-            target = info.get((row["res_model"], row["res_id"]))
-            number = row["number"] or False
-            recipient = _Recipient(
-                trace_id,
-                number or (target and target.raw) or False,
-                number,
-                res_id=row["res_id"],
-                tz=target and target.tz,
-                country=target and target.country,
-                state=target and target.state,
-                zip=target and target.zip,
-                scope=f"sms.microfunnel.campaign,{row['campaign_id']}"
-                if row["campaign_id"]
-                else False,
-            )
-            recipients.append(recipient)
+        recipients = self._recipients_from_targets(
+            [
+                (
+                    trace_id,
+                    rows[trace_id]["res_model"],
+                    rows[trace_id]["res_id"],
+                    rows[trace_id]["number"],
+                )
+                for trace_id in traces.ids
+            ],
+            company,
+        )
+        for recipient in recipients:
+            campaign_id = rows[recipient.key]["campaign_id"]
+            if campaign_id:
+                recipient.scope = f"sms.microfunnel.campaign,{campaign_id}"
         decisions = self._decide(recipients, message_class, company, when_utc)
         return {decision["key"]: decision for decision in decisions}
 
@@ -833,9 +820,98 @@ class SmsMicrofunnelGate(models.AbstractModel):
         )
 
     @api.model
-    def _recipient_rules(self, recipient, index, area_map, fallback, company_tz):
-        """(policies, holiday regions, zones) that apply to one recipient."""
-        number = recipient.number
+    def _recipient_zones(
+        self, recipients, company, message_class="marketing", when_utc=None
+    ):
+        """The recipients' zones (a tuple per recipient, in input order): the
+        one place a recipient's zone is resolved, for the gate's windows and
+        for every other caller (send-time slots, local send hour, dates of
+        date-relative steps).
+
+        The contact's zone; else the zone of a French overseas postcode;
+        else the number's zones; else the zones of the policies of its
+        country (``message_class``), or the number's zones as the phone
+        library knows them when no policy applies; else the company's.  One
+        query (the applicable policies) per call, whatever the number of
+        recipients; recipients sharing a number prefix and an address are
+        worked out once.
+        """
+        when = _aware(when_utc or fields.Datetime.now())
+        context = self._window_context(message_class, company, when)
+        profiles = {}
+        zones = []
+        for recipient in recipients:
+            number = recipient.number or ""
+            profile = (
+                number[:7],
+                len(number),
+                recipient.tz,
+                recipient.country,
+                recipient.state,
+                recipient.zip,
+            )
+            if profile not in profiles:
+                profiles[profile] = self._recipient_rules(
+                    recipient, *context, zones_only=True
+                )[2]
+            zones.append(profiles[profile])
+        return zones
+
+    @api.model
+    def _recipients_from_targets(self, targets, company):
+        """Recipients of ``targets`` (``[(key, model, res_id, number)]``): the
+        record's zone and address reached at ``number`` (one query per
+        model; a missing record leaves the number alone)."""
+        by_model = {}
+        for _key, model_name, res_id, _number in targets:
+            if model_name and res_id:
+                by_model.setdefault(model_name, set()).add(res_id)
+        info = {}
+        for model_name, res_ids in by_model.items():
+            # missing records are left out by the query itself
+            records = self.env[model_name].sudo().browse(sorted(res_ids))
+            for recipient in self._recipients_from_records(records, company):
+                info[(model_name, recipient.res_id)] = recipient
+        recipients = []
+        for key, model_name, res_id, number in targets:
+            target = info.get((model_name, res_id))
+            number = number or False
+            recipients.append(
+                _Recipient(
+                    key,
+                    number or (target and target.raw) or False,
+                    number,
+                    res_id=res_id,
+                    tz=target and target.tz,
+                    country=target and target.country,
+                    state=target and target.state,
+                    zip=target and target.zip,
+                )
+            )
+        return recipients
+
+    @api.model
+    def _target_zones(self, targets, company, message_class="marketing", when_utc=None):
+        """{key: zone} of ``targets`` (``[(key, model, res_id, number)]``):
+        the first zone ``_recipient_zones`` gives (the one the gate names)."""
+        recipients = self._recipients_from_targets(targets, company)
+        zones = self._recipient_zones(recipients, company, message_class, when_utc)
+        return {
+            recipient.key: found[0]
+            for recipient, found in zip(recipients, zones, strict=True)
+        }
+
+    @api.model
+    def _recipient_rules(
+        self, recipient, index, area_map, fallback, company_tz, zones_only=False
+    ):
+        """(policies, holiday regions, zones) that apply to one recipient;
+        without a policy, no regions and no zones unless ``zones_only``
+        (the zone resolver, ``_recipient_zones``, asks for them anyway)."""
+        number = recipient.number or ""
+        if not number:
+            zone = recipient.tz if _valid_zone(recipient.tz) else company_tz
+            return [], (), (zone,)
         region = number_region(number)
         # the French overseas regions share the French policies
         country = send_window.policy_country(region)
@@ -857,7 +933,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
         for state in states:
             own += list(index.get((country, state), ()))
         chosen = own or list(fallback or ())
-        if not chosen:
+        if not chosen and not zones_only:
             return [], (), ()
 
         postcode_region = None

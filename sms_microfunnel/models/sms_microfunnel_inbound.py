@@ -495,17 +495,10 @@ class SmsMicrofunnelInbound(models.Model):
         Lead = self.env["crm.lead"]
         if not number:
             return Partner, Lead
-        company_domain = [("company_id", "in", [company.id, False])]
-        partner = Partner.search(
-            [("phone_sanitized", "=", number), *company_domain],
-            order="write_date desc, id desc",
-            limit=1,
-        )
-        lead = Lead.search(
-            [("phone_sanitized", "=", number), *company_domain],
-            order="write_date desc, id desc",
-            limit=1,
-        )
+        lookup = self.env["sms.microfunnel.consent"]._contacts_by_number
+        latest = "write_date desc, id desc"
+        partner = lookup([number], company, order=latest).get(number, Partner)[:1]
+        lead = lookup([number], company, "crm.lead", latest).get(number, Lead)[:1]
         return partner or lead.partner_id, lead
 
     def _reply_lang(self):

@@ -184,8 +184,8 @@ class SmsMicrofunnelSegment(models.Model):
         ``marketable``: the number's marketing status in the segment's company
         is confirmed (with proof) and it is not in ``phone.blacklist``, as the
         compliance gate decides.  ``pending``: a double opt-in is pending.
-        Erased numbers are not counted apart: their status is deleted with the
-        erasure and no opt-in can be recorded for them again.
+        The states are the consent resolver's (``_states_sql``): an erased
+        number counts as withdrawn.
         """
         self.ensure_one()
         empty = dict.fromkeys(("total", "valid", "marketable", "pending"), 0)

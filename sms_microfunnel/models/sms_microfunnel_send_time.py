@@ -18,9 +18,9 @@ minimum sample; without enough history the step's slot applies.  The
 history is the send-time analysis (``sms.microfunnel.send.time.report``), so
 the figures a team reads are the ones the funnel acts on.
 
-The recipient's zone is the gate's (contact, number, policy zones); when no
-policy applies (transactional SMS without a window), it is resolved the same
-way: the contact's zone, else the number's, else the company's.
+The recipient's zone is the gate's: the decision's zone, else (no policy
+applied: transactional SMS without a window) the gate's zone resolver
+(``sms.microfunnel.gate._recipient_zones``) for the same recipient.
 """
 
 from collections import defaultdict
@@ -162,7 +162,7 @@ class SmsMicrofunnelSendTime(models.AbstractModel):
         if not live:
             return decisions
         missing = [item for item in live if not decisions[item["key"]].get("tz")]
-        zones = self._recipient_zones(missing, company) if missing else {}
+        zones = self._item_zones(missing, company, when) if missing else {}
         best = self._best_hours(
             [item for item in live if item["step"].send_best_hour], company
         )
@@ -226,56 +226,46 @@ class SmsMicrofunnelSendTime(models.AbstractModel):
     # -- time zones ---------------------------------------------------------------
 
     @api.model
-    def _recipient_zones(self, items, company):
-        """{item key: zone} resolved as the gate does: the contact's zone,
-        else the number's, else the company's (one query per target model)."""
-        gate = self.env["sms.microfunnel.gate"]
-        by_model = defaultdict(set)
+    def _item_zones(self, items, company, when):
+        """{item key: zone} from the gate's zone resolver (one batch per
+        message class: the policies' zones are those of the step's class)."""
+        by_class = defaultdict(list)
         for item in items:
-            if item.get("model") and item.get("res_id"):
-                by_model[item["model"]].add(item["res_id"])
-        contact_tz = {}
-        for model_name, res_ids in by_model.items():
-            # missing records are left out by the query itself
-            records = self.env[model_name].sudo().browse(sorted(res_ids))
-            for recipient in gate._recipients_from_records(records, company):
-                contact_tz[(model_name, recipient.res_id)] = recipient.tz
-        company_tz = company.partner_id.tz
-        company_tz = company_tz if _valid_zone(company_tz) else "UTC"
+            by_class[item["step"].message_class or "marketing"].append(
+                (item["key"], item.get("model"), item.get("res_id"), item.get("number"))
+            )
         zones = {}
-        for item in items:
-            zone = contact_tz.get((item.get("model"), item.get("res_id")))
-            number = item.get("number")
-            if not _valid_zone(zone):
-                zone = next(
-                    (
-                        z
-                        for z in (send_window.tz_candidates(number) if number else ())
-                        if _valid_zone(z)
-                    ),
-                    None,
-                )
-            if not zone and number:
-                zone = next(iter(gate._phone_zones(number)), None)
-            zones[item["key"]] = zone or company_tz
+        gate = self.env["sms.microfunnel.gate"]
+        for message_class, targets in by_class.items():
+            zones.update(gate._target_zones(targets, company, message_class, when))
         return zones
 
     @api.model
     def _compute_local_time(self, traces):
         """Local weekday and hour at which each trace was queued (the
-        recipient's zone recorded at dispatch, else the contact's or the
-        company's zone)."""
+        recipient's zone recorded at dispatch, else the gate's zone of the
+        recipient: one batch per company and message class)."""
+        batches = defaultdict(list)
+        for trace in traces:
+            if trace.queued_at and not _valid_zone(trace.send_tz):
+                enrollment = trace.enrollment_id
+                batches[
+                    (trace.company_id, trace.step_id.message_class or "marketing")
+                ].append(
+                    (trace.id, enrollment.res_model, enrollment.res_id, trace.number)
+                )
+        zones = {}
+        gate = self.env["sms.microfunnel.gate"]
+        for (company, message_class), targets in batches.items():
+            zones.update(
+                gate._target_zones(targets, company or self.env.company, message_class)
+            )
         for trace in traces:
             if not trace.queued_at:
                 trace.send_weekday = False
                 trace.send_hour = False
                 continue
-            zone = (
-                trace.send_tz
-                or trace.enrollment_id.partner_id.tz
-                or trace.company_id.partner_id.tz
-            )
-            zone = zone if _valid_zone(zone) else "UTC"
+            zone = trace.send_tz if _valid_zone(trace.send_tz) else zones[trace.id]
             weekday, hour = send_window.local_weekday_hour(
                 _aware(trace.queued_at), zone
             )

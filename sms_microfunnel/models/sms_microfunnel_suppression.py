@@ -20,7 +20,7 @@ import hmac
 import secrets
 
 from odoo import api, fields, models
-from odoo.tools import SQL, config
+from odoo.tools import SQL, config, ormcache
 
 from ..tools import sms_crypto, sql_array
 
@@ -45,6 +45,28 @@ class SmsMicrofunnelSuppression(models.Model):
     _number_hash_unique = models.UniqueIndex(
         "(number_hash)", "This number is already suppressed."
     )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        self.env.registry.clear_cache()  # _has_any
+        return super().create(vals_list)
+
+    def unlink(self):
+        self.env.registry.clear_cache()  # _has_any
+        return super().unlink()
+
+    @api.model
+    @ormcache()
+    def _has_any(self):
+        """Whether any number is suppressed (cached: the readers that select
+        their numbers in SQL read them back only when the list is not
+        empty)."""
+        self.flush_model(["number_hash"])
+        return bool(
+            self.env.execute_query(
+                SQL("SELECT 1 FROM sms_microfunnel_suppression LIMIT 1")
+            )
+        )
 
     @api.model
     def _key(self):

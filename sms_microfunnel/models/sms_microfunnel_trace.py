@@ -366,12 +366,17 @@ class SmsMicrofunnelTrace(models.Model):
                     group.mapped("res_id")
                 ).fetch([f.name for f in steps.date_field_id if f.model == model_name])
         now = fields.Datetime.now()
+        zones = self._schedule_zones(steps, enrollments)
         vals_list = []
         for step in steps:
             variants = step._pick_variants(len(enrollments))
             for enrollment, variant in zip(enrollments, variants, strict=True):
                 parent = parents.get(enrollment.id, self.browse())
-                due = enrollment._due_date(step, anchor=parent.queued_at or now)
+                due = enrollment._due_date(
+                    step,
+                    anchor=parent.queued_at or now,
+                    zone=zones.get((step.message_class or "marketing", enrollment.id)),
+                )
                 vals = {
                     "enrollment_id": enrollment.id,
                     "step_id": step.id,
@@ -394,6 +399,30 @@ class SmsMicrofunnelTrace(models.Model):
             [v["due_at"] for v in vals_list if v["state"] == "scheduled"]
         )
         return traces.with_env(self.env)
+
+    @api.model
+    def _schedule_zones(self, steps, enrollments):
+        """{(message class, enrollment id): zone} of the enrollments when a
+        step is due on a date without a time (09:00 in the recipient's zone):
+        the gate's zone resolver, one batch per company and message class."""
+        classes = {
+            step.message_class or "marketing"
+            for step in steps
+            if step.wait_mode in ("before_date", "after_date")
+            and step.date_field_id.ttype == "date"
+        }
+        zones = {}
+        gate = self.env["sms.microfunnel.gate"]
+        for message_class in classes:
+            for company, group in enrollments.grouped("company_id").items():
+                targets = [(e.id, e.res_model, e.res_id, e.number) for e in group]
+                found = gate._target_zones(
+                    targets, company or self.env.company, message_class
+                )
+                zones.update(
+                    ((message_class, key), zone) for key, zone in found.items()
+                )
+        return zones
 
     @api.model
     def _dispatch_crons(self):
@@ -1013,9 +1042,8 @@ class SmsMicrofunnelTrace(models.Model):
                     "trace_status": "outgoing",
                 }
             )
-            zone = (
-                vals.get("send_tz") or row["send_tz"] or row["partner_tz"] or company_tz
-            )
+            # the gate's zone of the recipient, recorded with the decision
+            zone = vals.get("send_tz") or row["send_tz"] or company_tz
             if zone not in zones:
                 weekday, hour = send_window.local_weekday_hour(
                     _aware(now), zone if _valid_zone(zone) else "UTC"

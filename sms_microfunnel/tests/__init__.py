@@ -31,3 +31,4 @@ from . import test_funnel_builder
 from . import test_funnel_screens
 from . import test_funnel_dispatch_chunks
 from . import test_funnel_sms_mailing
+from . import test_resolvers

@@ -296,14 +296,15 @@ class SmsMicrofunnelConsentImport(models.TransientModel):
                 tracking_disable=True, mail_create_nolog=True, mail_notrack=True
             )
         )
-        found = Partner.search_fetch(
-            [("phone_sanitized", "in", list(rows_by_number))],
-            ["phone_sanitized", "country_id"],
-            order="id",
+        found = (
+            self.env["sms.microfunnel.consent"]
+            .sudo()
+            ._contacts_by_number(rows_by_number, self.company_id)
         )
-        partners = {}
-        for partner in found:
-            partners.setdefault(partner.phone_sanitized, partner)
+        partners = {
+            number: records[:1].with_env(Partner.env)
+            for number, records in found.items()
+        }
         langs = {code for code, _name in self.env["res.lang"].get_installed()}
         new_numbers = [n for n in rows_by_number if n not in partners]
         new_vals = []

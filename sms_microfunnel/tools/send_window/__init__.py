@@ -85,7 +85,8 @@ Send slots (a funnel step's preferred hours, narrower than the legal window)
     spans)`` and ``hour_slot(weekday, hour)`` build a slot ``Policy``;
     ``next_in_slot(candidates, slot, slot_tz, when_utc)`` is the first instant
     in the slot *and* the legal window; ``best_hour(cells, ...)`` picks the
-    hour of the week with the best click/reply rate; ``local_weekday_hour``.
+    hour of the week with the best click/reply rate; ``local_weekday_hour``,
+    ``local_to_utc`` and ``utc_to_local`` convert between UTC and a zone's clock.
 
 All instants taken are aware ``datetime`` objects (a naive one raises
 ``ValueError``); all instants returned are aware UTC.
@@ -111,9 +112,11 @@ from .slots import (
     SLOT_PRESETS,
     best_hour,
     hour_slot,
+    local_to_utc,
     local_weekday_hour,
     next_in_slot,
     slot_policy,
+    utc_to_local,
 )
 from .windows import (
     DEFAULT_HORIZON_DAYS,
@@ -147,6 +150,7 @@ __all__ = [
     "hour_slot",
     "is_allowed",
     "is_allowed_multi",
+    "local_to_utc",
     "local_weekday_hour",
     "nanp_region",
     "next_allowed",
@@ -159,4 +163,5 @@ __all__ = [
     "strictest",
     "tz_candidates",
     "tz_for_number",
+    "utc_to_local",
 ]

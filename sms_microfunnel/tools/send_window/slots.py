@@ -1,10 +1,13 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Send slots: a funnel step's preferred hours, and the best hour of the week."""
 
+from datetime import timezone
 from types import MappingProxyType
 
 from .policy import WEEKDAYS, Policy, _days, _weekday, policy_from_dict
 from .windows import DEFAULT_HORIZON_DAYS, _as_utc, _zone, next_allowed_multi
+
+_UTC = timezone.utc
 
 #: Preset send slots by key, in the recipient's wall-clock time.  A slot only
 #: narrows the legal window, it never widens it (``next_in_slot``).
@@ -82,8 +85,20 @@ def next_in_slot(
 def local_weekday_hour(when_utc, tz_name):
     """``(weekday, hour)`` of ``when_utc`` read on the clock of ``tz_name``
     (Monday = 0)."""
-    local = _as_utc(when_utc).astimezone(_zone(tz_name))
+    local = utc_to_local(when_utc, tz_name)
     return local.weekday(), local.hour
+
+
+def local_to_utc(local, tz_name):
+    """The aware UTC instant of the naive wall-clock time ``local`` read on
+    the clock of ``tz_name`` (the only naive value this package takes)."""
+    return local.replace(tzinfo=_zone(tz_name)).astimezone(_UTC)
+
+
+def utc_to_local(when_utc, tz_name):
+    """``when_utc`` as an aware datetime on the clock of ``tz_name`` (the only
+    instant this package returns in another zone than UTC)."""
+    return _as_utc(when_utc).astimezone(_zone(tz_name))
 
 
 def best_hour(cells, min_sample=1, min_cell_sample=1):
