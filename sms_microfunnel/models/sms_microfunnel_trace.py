@@ -21,11 +21,12 @@ rolled back as a whole and the trace is picked up again).
 
 import json
 import logging
+import os
 import random
 import re
 import string
 import time
-from uuid import uuid4
+from uuid import UUID
 
 import psycopg2
 
@@ -88,6 +89,15 @@ def suffix_short_links(body, base_url, sms_id):
     return body
 
 
+def _uuid4_hexes(count):
+    """``uuid4().hex`` of ``count`` SMS, from one read of the system's
+    random source instead of one per SMS."""
+    raw = os.urandom(16 * count)
+    return (
+        UUID(bytes=raw[i : i + 16], version=4).hex for i in range(0, 16 * count, 16)
+    )
+
+
 def reserve_ids(env, model_name, count):
     """``count`` new ids of ``model_name``'s table (one query)."""
     if not count:
@@ -141,6 +151,16 @@ def _column_value(field, value):
     return value
 
 
+def _column_values(field, values):
+    """``_column_value`` of each of ``values`` (a loop per type, not a call
+    per value: chunks hold tens of thousands of rows)."""
+    if field.type == "boolean":
+        return [bool(v) for v in values]
+    if field.column_type[1] == "jsonb" or field.type == "many2one":
+        return [_column_value(field, v) for v in values]
+    return [None if v is False else v for v in values]
+
+
 def insert_parts(model, arrays_by_name, constants_by_name=None):
     """The columns of an INSERT of ``model``'s rows: ``(arrays, constants)``,
     lists of ``(column, cast, values)`` and ``(column, cast, value)``.
@@ -171,7 +191,7 @@ def insert_parts(model, arrays_by_name, constants_by_name=None):
     for fname, field in stored.items():
         cast = _column_cast(field)
         if fname in arrays_by_name:
-            values = [_column_value(field, v) for v in arrays_by_name[fname]]
+            values = _column_values(field, arrays_by_name[fname])
             arrays.append((fname, cast, values))
             continue
         if fname in constants_by_name:
@@ -1026,6 +1046,7 @@ class SmsMicrofunnelTrace(models.Model):
         zones = {}
         company_tz = company.partner_id.tz
         code_size = self.env["mailing.trace"].CODE_SIZE
+        uuids = _uuid4_hexes(len(sms_ids))
         for tid, composed, sms_id in zip(self.ids, composed_list, sms_ids, strict=True):
             row = rows[tid]
             vals = updates.setdefault(tid, {})
@@ -1036,7 +1057,7 @@ class SmsMicrofunnelTrace(models.Model):
             sms_rows.append(
                 {
                     "id": sms_id,
-                    "uuid": uuid4().hex,
+                    "uuid": next(uuids),
                     "number": row["number"],
                     "body": composed["text"],
                     "partner_id": row["partner_id"],
