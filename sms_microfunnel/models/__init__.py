@@ -10,7 +10,6 @@ from . import res_partner
 from . import crm_lead
 from . import ir_http
 from . import sms_microfunnel_inbound
-from . import sms_funnel_channel
 from . import sms_microfunnel_campaign
 from . import sms_microfunnel_step
 from . import sms_microfunnel_step_variant
@@ -31,4 +30,5 @@ from . import sms_template
 from . import sms_microfunnel_interest
 from . import sms_microfunnel_segment
 from . import mailing_trace
+from . import mailing_mailing
 from . import mail_activity

@@ -72,19 +72,3 @@ class MailingTrace(models.Model):
         traces = super().set_canceled(domain=domain)
         traces._sms_funnel_notify("canceled")
         return traces
-
-
-class MailingMailing(models.Model):
-    _inherit = "mailing.mailing"
-
-    def _get_seen_list(self):
-        """A funnel email step sends once per enrollment, not once per address
-        for ever: a re-enrolled record gets it again."""
-        funnel_step = (
-            self.env["sms.microfunnel.step"]
-            .sudo()
-            .search_count([("mailing_id", "=", self.id)], limit=1)
-        )
-        if funnel_step:
-            return set()
-        return super()._get_seen_list()

@@ -9,7 +9,7 @@ import pytz
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.fields import Domain
-from odoo.tools import SQL
+from odoo.tools import SQL, email_normalize
 from odoo.tools.safe_eval import safe_eval
 
 from ..tools import sql_array
@@ -39,11 +39,7 @@ STEP_MEASURES = [
 class SmsMicrofunnelCampaign(models.Model):
     _name = "sms.microfunnel.campaign"
     _description = "SMS Funnel"
-    _inherit = [
-        "mail.thread",
-        "mail.activity.mixin",
-        "sms.microfunnel.campaign.channel",  # sms_funnel_channel.py
-    ]
+    _inherit = ["mail.thread", "mail.activity.mixin"]
     _order = "create_date desc, id desc"
 
     name = fields.Char(required=True, tracking=True)
@@ -1158,3 +1154,161 @@ class SmsMicrofunnelCampaign(models.Model):
             }
             for step, variant, *values in groups
         ]
+
+    # -- targets, activity entry point, dry-run of non-SMS steps -------------
+
+    entry_activity_type_id = fields.Many2one(
+        "mail.activity.type",
+        "Enroll on Done Activity",
+        help="When an activity of this type (e.g. “Call not answered”) is marked "
+        "as done on a record of the funnel's target (or on a record whose contact "
+        "is, for contact funnels), that record is enrolled while the funnel runs.",
+    )
+
+    @api.model
+    def _selection_target_models(self):
+        """Models a funnel can target, as Odoo mailings choose theirs: every
+        model with a sanitised phone number and a chatter (``mail.thread.phone``:
+        contacts, leads, mailing contacts, event registrations…)."""
+        registry = self.env.registry
+        phone_thread = registry["mail.thread.phone"]
+        names = [
+            name
+            for name, model in registry.items()
+            if not model._abstract
+            and not model._transient
+            and model._auto
+            and name != "mail.thread.phone"
+            and issubclass(model, phone_thread)
+        ]
+        labels = {
+            model.model: model.name
+            for model in self.env["ir.model"]
+            .sudo()
+            .search_fetch([("model", "in", names)], ["model", "name"])
+        }
+        first = ["res.partner", "crm.lead"]
+        ordered = [n for n in first if n in names] + sorted(
+            (n for n in names if n not in first), key=lambda n: labels.get(n, n)
+        )
+        return [(name, labels.get(name, name)) for name in ordered]
+
+    def _event_create_target(self, Model, number, payload):
+        """An unknown caller of an external event (e.g. a missed call) on a
+        lead funnel becomes a new lead; other models are not created."""
+        self.ensure_one()
+        if Model._name != "crm.lead":
+            return Model.browse()
+        name = str(payload.get("name") or "")
+        partner = (
+            self.env["res.partner"]
+            .sudo()
+            .search(
+                [
+                    ("phone_sanitized", "=", number),
+                    ("company_id", "in", [False, self.company_id.id]),
+                ],
+                limit=1,
+            )
+        )
+        return Model.create(
+            {
+                "name": self.env._(
+                    "%(funnel)s: %(contact)s",
+                    funnel=self.name,
+                    contact=name or partner.name or number,
+                ),
+                "type": "lead",
+                "contact_name": name or partner.name or False,
+                "partner_id": partner.id,
+                "phone": number,
+                "company_id": self.company_id.id,
+                "user_id": self.user_id.id,
+            }
+        )
+
+    @api.model
+    def _enroll_from_activities(self, activities):
+        """Enroll the records of done activities in the running funnels whose
+        entry point is their activity type (e.g. a call not answered)."""
+        activities = activities.sudo().filtered(
+            lambda a: a.activity_type_id and a.res_model and a.res_id
+        )
+        if not activities:
+            return self.browse()
+        funnels = self.sudo().search(
+            [
+                ("state", "=", "running"),
+                ("entry_activity_type_id", "in", activities.activity_type_id.ids),
+            ]
+        )
+        enrolled = self.env["sms.microfunnel.enrollment"]
+        for funnel in funnels:
+            for activity in activities.filtered(
+                lambda a, f=funnel: a.activity_type_id == f.entry_activity_type_id
+            ):
+                record = self.env[activity.res_model].sudo().browse(activity.res_id)
+                if not record.exists():
+                    continue
+                if record._name != funnel.model_name:
+                    partner = (
+                        record["partner_id"] if "partner_id" in record._fields else None
+                    )
+                    if funnel.model_name != "res.partner" or not partner:
+                        continue
+                    record = partner
+                if "company_id" in record._fields and record.company_id not in (
+                    funnel.company_id,
+                    self.env["res.company"],
+                ):
+                    continue
+                values = {
+                    "activity": activity.summary or activity.activity_type_id.name
+                }
+                if activity.feedback:
+                    values["feedback"] = activity.feedback
+                enrolled |= funnel._enroll(record, values=values)
+        return enrolled
+
+    # -- dry-run --------------------------------------------------------------
+
+    def _simulate_channel_step(self, step, record, due):
+        """Dry-run line values of a non-SMS step for ``record``."""
+        self.ensure_one()
+        line = {"send_at": due, "outcome": "allow", "reason": ""}
+        if step.step_type == "email":
+            recipients = record._message_get_default_recipients().get(record.id, {})
+            emails = [
+                email_normalize(e, strict=False)
+                for e in (recipients.get("email_to") or "").split(",")
+                if e.strip()
+            ] + self.env["res.partner"].browse(recipients.get("partner_ids")).mapped(
+                "email_normalized"
+            )
+            emails = [e for e in emails if e]
+            blacklisted = (
+                self.env["mail.blacklist"]
+                .sudo()
+                .search_count([("email", "in", emails)], limit=1)
+            )
+            if not emails:
+                line.update(outcome="canceled", reason="no_email")
+            elif blacklisted:
+                line.update(outcome="canceled", reason="email_blacklisted")
+            subject = step.mail_template_id._render_field("subject", record.ids)
+            line["text"] = self.env._(
+                "Email “%(subject)s” to %(email)s",
+                subject=subject.get(record.id) or "",
+                email=", ".join(emails) or "—",
+            )
+        elif step.step_type == "activity":
+            user = self.env["sms.microfunnel.trace"]._channel_assignee(step, record)
+            line["text"] = self.env._(
+                "%(type)s for %(user)s, due %(days)s day(s) later",
+                type=step.activity_type_id.name,
+                user=user.name or "—",
+                days=step.activity_delay_days,
+            )
+        elif step.step_type == "crm_update":
+            line["text"] = step._crm_update_summary()
+        return line

@@ -9,12 +9,13 @@ from odoo.tools.mail import TEXT_URL_REGEX
 from .sms_microfunnel_send_time import SLOT_PRESETS
 
 URL_PATTERN = re.compile(TEXT_URL_REGEX)
+EMAIL_CONDITIONS = ("opened", "not_opened")
+ACTIVITY_CONDITIONS = ("activity_done", "activity_not_done")
 
 
 class SmsMicrofunnelStep(models.Model):
     _name = "sms.microfunnel.step"
     _description = "SMS Funnel Step"
-    _inherit = ["sms.microfunnel.step.channel"]  # sms_funnel_channel.py
     _order = "sequence, id"
     _parent_name = "parent_id"
 
@@ -454,3 +455,249 @@ class SmsMicrofunnelStep(models.Model):
             assigned[variant.id] += 1
             picks.append(variant)
         return picks
+
+    # -- email, activity and CRM update settings -------------------------------
+
+    # email
+    mail_template_id = fields.Many2one(
+        "mail.template",
+        "Email Template",
+        domain="[('model', '=', model_name)]",
+        help="Sent to the enrolled record through Odoo's mailing engine (mail "
+        "queue, blacklist, opt-out, open and click tracking).",
+    )
+    mailing_id = fields.Many2one(
+        "mailing.mailing",
+        "Email Statistics",
+        readonly=True,
+        copy=False,
+        ondelete="set null",
+        help="Mailing that holds the statistics of this email step.",
+    )
+    # salesperson activity
+    activity_type_id = fields.Many2one("mail.activity.type")
+    activity_assign = fields.Selection(
+        [
+            ("salesperson", "Salesperson of the record"),
+            ("user", "A user"),
+            ("team", "A sales team"),
+        ],
+        "Assign To",
+        default="salesperson",
+        help="Salesperson of the record: its salesperson (or its contact's), else "
+        "the funnel's responsible. Sales team: the member with the fewest open "
+        "activities.",
+    )
+    activity_user_id = fields.Many2one("res.users", "Assigned User")
+    activity_team_id = fields.Many2one("crm.team", "Assigned Team")
+    activity_delay_days = fields.Integer(
+        "Due After (days)", default=0, help="0: due the day it is created."
+    )
+    activity_summary = fields.Char()
+    activity_note = fields.Text(
+        help="Placeholders as in SMS, e.g. {{ object.name }}; the contact's last "
+        "SMS reply is {{ values.get('last_reply') or '' }}.",
+    )
+    activity_quote_reply = fields.Boolean(
+        "Quote the Last Reply",
+        default=True,
+        help="Add the contact's last SMS reply under the note.",
+    )
+    # CRM update
+    crm_stage_id = fields.Many2one("crm.stage", "Move to Stage")
+    crm_tag_add_ids = fields.Many2many(
+        "crm.tag",
+        "sms_microfunnel_step_crm_tag_add_rel",
+        "step_id",
+        "tag_id",
+        "Add Tags",
+        groups="sales_team.group_sale_salesman",
+    )
+    crm_tag_remove_ids = fields.Many2many(
+        "crm.tag",
+        "sms_microfunnel_step_crm_tag_remove_rel",
+        "step_id",
+        "tag_id",
+        "Remove Tags",
+        groups="sales_team.group_sale_salesman",
+    )
+    crm_outcome = fields.Selection(
+        [("none", "Unchanged"), ("won", "Mark as won"), ("lost", "Mark as lost")],
+        "Lead Outcome",
+        default="none",
+    )
+    crm_lost_reason_id = fields.Many2one("crm.lost.reason", "Lost Reason")
+
+    @api.constrains(
+        "step_type",
+        "condition",
+        "parent_id",
+        "mail_template_id",
+        "activity_type_id",
+        "activity_assign",
+        "activity_user_id",
+        "activity_team_id",
+        "crm_outcome",
+    )
+    def _check_channel_settings(self):
+        for step in self:
+            parent_type = step.parent_id.step_type
+            if step.condition in EMAIL_CONDITIONS and parent_type != "email":
+                raise ValidationError(
+                    self.env._(
+                        "Step “%(name)s”: email conditions follow an email step.",
+                        name=step.name,
+                    )
+                )
+            if step.condition in ACTIVITY_CONDITIONS and parent_type != "activity":
+                raise ValidationError(
+                    self.env._(
+                        "Step “%(name)s”: activity conditions follow an activity step.",
+                        name=step.name,
+                    )
+                )
+            if step.condition in ("clicked", "not_clicked") and parent_type not in (
+                "sms",
+                "email",
+            ):
+                raise ValidationError(
+                    self.env._(
+                        "Step “%(name)s”: click conditions follow an SMS or an "
+                        "email step.",
+                        name=step.name,
+                    )
+                )
+            if (
+                step.step_type == "email"
+                and step.mail_template_id
+                and step.mail_template_id.model != step.campaign_id.model_name
+            ):
+                raise ValidationError(
+                    self.env._(
+                        "Step “%(name)s”: the email template must be made for the "
+                        "funnel's target (%(model)s).",
+                        name=step.name,
+                        model=step.campaign_id.model_name,
+                    )
+                )
+
+    def _check_ready_channels(self):
+        """Raise if a non-SMS step cannot run (called when a funnel starts)."""
+        for step in self:
+            model_name = step.campaign_id.model_name
+            if step.step_type == "email" and not step.mail_template_id:
+                raise UserError(
+                    self.env._(
+                        "Step “%(name)s” needs an email template.", name=step.name
+                    )
+                )
+            if step.step_type == "activity":
+                if not step.activity_type_id:
+                    raise UserError(
+                        self.env._(
+                            "Step “%(name)s” needs an activity type.", name=step.name
+                        )
+                    )
+                if "activity_ids" not in self.env[model_name]._fields:
+                    raise UserError(
+                        self.env._(
+                            "Step “%(name)s”: activities cannot be scheduled on "
+                            "%(model)s.",
+                            name=step.name,
+                            model=model_name,
+                        )
+                    )
+                if (step.activity_assign == "user" and not step.activity_user_id) or (
+                    step.activity_assign == "team" and not step.activity_team_id
+                ):
+                    raise UserError(
+                        self.env._(
+                            "Step “%(name)s”: choose who gets the activity.",
+                            name=step.name,
+                        )
+                    )
+            if step.step_type == "crm_update":
+                if model_name != "crm.lead":
+                    raise UserError(
+                        self.env._(
+                            "Step “%(name)s”: CRM updates need a funnel on leads.",
+                            name=step.name,
+                        )
+                    )
+                if not (
+                    step.crm_stage_id
+                    or step.crm_tag_add_ids
+                    or step.crm_tag_remove_ids
+                    or step.crm_outcome in ("won", "lost")
+                ):
+                    raise UserError(
+                        self.env._(
+                            "Step “%(name)s”: choose what to change on the lead.",
+                            name=step.name,
+                        )
+                    )
+
+    def _channel_mailing(self):
+        """The ``mailing.mailing`` holding this step's statistics (created on
+        first use, state "Sent" so that it is never sent as a whole): an email
+        mailing for an email step, an SMS mailing for an SMS step."""
+        self.ensure_one()
+        if self.mailing_id:
+            return self.mailing_id.sudo()
+        funnel = self.campaign_id
+        vals = {
+            "mailing_model_id": self.env["ir.model"]._get_id(funnel.model_name),
+            "mailing_domain": repr([("id", "in", [])]),
+            "campaign_id": funnel.utm_campaign_id.id,
+            "user_id": funnel.user_id.id,
+            "use_exclusion_list": True,
+            "state": "done",
+            "sent_date": fields.Datetime.now(),
+            "name": self.env._(
+                "%(funnel)s – %(step)s", funnel=funnel.name, step=self.name
+            ),
+        }
+        if self.step_type == "sms":
+            # the medium ("SMS") is set by the mailing itself
+            vals.update(
+                subject=self.name,
+                body_plaintext=self.body,
+                mailing_type="sms",
+                # the funnel writes its own opt-out mention (message rules)
+                sms_allow_unsubscribe=False,
+            )
+        else:
+            template = self.mail_template_id.sudo()
+            vals.update(
+                subject=template.subject or self.name,
+                body_arch=template.body_html,
+                body_html=template.body_html,
+                mailing_type="mail",
+            )
+        mailing = self.env["mailing.mailing"].sudo().create(vals)
+        self.sudo().mailing_id = mailing
+        return mailing
+
+    def _crm_update_summary(self):
+        self.ensure_one()
+        parts = []
+        if self.crm_stage_id:
+            parts.append(self.env._("stage %(stage)s", stage=self.crm_stage_id.name))
+        if self.crm_tag_add_ids:
+            parts.append(
+                self.env._(
+                    "add %(tags)s", tags=", ".join(self.crm_tag_add_ids.mapped("name"))
+                )
+            )
+        if self.crm_tag_remove_ids:
+            parts.append(
+                self.env._(
+                    "remove %(tags)s",
+                    tags=", ".join(self.crm_tag_remove_ids.mapped("name")),
+                )
+            )
+        if self.crm_outcome == "won":
+            parts.append(self.env._("won"))
+        elif self.crm_outcome == "lost":
+            parts.append(self.env._("lost"))
+        return "; ".join(parts)

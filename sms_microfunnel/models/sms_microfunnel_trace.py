@@ -26,13 +26,15 @@ import random
 import re
 import string
 import time
+from datetime import timedelta
 from uuid import UUID
 
 import psycopg2
+from markupsafe import Markup
 
-from odoo import api, fields, models
+from odoo import Command, api, fields, models
 from odoo.tools import SQL
-from odoo.tools.mail import TEXT_URL_REGEX
+from odoo.tools.mail import TEXT_URL_REGEX, plaintext2html
 
 from ..tools import send_window, sql_array
 from ..tools.encrypted_fields import EncryptedText
@@ -283,7 +285,7 @@ CANCEL_REASONS = [
     ("exited", "Left the funnel"),
     ("funnel_stopped", "Funnel stopped"),
     ("no_slot", "Send slot never within the legal window"),
-    # email, activity and CRM update steps (sms_funnel_channel.py)
+    # email, activity and CRM update steps
     ("no_email", "No email address"),
     ("invalid_email", "Invalid email address"),
     ("email_blacklisted", "Email blacklisted"),
@@ -306,12 +308,29 @@ RANK = {
     "delivered": 4,
     "done": 4,
 }
+# mailing.trace failure types of a still-born email -> funnel cancel reason
+MAIL_FAILURE_TO_REASON = {
+    "mail_bl": "email_blacklisted",
+    "mail_optout": "email_opted_out",
+    "mail_email_missing": "no_email",
+    "mail_email_invalid": "invalid_email",
+    "mail_dup": "duplicate_email",
+}
+MAIL_BOUNCE_FAILURES = {"mail_bounce", "mail_email_invalid", "mail_email_missing"}
+# SMS failure types that mean the number itself is wrong: a bounce
+SMS_BOUNCE_FAILURES = {
+    "sms_number_format",
+    "sms_number_missing",
+    "sms_invalid_destination",
+    "sms_not_allowed",
+    "sms_rejected",
+}
+UNSUBSCRIBE_PATH = "/sms/unsubscribe/"
 
 
 class SmsMicrofunnelTrace(models.Model):
     _name = "sms.microfunnel.trace"
     _description = "SMS Funnel Step Trace"
-    _inherit = ["sms.microfunnel.trace.channel"]  # sms_funnel_channel.py
     _order = "due_at, id"
 
     enrollment_id = fields.Many2one(
@@ -1257,3 +1276,426 @@ class SmsMicrofunnelTrace(models.Model):
                 "replied_yes"
             ):
                 enrollment._mark_converted()
+
+    # -- email, activity and CRM update steps ----------------------------------
+    #
+    # The dispatcher hands the traces of non-SMS steps to ``_dispatch_channels``
+    # and asks ``_channel_condition_met`` for the conditions on emails and
+    # activities.
+    #
+    # * Email: a mail template sent through Odoo's mass-mailing stack, one
+    #   ``mailing.mailing`` per step: the mail queue sends it, ``mail.blacklist``
+    #   and mailing opt-outs cancel it (with a reason), opens (tracking pixel)
+    #   and clicks (``/r/<code>/m/<trace id>``) come back through
+    #   ``mailing.trace``.
+    # * Salesperson activity: a ``mail.activity`` for the record's salesperson,
+    #   a user or the least-loaded member of a sales team, whose note can quote
+    #   the contact's last SMS reply; marking it done is recorded on the trace.
+    # * CRM update: stage, tags, won / lost on the enrolled lead.
+
+    mailing_trace_id = fields.Many2one(
+        "mailing.trace", "Email Trace", index="btree_not_null", readonly=True
+    )
+    email = fields.Char("Email Address", readonly=True)
+    opened_at = fields.Datetime("Email Opened", readonly=True)
+    # searched each time any activity is marked as done: indexed
+    activity_id = fields.Many2one(
+        "mail.activity", ondelete="set null", readonly=True, index="btree_not_null"
+    )
+    activity_user_id = fields.Many2one("res.users", "Activity For", readonly=True)
+    activity_done_at = fields.Datetime("Activity Done", readonly=True)
+
+    # -- dispatch hook ---------------------------------------------------------
+
+    def _dispatch_channels(self, traces, now):
+        """Run the due traces of non-SMS steps; return the SMS ones."""
+        others = traces.filtered(lambda t: t.step_id.step_type != "sms")
+        if not others:
+            return traces
+        runners = {
+            "email": self._run_email_steps,
+            "activity": self._run_activity_steps,
+            "crm_update": self._run_crm_update_steps,
+        }
+        for step_type, group in others.grouped(lambda t: t.step_id.step_type).items():
+            runner = runners.get(step_type)
+            if runner:
+                runner(group, now)
+        return traces - others
+
+    def _channel_condition_met(self, condition):
+        """Conditions read on an email or activity parent trace."""
+        self.ensure_one()
+        parent = self.parent_trace_id
+        if condition == "opened":
+            return bool(parent.opened_at)
+        if condition == "not_opened":
+            return not parent.opened_at
+        if condition == "activity_done":
+            return bool(parent.activity_done_at)
+        if condition == "activity_not_done":
+            return not parent.activity_done_at
+        return False
+
+    def _records_by_trace(self):
+        """{trace: existing target record (sudo)}, one query per model."""
+        result = {}
+        by_model = self.grouped(lambda t: t.enrollment_id.res_model)
+        for model_name, traces in by_model.items():
+            existing = set(
+                self.env[model_name]
+                .sudo()
+                .with_context(active_test=False)
+                .browse(traces.enrollment_id.mapped("res_id"))
+                .exists()
+                .ids
+            )
+            for trace in traces:
+                if trace.enrollment_id.res_id in existing:
+                    result[trace] = (
+                        self.env[model_name].sudo().browse(trace.enrollment_id.res_id)
+                    )
+        return result
+
+    def _mark_executed(self, now, state="done", extra=None):
+        vals = {"state": state, "queued_at": now}
+        vals.update(extra or {})
+        self.write(vals)
+        self._schedule_children()
+
+    # -- email -----------------------------------------------------------------
+
+    def _run_email_steps(self, traces, now):
+        records = traces._records_by_trace()
+        missing = traces.filtered(lambda t: t not in records)
+        missing.write({"state": "canceled", "cancel_reason": "no_record"})
+        queued = self.browse()
+        for step, group in (traces - missing).grouped("step_id").items():
+            queued |= group._send_step_email(step, now)
+        if queued:
+            self.env.ref("mail.ir_cron_mail_scheduler_action")._trigger()
+
+    def _send_step_email(self, step, now):
+        """Send ``step``'s template to the records of these traces with the
+        mass-mailing composer (exclusion lists, traces, link tracking)."""
+        mailing = step._channel_mailing()
+        model_name = step.campaign_id.model_name
+        res_ids = sorted(set(self.enrollment_id.mapped("res_id")))
+        composer = (
+            self.env["mail.compose.message"]
+            .sudo()
+            .with_context(
+                active_ids=res_ids,
+                default_composition_mode="mass_mail",
+                # like mailings: no contact created for an email address
+                mail_composer_force_partners=False,
+                **mailing._get_mass_mailing_context(),
+            )
+            .create(
+                {
+                    "composition_mode": "mass_mail",
+                    "model": model_name,
+                    "res_ids": repr(res_ids),
+                    "template_id": step.mail_template_id.id,
+                    "mass_mailing_id": mailing.id,
+                    "campaign_id": mailing.campaign_id.id,
+                    "use_exclusion_list": True,
+                    "force_send": False,
+                    # rendered per record by the composer when a placeholder
+                    "email_from": step.mail_template_id.email_from
+                    or mailing.email_from
+                    or step.campaign_id.company_id.email_formatted,
+                    "author_id": (
+                        step.campaign_id.user_id.partner_id
+                        or self.env.ref("base.partner_root")
+                    ).id,
+                }
+            )
+        )
+        composer._action_send_mail(auto_commit=False)
+        linked = self.sudo().search(
+            [("mailing_trace_id.mass_mailing_id", "=", mailing.id)]
+        )
+        mailing_traces = (
+            self.env["mailing.trace"]
+            .sudo()
+            .search(
+                [
+                    ("mass_mailing_id", "=", mailing.id),
+                    ("model", "=", model_name),
+                    ("res_id", "in", res_ids),
+                    ("id", "not in", linked.mailing_trace_id.ids),
+                ],
+                order="id desc",
+            )
+        )
+        by_res_id = {}
+        for mailing_trace in mailing_traces:
+            by_res_id.setdefault(mailing_trace.res_id, mailing_trace)
+        subjects = step.mail_template_id.sudo()._render_field(
+            "subject", list(by_res_id)
+        )
+        queued = self.browse()
+        for trace in self:
+            mailing_trace = by_res_id.pop(trace.enrollment_id.res_id, None)
+            if not mailing_trace:
+                trace.write({"state": "canceled", "cancel_reason": "no_email"})
+                continue
+            vals = {"mailing_trace_id": mailing_trace.id, "email": mailing_trace.email}
+            if mailing_trace.trace_status == "cancel":
+                vals.update(
+                    state="canceled",
+                    cancel_reason=MAIL_FAILURE_TO_REASON.get(
+                        mailing_trace.failure_type, "email_canceled"
+                    ),
+                    failure_type=mailing_trace.failure_type or False,
+                )
+                trace.write(vals)
+            elif mailing_trace.trace_status in ("error", "bounce"):
+                vals.update(
+                    state="failed", failure_type=mailing_trace.failure_type or False
+                )
+                trace.write(vals)
+            else:
+                vals["body"] = subjects[trace.enrollment_id.res_id]
+                trace.write(vals)
+                queued |= trace
+        queued._mark_executed(now, state="queued")
+        return queued
+
+    def _update_from_mailing_trace(self, event, failure_type=False):
+        """Report of the mailing engine on the emails of these traces:
+        ``sent``, ``opened``, ``clicked``, ``failed``, ``bounced``,
+        ``canceled``.  States never move back."""
+        sms = self.filtered(lambda t: t.step_type == "sms")
+        if sms:
+            sms._update_from_sms_mailing_trace(event, failure_type)
+            if sms == self:
+                return
+            (self - sms)._update_from_mailing_trace(event, failure_type)
+            return
+        now = fields.Datetime.now()
+        if event == "opened":
+            self.filtered(lambda t: not t.opened_at).write({"opened_at": now})
+            unreported = self.filtered(
+                lambda t: RANK.get(t.state, 0) < RANK["delivered"]
+            )
+            unreported.filtered(lambda t: not t.sent_at).write({"sent_at": now})
+            unreported.write({"state": "delivered", "delivered_at": now})
+            return
+        if event == "clicked":
+            self.filtered(lambda t: not t.opened_at)._update_from_mailing_trace(
+                "opened"
+            )
+            self._set_clicked()
+            return
+        new_state = {
+            "sent": "sent",
+            "failed": "failed",
+            "bounced": "bounced",
+            "canceled": "canceled",
+        }.get(event)
+        if event == "failed" and failure_type in MAIL_BOUNCE_FAILURES:
+            new_state = "bounced"
+        if not new_state:
+            return
+        vals = {"state": new_state}
+        if new_state == "sent":
+            vals["sent_at"] = now
+        else:
+            vals["failure_type"] = failure_type or False
+        if new_state == "canceled":
+            vals["cancel_reason"] = MAIL_FAILURE_TO_REASON.get(
+                failure_type, "email_canceled"
+            )
+        # one write for the batch (the mail queue reports hundreds at once)
+        self.filtered(lambda t: RANK.get(t.state, 0) < RANK[new_state]).write(vals)
+
+    def _update_from_sms_mailing_trace(self, event, failure_type=False):
+        """Report of the SMS trackers (through the SMS mailing trace) on these
+        SMS traces: ``sent`` (to the provider), ``delivered``, ``failed``,
+        ``bounced``, ``canceled``, ``clicked``.  States never move back, but
+        a delivery report overrides an earlier failure."""
+        if event == "clicked":
+            self._sms_clicked()._set_clicked()
+            return
+        new_state = event
+        if event == "failed" and failure_type in SMS_BOUNCE_FAILURES:
+            new_state = "bounced"
+        if new_state not in ("sent", "delivered", "failed", "bounced", "canceled"):
+            return  # "opened": Odoo marks an SMS opened when it is clicked
+        now = fields.Datetime.now()
+        vals = {"state": new_state, "failure_type": failure_type or False}
+        if new_state == "sent":
+            vals["sent_at"] = now
+        moving = self.filtered(lambda t: RANK.get(t.state, 0) < RANK[new_state])
+        if new_state == "delivered":
+            vals["delivered_at"] = now
+            moving.filtered("sent_at").write(vals)
+            moving.filtered(lambda t: not t.sent_at).write(dict(vals, sent_at=now))
+            return
+        moving.write(vals)
+
+    def _sms_clicked(self):
+        """These SMS traces but those whose last click was on the recipient's
+        unsubscribe link: opening it is not a click (it must not fire
+        "clicked" branches)."""
+        clicks = (
+            self.env["link.tracker.click"]
+            .sudo()
+            .search_fetch(
+                [("mailing_trace_id", "in", self.mailing_trace_id.ids)],
+                ["mailing_trace_id", "link_id"],
+                order="id desc",
+            )
+        )
+        last = {}
+        for click in clicks:
+            last.setdefault(click.mailing_trace_id.id, click)
+        return self.filtered(
+            lambda t: (
+                t.mailing_trace_id.id not in last
+                or UNSUBSCRIBE_PATH
+                not in (last[t.mailing_trace_id.id].link_id.url or "")
+            )
+        )
+
+    # -- salesperson activity --------------------------------------------------
+
+    @api.model
+    def _channel_assignee(self, step, record, loads=None):
+        """Who gets the activity of ``step`` for ``record``.  ``loads``
+        ({user: open activities}) is shared by a batch, which counts the
+        activities it assigns."""
+        if step.activity_assign == "user" and step.activity_user_id:
+            return step.activity_user_id
+        if step.activity_assign == "team" and step.activity_team_id:
+            return self._least_loaded(
+                step.activity_team_id, {} if loads is None else loads
+            )
+        return self._sms_funnel_salesperson(record) or step.campaign_id.user_id
+
+    @api.model
+    def _sms_funnel_salesperson(self, record):
+        """The salesperson of ``record``: its own, else its contact's."""
+        field = record._fields.get("user_id")
+        if field and field.comodel_name == "res.users" and record.user_id:
+            return record.user_id
+        partner = record if record._name == "res.partner" else None
+        if partner is None and "partner_id" in record._fields:
+            partner = record.partner_id
+        if partner and partner.user_id:
+            return partner.user_id
+        return self.env["res.users"]
+
+    @api.model
+    def _least_loaded(self, team, loads):
+        """The member of ``team`` with the fewest open activities; ``loads``
+        caches the counts (one query per team and batch)."""
+        members = team.member_ids or team.user_id
+        if not members:
+            return self.env["res.users"]
+        unknown = members.filtered(lambda u: u not in loads)
+        if unknown:
+            counts = dict(
+                self.env["mail.activity"]
+                .sudo()
+                ._read_group([("user_id", "in", unknown.ids)], ["user_id"], ["__count"])
+            )
+            loads.update({user: counts.get(user, 0) for user in unknown})
+        return min(members.sorted("id"), key=lambda u: loads[u])
+
+    def _last_reply(self):
+        """Text of the contact's last SMS reply in this enrollment."""
+        self.ensure_one()
+        replied = self.enrollment_id.trace_ids.filtered("replied_at").sorted(
+            "replied_at"
+        )
+        return replied[-1:].reply_text or ""
+
+    def _run_activity_steps(self, traces, now):
+        records = traces._records_by_trace()
+        missing = traces.filtered(lambda t: t not in records)
+        missing.write({"state": "canceled", "cancel_reason": "no_record"})
+        rules = self.env["sms.microfunnel.message.rules"]
+        vals_list, created, loads = [], self.browse(), {}
+        for trace in traces - missing:
+            step, record = trace.step_id, records[trace]
+            user = self._channel_assignee(step, record, loads)
+            if not user:
+                trace.write({"state": "canceled", "cancel_reason": "no_assignee"})
+                continue
+            if user in loads:
+                loads[user] += 1
+            last_reply = trace._last_reply()
+            values = dict(trace.enrollment_id.values or {}, last_reply=last_reply)
+            company = trace.company_id
+            note = rules._render_body(
+                step.activity_note or "",
+                record,
+                user.lang or company.partner_id.lang or self.env.lang,
+                values=values,
+                company=company,
+            )
+            note = plaintext2html(note) if note else Markup()
+            if step.activity_quote_reply and last_reply:
+                note += Markup("<blockquote>%s</blockquote>") % last_reply
+            today = fields.Date.context_today(
+                self.with_context(tz=user.tz or company.partner_id.tz or "UTC"),
+                timestamp=now,
+            )
+            vals_list.append(
+                {
+                    "activity_type_id": step.activity_type_id.id,
+                    "res_model_id": self.env["ir.model"]._get_id(record._name),
+                    "res_id": record.id,
+                    "user_id": user.id,
+                    "summary": step.activity_summary or step.activity_type_id.summary,
+                    "note": note,
+                    "date_deadline": today + timedelta(days=step.activity_delay_days),
+                    "automated": True,
+                }
+            )
+            created |= trace
+        activities = self.env["mail.activity"].sudo().create(vals_list)
+        for trace, activity in zip(created, activities, strict=True):
+            trace._mark_executed(
+                now,
+                extra={
+                    "activity_id": activity.id,
+                    "activity_user_id": activity.user_id.id,
+                },
+            )
+
+    def _set_activity_done(self, when=None):
+        self.filtered(lambda t: not t.activity_done_at).write(
+            {"activity_done_at": when or fields.Datetime.now()}
+        )
+
+    # -- CRM update ------------------------------------------------------------
+
+    def _run_crm_update_steps(self, traces, now):
+        records = traces._records_by_trace()
+        missing = traces.filtered(lambda t: t not in records)
+        missing.write({"state": "canceled", "cancel_reason": "no_record"})
+        wrong = (traces - missing).filtered(lambda t: records[t]._name != "crm.lead")
+        wrong.write({"state": "canceled", "cancel_reason": "not_a_lead"})
+        for trace in traces - missing - wrong:
+            step, lead = trace.step_id, records[trace]
+            vals = {}
+            if step.crm_stage_id:
+                vals["stage_id"] = step.crm_stage_id.id
+            tags = [Command.link(t.id) for t in step.crm_tag_add_ids] + [
+                Command.unlink(t.id) for t in step.crm_tag_remove_ids
+            ]
+            if tags:
+                vals["tag_ids"] = tags
+            # the execution is recorded first: a goal reached by this update
+            # (stage, won) may end the enrollment
+            trace._mark_executed(now, extra={"body": step._crm_update_summary()})
+            if vals:
+                lead.write(vals)
+            if step.crm_outcome == "won":
+                lead.action_set_won()
+            elif step.crm_outcome == "lost":
+                lead.action_set_lost(lost_reason_id=step.crm_lost_reason_id.id)

@@ -1,6 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Multichannel funnel steps: email, salesperson activity, CRM update, and the
-missed-call entry points (sms_funnel_channel.py)."""
+missed-call entry points."""
 
 import json
 import re

@@ -11,7 +11,7 @@ from freezegun import freeze_time
 from odoo import fields
 from odoo.tests import HttpCase, TransactionCase, tagged
 
-from .test_funnel import TUESDAY_10H_PARIS, FunnelCase
+from odoo.addons.sms_microfunnel.tests.common import TUESDAY_10H_PARIS, FunnelCase
 
 LINK_BODY = "Bonjour {{ object.name }}, -20 % : https://shop.example.com/offre"
 
