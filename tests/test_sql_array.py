@@ -2,7 +2,9 @@
 sends instead of a list of 100,000 parameters reads back, in PostgreSQL, as
 exactly the values it was made of."""
 
+import json
 import os
+from datetime import datetime
 
 import psycopg2
 import pytest
@@ -70,3 +72,46 @@ def test_any_text_reads_back_unchanged(cursor, values):
 def test_booleans_are_refused():
     with pytest.raises(TypeError):
         sql_array.array_text([True, "x"])
+
+
+@pytest.mark.parametrize(
+    ("values", "cast"),
+    [
+        ([1, None, 2_147_483_647, -5], "int4"),
+        ([True, False, None], "bool"),
+        ([1.5, None, 0.1, 1e-300, -2.0], "float8"),
+        (
+            [datetime(2026, 3, 10, 9, 0), datetime(2026, 1, 2, 3, 4, 5, 6789), None],
+            "timestamp",
+        ),
+        (["a,b", "{x}", "NULL", 'quote"d', "back\\slash", "", None], "varchar"),
+        (['{"a": "x\\"y", "b": [1, 2]}', None], "jsonb"),
+    ],
+)
+def test_columns_read_back_unchanged(cursor, values, cast):
+    """``column_text``: one column of a bulk INSERT or UPDATE, of any type
+    the dispatch writes, reads back as the values it was made of."""
+    cursor.execute(f"SELECT %s::{cast}[]", [sql_array.column_text(values, cast)])
+    got = cursor.fetchone()[0]
+    if cast == "jsonb":
+        values = [None if v is None else json.loads(v) for v in values]
+    assert got == values
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.text(
+                st.characters(
+                    blacklist_categories=("Cs",), blacklist_characters="\x00"
+                ),
+                max_size=12,
+            ),
+        )
+    )
+)
+def test_any_text_column_reads_back_unchanged(cursor, values):
+    cursor.execute("SELECT %s::text[]", [sql_array.column_text(values, "text")])
+    assert cursor.fetchone()[0] == values

@@ -21,18 +21,22 @@ rolled back as a whole and the trace is picked up again).
 
 import json
 import logging
+import os
+import random
+import re
+import string
 import time
 from datetime import timedelta
-from uuid import uuid4
+from uuid import UUID
 
 import psycopg2
 from markupsafe import Markup
 
 from odoo import Command, api, fields, models
 from odoo.tools import SQL
-from odoo.tools.mail import plaintext2html
+from odoo.tools.mail import TEXT_URL_REGEX, plaintext2html
 
-from ..tools import send_window
+from ..tools import send_window, sql_array
 from ..tools.encrypted_fields import EncryptedText
 from .sms_microfunnel_gate import _aware, _valid_zone
 from .sms_microfunnel_send_time import HOURS, SLOT_SOURCES, WEEKDAYS
@@ -46,6 +50,8 @@ DEFAULT_CHUNK = 10000
 MIN_CHUNK = 1000
 MAX_CHUNK = 25000
 CHUNK_SECONDS = 4.0
+#: the characters of a mailing trace's random code (mailing.trace._get_random_code)
+CODE_CHARS = string.ascii_letters + string.digits
 #: stored trace fields written by the dispatch, in its one UPDATE per chunk
 DISPATCH_COLUMNS = {
     "state": "varchar",
@@ -68,6 +74,30 @@ DISPATCH_COLUMNS = {
     "decision_rule": "varchar",
     "decision_source": "text",
 }
+
+
+def suffix_short_links(body, base_url, sms_id):
+    """``body`` with ``/s/<sms_id>`` after each of its short links (those of
+    ``base_url``): the text ``sms.sms._update_body_short_links`` of
+    ``mass_mailing_sms`` makes of one SMS of a mailing, same statements on
+    the same text, without reading the SMS through the ORM."""
+    if not body or base_url + "/r/" not in body:
+        return body
+    for url in set(re.findall(TEXT_URL_REGEX, body)):
+        if url.startswith(base_url + "/r/"):
+            body = re.sub(
+                re.escape(url) + r"(?![\w@:%.+&~#=/-])", url + f"/s/{sms_id}", body
+            )
+    return body
+
+
+def _uuid4_hexes(count):
+    """``uuid4().hex`` of ``count`` SMS, from one read of the system's
+    random source instead of one per SMS."""
+    raw = os.urandom(16 * count)
+    return (
+        UUID(bytes=raw[i : i + 16], version=4).hex for i in range(0, 16 * count, 16)
+    )
 
 
 def reserve_ids(env, model_name, count):
@@ -106,6 +136,99 @@ def _defaults(model, fnames):
     return dict(memo[key])
 
 
+def _column_cast(field):
+    return field.column_type[1].split("(")[0].lower()
+
+
+def _column_value(field, value):
+    """A value of ``field`` as its column holds it (None for NULL)."""
+    if isinstance(value, models.BaseModel):
+        value = value.id
+    if field.type == "boolean":
+        return bool(value)
+    if value is None or value is False:
+        return None
+    if field.column_type[1] == "jsonb":
+        return json.dumps(value)
+    return value
+
+
+def _column_values(field, values):
+    """``_column_value`` of each of ``values`` (a loop per type, not a call
+    per value: chunks hold tens of thousands of rows)."""
+    if field.type == "boolean":
+        return [bool(v) for v in values]
+    if field.column_type[1] == "jsonb" or field.type == "many2one":
+        return [_column_value(field, v) for v in values]
+    return [None if v is False else v for v in values]
+
+
+def insert_parts(model, arrays_by_name, constants_by_name=None):
+    """The columns of an INSERT of ``model``'s rows: ``(arrays, constants)``,
+    lists of ``(column, cast, values)`` and ``(column, cast, value)``.
+
+    ``arrays_by_name`` ({field: values, one per row}) and
+    ``constants_by_name`` ({field: value for every row}) are the given
+    values; the other stored fields get their ORM default, computed once, and
+    the magic columns the user and now."""
+    constants_by_name = constants_by_name or {}
+    env = model.env
+    now = fields.Datetime.now()
+    stored = {
+        fname: field
+        for fname, field in model._fields.items()
+        if field.store and field.column_type and fname != "id"
+    }
+    missing = [
+        fname
+        for fname in stored
+        if fname not in arrays_by_name
+        and fname not in constants_by_name
+        and fname not in models.MAGIC_COLUMNS
+    ]
+    defaults = _defaults(model, missing)
+    magic = {"create_uid": env.uid, "write_uid": env.uid}
+    magic.update(create_date=now, write_date=now)
+    arrays, constants = [], []
+    for fname, field in stored.items():
+        cast = _column_cast(field)
+        if fname in arrays_by_name:
+            values = _column_values(field, arrays_by_name[fname])
+            arrays.append((fname, cast, values))
+            continue
+        if fname in constants_by_name:
+            value = constants_by_name[fname]
+        elif fname in magic:
+            value = magic[fname]
+        elif fname in defaults:
+            value = defaults[fname]
+        else:
+            continue
+        constants.append((fname, cast, _column_value(field, value)))
+    return arrays, constants
+
+
+def insert_sql(table, arrays, constants):
+    """``INSERT INTO table`` of one row per element of ``arrays`` in one
+    statement: each column unnested from one array literal (parsed by
+    PostgreSQL's array input at once, not as one expression per value),
+    ``constants`` the same on every row."""
+    names = [name for name, _cast, _values in arrays]
+    names += [name for name, _cast, _value in constants]
+    return SQL(
+        "INSERT INTO %s (%s) SELECT u.*%s FROM unnest(%s) AS u",
+        SQL.identifier(table),
+        SQL(", ").join(SQL.identifier(name) for name in names),
+        SQL("").join(
+            SQL(", %s::%s", value, SQL(cast)) for _name, cast, value in constants
+        ),
+        SQL(", ").join(
+            SQL("%s::%s[]", sql_array.column_text(values, cast), SQL(cast))
+            for _name, cast, values in arrays
+        ),
+    )
+
+
 def bulk_insert(env, model_name, vals_list):
     """Insert ``vals_list`` in one statement and return the new ids.
 
@@ -119,52 +242,17 @@ def bulk_insert(env, model_name, vals_list):
         return []
     model = env[model_name]
     model.flush_model()
-    now = fields.Datetime.now()
-    columns = {}
-    for fname, field in model._fields.items():
-        if field.store and field.column_type and fname != "id":
-            columns[fname] = field
     given = set().union(*vals_list)
-    missing = [f for f in columns if f not in given and f not in models.MAGIC_COLUMNS]
-    defaults = _defaults(model, missing)
-    ids = reserve_ids(env, model_name, len(vals_list))
-    names, arrays, casts = ["id"], [ids], ["int4"]
-    for fname, field in columns.items():
-        if fname in ("create_uid", "write_uid"):
-            values = [env.uid] * len(vals_list)
-        elif fname in ("create_date", "write_date"):
-            values = [now] * len(vals_list)
-        elif fname in given:
-            values = [vals.get(fname) for vals in vals_list]
-        elif fname in defaults:
-            values = [defaults[fname]] * len(vals_list)
-        else:
-            continue
-        column_type = field.column_type[1]
-        if column_type == "jsonb":
-            values = [
-                None if v is None or v is False else json.dumps(v) for v in values
-            ]
-        elif field.type == "boolean":
-            values = [bool(v) for v in values]
-        else:
-            values = [None if v is False else v for v in values]
-        if field.type == "many2one":
-            values = [v.id if isinstance(v, models.BaseModel) else v for v in values]
-        names.append(fname)
-        arrays.append(values)
-        casts.append(column_type.split("(")[0].lower())
-    env.cr.execute(
-        SQL(
-            "INSERT INTO %s (%s) SELECT * FROM unnest(%s)",
-            SQL.identifier(model._table),
-            SQL(", ").join(SQL.identifier(name) for name in names),
-            SQL(", ").join(
-                SQL("%s::%s[]", array, SQL(cast))
-                for array, cast in zip(arrays, casts, strict=True)
-            ),
-        )
+    arrays, constants = insert_parts(
+        model,
+        {
+            fname: [vals.get(fname) for vals in vals_list]
+            for fname in model._fields
+            if fname in given
+        },
     )
+    ids = reserve_ids(env, model_name, len(vals_list))
+    env.cr.execute(insert_sql(model._table, [("id", "int4", ids), *arrays], constants))
     model.invalidate_model()
     return ids
 
@@ -804,7 +892,9 @@ class SmsMicrofunnelTrace(models.Model):
 
     def _write_chunk(self, updates):
         """Write {trace id: vals} in one UPDATE (DISPATCH_COLUMNS only) and
-        set the stored computed fields that depend on them."""
+        set the stored computed fields that depend on them.  Each column is
+        sent as one array literal; a column given for some traces only keeps
+        the others' value."""
         updates = {tid: vals for tid, vals in updates.items() if vals}
         if not updates:
             return
@@ -814,53 +904,46 @@ class SmsMicrofunnelTrace(models.Model):
         unknown = set(names) - set(DISPATCH_COLUMNS)
         if unknown:
             raise ValueError(f"not a dispatch column: {sorted(unknown)}")
-        arrays = [ids] + [
-            [
-                updates[tid].get(name, False)
-                if DISPATCH_COLUMNS[name] == "bool"
-                else (
-                    None
-                    if updates[tid].get(name, False) is False
-                    else updates[tid][name]
+        arrays = [("id", "int4", ids)]
+        assignments = []
+        for name in names:
+            cast = DISPATCH_COLUMNS[name]
+            values = [updates[tid].get(name, False) for tid in ids]
+            if cast != "bool":
+                values = [None if value is False else value for value in values]
+            arrays.append((name, cast, values))
+            column = SQL.identifier(name)
+            present = [name in updates[tid] for tid in ids]
+            if all(present):
+                assignments.append(SQL("%s = u.%s", column, column))
+                continue
+            flag = SQL.identifier(f"has_{name}")
+            arrays.append((f"has_{name}", "bool", present))
+            assignments.append(
+                SQL(
+                    "%s = CASE WHEN u.%s THEN u.%s ELSE t.%s END",
+                    column,
+                    flag,
+                    column,
+                    column,
                 )
-                for tid in ids
-            ]
-            for name in names
-        ]
-        present = [[name in updates[tid] for tid in ids] for name in names]
-        assignments = [
-            SQL(
-                "%s = CASE WHEN u.%s THEN u.%s ELSE t.%s END",
-                SQL.identifier(name),
-                SQL.identifier(f"has_{name}"),
-                SQL.identifier(name),
-                SQL.identifier(name),
             )
-            for name in names
-        ]
         self.env.cr.execute(
             SQL(
                 """
                 UPDATE sms_microfunnel_trace t
                    SET %s, write_date = %s, write_uid = %s
-                  FROM unnest(%s::int4[], %s) AS u(id, %s)
+                  FROM unnest(%s) AS u(%s)
                  WHERE t.id = u.id
                 """,
                 SQL(", ").join(assignments),
                 fields.Datetime.now(),
                 self.env.uid,
-                ids,
                 SQL(", ").join(
-                    [
-                        SQL("%s::%s[]", array, SQL(DISPATCH_COLUMNS[name]))
-                        for name, array in zip(names, arrays[1:], strict=True)
-                    ]
-                    + [SQL("%s::bool[]", flags) for flags in present]
+                    SQL("%s::%s[]", sql_array.column_text(values, cast), SQL(cast))
+                    for _name, cast, values in arrays
                 ),
-                SQL(", ").join(
-                    [SQL.identifier(name) for name in names]
-                    + [SQL.identifier(f"has_{name}") for name in names]
-                ),
+                SQL(", ").join(SQL.identifier(name) for name, _c, _v in arrays),
             )
         )
         self.invalidate_model([*names, "write_date", "write_uid"])
@@ -1004,13 +1087,14 @@ class SmsMicrofunnelTrace(models.Model):
 
     def _queue_composed(self, company, composed_list, sms_ids, rows, mailings, updates):
         """Insert the SMS, mailing traces and trackers of the composed
-        messages (one INSERT per table) and put the traces' new values in
+        messages (one statement) and put the traces' new values in
         ``updates``.  Returns the ids of the queued traces."""
         now = fields.Datetime.now()
         sms_rows, mailing_traces, queued = [], [], []
         zones = {}
         company_tz = company.partner_id.tz
-        MailingTrace = self.env["mailing.trace"].sudo()
+        code_size = self.env["mailing.trace"].CODE_SIZE
+        uuids = _uuid4_hexes(len(sms_ids))
         for tid, composed, sms_id in zip(self.ids, composed_list, sms_ids, strict=True):
             row = rows[tid]
             vals = updates.setdefault(tid, {})
@@ -1021,7 +1105,7 @@ class SmsMicrofunnelTrace(models.Model):
             sms_rows.append(
                 {
                     "id": sms_id,
-                    "uuid": uuid4().hex,
+                    "uuid": next(uuids),
                     "number": row["number"],
                     "body": composed["text"],
                     "partner_id": row["partner_id"],
@@ -1035,11 +1119,10 @@ class SmsMicrofunnelTrace(models.Model):
                     "campaign_id": mailing.campaign_id.id,
                     "model": row["res_model"],
                     "res_id": row["res_id"],
-                    "sms_code": MailingTrace._get_random_code(),
+                    # mailing.trace._get_random_code, without a call per SMS
+                    "sms_code": "".join(random.choices(CODE_CHARS, k=code_size)),
                     "sms_number": row["number"],
                     "sms_id_int": sms_id,
-                    "trace_type": "sms",
-                    "trace_status": "outgoing",
                 }
             )
             # the gate's zone of the recipient, recorded with the decision
@@ -1062,24 +1145,10 @@ class SmsMicrofunnelTrace(models.Model):
             )
             queued.append(tid)
         self._mark_first_attempts(queued, rows, updates)
-        bodies = self._insert_sms(sms_rows, company)
-        mailing_trace_ids = bulk_insert(self.env, "mailing.trace", mailing_traces)
-        if sms_rows:
-            bulk_insert(
-                self.env,
-                "sms.tracker",
-                [
-                    {"sms_uuid": sms["uuid"], "mailing_trace_id": mailing_trace_id}
-                    for sms, mailing_trace_id in zip(
-                        sms_rows, mailing_trace_ids, strict=True
-                    )
-                ],
-            )
-        for tid, sms, mailing_trace_id in zip(
-            queued, sms_rows, mailing_trace_ids, strict=True
-        ):
+        bodies, mailing_trace_ids = self._insert_sms(sms_rows, company, mailing_traces)
+        for tid, sms in zip(queued, sms_rows, strict=True):
             updates[tid].update(
-                body=bodies[sms["id"]], mailing_trace_id=mailing_trace_id
+                body=bodies[sms["id"]], mailing_trace_id=mailing_trace_ids[sms["id"]]
             )
         return queued
 
@@ -1109,91 +1178,98 @@ class SmsMicrofunnelTrace(models.Model):
             already.add(enrollment_id)
 
     @api.model
-    def _insert_sms(self, rows, company):
-        """The outgoing ``sms.sms`` rows of a chunk, in one INSERT with the ids
-        reserved for them, their short links made to identify their recipient
-        by Odoo's SMS mailing rewriter first (``/s/<sms id>``).  Returns {sms
-        id: final body}."""
+    def _insert_sms(self, rows, company, mailing_traces):
+        """The outgoing ``sms.sms`` of a chunk (``rows``, with the ids
+        reserved for them), their SMS mailing traces (``mailing_traces``, same
+        order) and their ``sms.tracker``, as Odoo's SMS mailings link them, in
+        one statement.  The short links of the SMS are made to identify their
+        recipient first (``/s/<sms id>``, Odoo's SMS mailing rewriter).
+        Returns ({sms id: final body}, {sms id: mailing trace id})."""
         if not rows:
-            return {}
-        SmsSms = self.env["sms.sms"].sudo().with_company(company)
-        SmsSms.flush_model()
+            return {}, {}
+        env = self.env
+        SmsSms = env["sms.sms"].sudo().with_company(company)
+        MailingTrace = env["mailing.trace"].sudo()
+        Tracker = env["sms.tracker"].sudo()
+        for model in (SmsSms, MailingTrace, Tracker):
+            model.flush_model()
         bodies = self._track_sms_links(rows)
-        rows = [dict(row, body=bodies[row["id"]]) for row in rows]
-        given = ["uuid", "number", "body", "partner_id", "mailing_id"]
-        fnames = [
-            name
-            for name, field in SmsSms._fields.items()
-            if field.store
-            and field.column_type
-            and name not in models.MAGIC_COLUMNS
-            and name not in given
-        ]
-        defaults = _defaults(SmsSms, fnames)
-        defaults.update(state="outgoing")
+        given = ("uuid", "number", "partner_id", "mailing_id")
+        sms_values = {name: [row[name] or None for row in rows] for name in given}
+        sms_values["body"] = [bodies[row["id"]] or None for row in rows]
+        sms_constants = {"state": "outgoing"}
         if "record_company_id" in SmsSms._fields:
-            defaults["record_company_id"] = company.id
-        now = fields.Datetime.now()
-        columns = ["id", *given, *sorted(defaults)]
-        casts = {
-            name: SmsSms._fields[name].column_type[1].split("(")[0].lower()
-            for name in columns
-            if name != "id"
-        }
-        casts["id"] = "int4"
-        arrays = [[row[name] or None for row in rows] for name in columns[:6]]
-        for name in columns[6:]:
-            value = defaults[name]
-            if isinstance(value, models.BaseModel):
-                value = value.id
-            arrays.append(
-                [
-                    None
-                    if value is False and SmsSms._fields[name].type != "boolean"
-                    else value
-                ]
-                * len(rows)
-            )
-        self.env.cr.execute(
+            sms_constants["record_company_id"] = company.id
+        sms_arrays, sms_constants = insert_parts(SmsSms, sms_values, sms_constants)
+        trace_arrays, trace_constants = insert_parts(
+            MailingTrace,
+            {
+                name: [vals[name] for vals in mailing_traces]
+                for name in mailing_traces[0]
+            },
+            {"trace_type": "sms", "trace_status": "outgoing"},
+        )
+        # the tracker's sms_uuid and mailing_trace_id come from the two above
+        linked = {"sms_uuid": SQL("s.uuid"), "mailing_trace_id": SQL("m.id")}
+        __, tracker_constants = insert_parts(Tracker, dict.fromkeys(linked, ()))
+        result = env.execute_query(
             SQL(
                 """
-                INSERT INTO sms_sms (%s, create_uid, write_uid, create_date, write_date)
-                SELECT *, %s, %s, %s::timestamp, %s::timestamp FROM unnest(%s)
+                WITH s AS (%s RETURNING id, uuid),
+                     m AS (%s RETURNING id, sms_id_int),
+                     k AS (
+                        INSERT INTO sms_tracker (%s)
+                        SELECT %s FROM m JOIN s ON s.id = m.sms_id_int
+                     )
+                SELECT m.sms_id_int, m.id FROM m
                 """,
-                SQL(", ").join(SQL.identifier(name) for name in columns),
-                self.env.uid,
-                self.env.uid,
-                now,
-                now,
+                insert_sql(
+                    SmsSms._table,
+                    [("id", "int4", [row["id"] for row in rows]), *sms_arrays],
+                    sms_constants,
+                ),
+                insert_sql(MailingTrace._table, trace_arrays, trace_constants),
                 SQL(", ").join(
-                    SQL("%s::%s[]", array, SQL(casts[name]))
-                    for name, array in zip(columns, arrays, strict=True)
+                    SQL.identifier(name)
+                    for name in [*linked, *(c[0] for c in tracker_constants)]
+                ),
+                SQL(", ").join(
+                    [
+                        *linked.values(),
+                        *(
+                            SQL("%s::%s", v, SQL(cast))
+                            for _n, cast, v in tracker_constants
+                        ),
+                    ]
                 ),
             )
         )
-        SmsSms.invalidate_model()
+        for model in (SmsSms, MailingTrace, Tracker):
+            model.invalidate_model()
         # what sms.sms.create does: wake the sending queue (the dispatch job
         # does it with its first chunk only)
-        if not self.env.context.get("smf_sms_queue_woken"):
-            self.env.ref("sms.ir_cron_sms_scheduler_action")._trigger()
-        return bodies
+        if not env.context.get("smf_sms_queue_woken"):
+            env.ref("sms.ir_cron_sms_scheduler_action")._trigger()
+        return bodies, dict(result)
 
     @api.model
     def _track_sms_links(self, rows):
-        """Odoo's SMS mailing rewriter (``sms.sms._update_body_short_links``)
-        on the SMS about to be inserted (their ids are reserved): ``/s/<sms
-        id>`` after each short link, so that the click route finds the mailing
-        trace.  Their body and mailing are given to the ORM cache, so that
-        this costs no query.  Returns {sms id: body}."""
-        SmsSms = self.env["sms.sms"].sudo()
-        sms = SmsSms.browse([row["id"] for row in rows])
-        SmsSms._fields["body"]._insert_cache(sms, [row["body"] for row in rows])
-        SmsSms._fields["mailing_id"]._insert_cache(
-            sms, [row["mailing_id"] for row in rows]
-        )
-        bodies = sms._update_body_short_links()
-        sms.invalidate_recordset(["body", "mailing_id"])
-        return bodies
+        """What Odoo's SMS mailing rewriter (``sms.sms.
+        _update_body_short_links``) returns for the SMS about to be inserted
+        (``rows``: their reserved ids, bodies and mailings): ``/s/<sms id>``
+        after each short link, so that the click route finds the mailing
+        trace.  The same rewrite on the text (``suffix_short_links``), with
+        the base URL read once for the chunk instead of once per SMS.
+        Returns {sms id: body}."""
+        if not rows:
+            return {}
+        base_url = self.env["sms.sms"].sudo().browse(rows[0]["id"]).get_base_url()
+        return {
+            row["id"]: suffix_short_links(row["body"], base_url, row["id"])
+            if row["mailing_id"]
+            else row["body"]
+            for row in rows
+        }
 
     def _schedule_children(self):
         by_step = {}

@@ -319,12 +319,12 @@ class TestChunkedDispatchWorkers(BaseCase):
         original = Trace._insert_sms
         calls = []
 
-        def crash(self_, rows, company):
+        def crash(self_, rows, *args):
             calls.append(len(rows))
             if len(calls) == 3:
-                original(self_, rows, company)
+                original(self_, rows, *args)
                 raise RuntimeError("worker killed in the middle of a chunk")
-            return original(self_, rows, company)
+            return original(self_, rows, *args)
 
         with patch.object(Trace, "_insert_sms", crash):
             errors = self.run_workers(1, batch_size=7)

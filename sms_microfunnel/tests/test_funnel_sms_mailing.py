@@ -9,7 +9,7 @@ import re
 from freezegun import freeze_time
 
 from odoo import fields
-from odoo.tests import HttpCase, tagged
+from odoo.tests import HttpCase, TransactionCase, tagged
 
 from odoo.addons.sms_microfunnel.tests.common import TUESDAY_10H_PARIS, FunnelCase
 
@@ -180,6 +180,50 @@ class TestFunnelSmsMailing(SmsMailingCase):
         self.assertEqual(len(sms_steps), 3)
         self.assertEqual(self.utm_campaign.mailing_sms_ids, sms_steps.mailing_id)
         self.assertEqual(self.utm_campaign.mailing_sms_count, 3)
+
+
+@tagged("post_install", "-at_install")
+class TestShortLinkSuffix(TransactionCase):
+    """The dispatch adds ``/s/<sms id>`` to the short links of a chunk's SMS
+    on their text before inserting them: the same bodies as Odoo's SMS
+    mailing rewriter (``sms.sms._update_body_short_links``) makes."""
+
+    def test_same_bodies_as_odoo_rewriter(self):
+        SmsSms = self.env["sms.sms"].sudo()
+        base = SmsSms.get_base_url()
+        mailing = self.env["mailing.mailing"].create(
+            {"name": "Suffix", "subject": "Suffix", "mailing_type": "sms"}
+        )
+        bodies = [
+            f"Hi Anna, 20% off: {base}/r/aB3",
+            f"{base}/r/aB3 again {base}/r/aB3, and {base}/r/aB3x. ({base}/r/aB3)",
+            f"Two links {base}/r/aB3 {base}/r/Zz9?utm_source=x&a=1 end",
+            f"Not ours https://other.example.com/r/aB3 nor {base}/shop/r/aB3",
+            f"Already {base}/r/aB3/s/77 and {base}/r/aB3#top",
+            f"Salut Zoë\n{base}/r/aB3\nSTOP au 36111",
+            f"{base}/r/aB3/{base}/r/aB3-x {base}/r/aB3~ {base}/r/aB3@",
+            "No link at all",
+            "",
+        ]
+        sms = SmsSms.create(
+            [
+                {"number": "+33612345678", "body": b, "mailing_id": mailing.id}
+                for b in bodies
+            ]
+            + [{"number": "+33612345678", "body": bodies[0]}]  # not of a mailing
+        )
+        expected = sms._update_body_short_links()
+        rows = [
+            {"id": one.id, "body": one.body, "mailing_id": one.mailing_id.id}
+            for one in sms
+        ]
+        bodies = self.env["sms.microfunnel.trace"]._track_sms_links(rows)
+        self.assertEqual(bodies, expected)
+        # the rewriter did rewrite: every short link of a mailing SMS got it
+        self.assertEqual(
+            bodies[sms[0].id], f"Hi Anna, 20% off: {base}/r/aB3/s/{sms[0].id}"
+        )
+        self.assertEqual(bodies[sms[-1].id], sms[-1].body)
 
 
 @tagged("post_install", "-at_install")

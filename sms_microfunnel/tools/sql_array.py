@@ -10,6 +10,9 @@ faster) and is a constant whose length the planner knows.
 """
 
 _CASTS = {"varchar": "varchar[]", "int": "int4[]", "text": "text[]"}
+#: PostgreSQL types of ``column_text`` written unquoted (digits, t/f)
+_INTEGERS = frozenset({"int4", "int8", "int2", "integer", "bigint", "smallint"})
+_FLOATS = frozenset({"float8", "float4", "numeric", "double precision", "real"})
 
 
 def _element(value):
@@ -46,3 +49,34 @@ def literal(values, kind="varchar"):
     from odoo.tools import SQL  # noqa: PLC0415 - the text part is plain Python
 
     return SQL(f"%s::{_CASTS[kind]}", array_text(values))
+
+
+def _quoted(values):
+    """Strings as quoted array elements (None as NULL)."""
+    plain = [v for v in values if v is not None]
+    joined = "".join(plain)
+    if "\\" in joined or '"' in joined:
+        return [
+            "NULL"
+            if v is None
+            else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for v in values
+        ]
+    return ["NULL" if v is None else f'"{v}"' for v in values]
+
+
+def column_text(values, cast):
+    """``values`` of one column of PostgreSQL type ``cast`` (``int4``,
+    ``bool``, ``float8``, ``timestamp``, ``varchar``, ``jsonb``…) in the
+    array input syntax: the text of ``%s::<cast>[]``.  None is NULL;
+    booleans, numbers, dates and JSON texts are written as PostgreSQL reads
+    them back."""
+    if cast in _INTEGERS:
+        items = ["NULL" if v is None else str(int(v)) for v in values]
+    elif cast == "bool":
+        items = ["NULL" if v is None else ("t" if v else "f") for v in values]
+    elif cast in _FLOATS:
+        items = ["NULL" if v is None else repr(float(v)) for v in values]
+    else:
+        items = _quoted([None if v is None else str(v) for v in values])
+    return "{" + ",".join(items) + "}"
