@@ -761,15 +761,16 @@ class SmsMicrofunnelTrace(models.Model):
             )
 
     def _chunk_rows(self):
-        """{trace id: plain row} of these traces with their enrolment and
-        contact zone (one query): the dispatch reads these, not the ORM."""
+        """{trace id: plain row} of these traces with their enrolment (one
+        query): the dispatch reads these, not the ORM.  The recipient's zone
+        is the gate's, recorded with its decision (``send_tz``)."""
         self.env.flush_all()
         result = self.env.execute_query(
             SQL(
                 """
                 SELECT t.id, t.state, t.step_id, t.variant_id, t.campaign_id,
                        t.company_id, t.number, t.send_tz, e.state, e.res_model,
-                       e.res_id, e.partner_id, e.values, e.segment_id, p.tz,
+                       e.res_id, e.partner_id, e.values, e.segment_id,
                        t.enrollment_id, EXISTS(
                            SELECT 1 FROM sms_microfunnel_trace o
                             WHERE o.enrollment_id = t.enrollment_id
@@ -777,7 +778,6 @@ class SmsMicrofunnelTrace(models.Model):
                        )
                   FROM sms_microfunnel_trace t
                   JOIN sms_microfunnel_enrollment e ON e.id = t.enrollment_id
-             LEFT JOIN res_partner p ON p.id = e.partner_id
                  WHERE t.id = ANY(%s)
                 """,
                 self.ids,
@@ -798,7 +798,6 @@ class SmsMicrofunnelTrace(models.Model):
             "partner_id",
             "values",
             "segment_id",
-            "partner_tz",
             "enrollment_id",
             "enrollment_queued",
         )
