@@ -56,6 +56,11 @@ from odoo.addons.sms_twilio.tools.sms_twilio import get_twilio_from_number
 
 _logger = logging.getLogger(__name__)
 
+# core's request builder as shipped: when something replaces it (core's own
+# sms_twilio tests mock it to answer without a network), the replacement is
+# called for every message, as core would
+_CORE_SEND_REQUEST = SmsApiTwilio._sms_twilio_send_request
+
 TWILIO_API = "https://api.twilio.com"
 API_BASE_URL_PARAM = "sms_microfunnel_twilio.api_base_url"
 WORKERS_PARAM = "sms_microfunnel_twilio.max_workers"
@@ -684,7 +689,10 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
         computed once per send instead of once per message: the account check,
         the status callback's base URL and, with one sender number (or a
         Messaging Service), the sender without parsing the destination."""
-        if not isinstance(session, TwilioTransport):
+        if (
+            not isinstance(session, TwilioTransport)
+            or SmsApiTwilio._sms_twilio_send_request is not _CORE_SEND_REQUEST
+        ):
             return super()._sms_twilio_send_request(session, to_number, body, uuid)
         parts = session.request_parts
         if parts is None:
