@@ -308,3 +308,18 @@ def load_french(env):
     env["ir.module.module"]._load_module_terms(
         ["sms_microfunnel", "sms_microfunnel_twilio"], ["fr_FR"], overwrite=True
     )
+
+
+def remove_committed_funnel(env, funnel_id, partner_ids, numbers):
+    """What a test that commits (threads with their own cursors) leaves
+    behind: its SMS, the funnel with its SMS mailings and their traces, the
+    consent ledger of its numbers and its contacts."""
+    env["sms.sms"].search([("number", "in", numbers)]).unlink()
+    funnel = env["sms.microfunnel.campaign"].browse(funnel_id)
+    funnel.step_ids.mailing_id.unlink()  # with their mailing traces
+    funnel.unlink()
+    env["sms.microfunnel.consent.event"].search(
+        [("number", "in", numbers)]
+    ).with_context(sms_consent_erasure=True).unlink()
+    env["sms.microfunnel.consent"].search([("number", "in", numbers)]).unlink()
+    env["res.partner"].browse(partner_ids).unlink()

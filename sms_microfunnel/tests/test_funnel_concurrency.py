@@ -9,6 +9,8 @@ from odoo.modules.registry import Registry
 from odoo.tests import BaseCase, tagged
 from odoo.tests.common import get_db_name
 
+from odoo.addons.sms_microfunnel.tests.common import remove_committed_funnel
+
 N = 24
 
 
@@ -71,18 +73,7 @@ class TestFunnelConcurrency(BaseCase):
     def tearDown(self):
         with self.registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
-            env["sms.sms"].search([("number", "in", self.numbers)]).unlink()
-            funnel = env["sms.microfunnel.campaign"].browse(self.funnel_id)
-            funnel.step_ids.mailing_id.unlink()  # with their mailing traces
-            funnel.unlink()
-            events = env["sms.microfunnel.consent.event"].search(
-                [("number", "in", self.numbers)]
-            )
-            events.with_context(sms_consent_erasure=True).unlink()
-            env["sms.microfunnel.consent"].search(
-                [("number", "in", self.numbers)]
-            ).unlink()
-            env["res.partner"].browse(self.partner_ids).unlink()
+            remove_committed_funnel(env, self.funnel_id, self.partner_ids, self.numbers)
         super().tearDown()
 
     def test_two_dispatchers_never_send_twice(self):

@@ -13,7 +13,11 @@ from odoo.modules.registry import Registry
 from odoo.tests import BaseCase, HttpCase, TransactionCase, tagged
 from odoo.tests.common import get_db_name
 
-TUESDAY_10H_PARIS = "2026-03-10 09:00:00"
+from odoo.addons.sms_microfunnel.tests.common import (
+    TUESDAY_10H_PARIS,
+    remove_committed_funnel,
+)
+
 BODY = "Bonjour {{ object.name }}, -20 % cette semaine : https://shop.example.com/offre"
 
 
@@ -248,17 +252,7 @@ class TestChunkedDispatchWorkers(BaseCase):
     def tearDown(self):
         with self.registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
-            env["sms.sms"].search([("number", "in", self.numbers)]).unlink()
-            funnel = env["sms.microfunnel.campaign"].browse(self.funnel_id)
-            funnel.step_ids.mailing_id.unlink()  # with their mailing traces
-            funnel.unlink()
-            env["sms.microfunnel.consent.event"].search(
-                [("number", "in", self.numbers)]
-            ).with_context(sms_consent_erasure=True).unlink()
-            env["sms.microfunnel.consent"].search(
-                [("number", "in", self.numbers)]
-            ).unlink()
-            env["res.partner"].browse(self.partner_ids).unlink()
+            remove_committed_funnel(env, self.funnel_id, self.partner_ids, self.numbers)
         super().tearDown()
 
     def run_workers(self, count, batch_size, patcher=None):
