@@ -20,6 +20,30 @@ SIGNATURE_PATTERN = re.compile(r"[A-Za-z0-9+/]{27}=")
 ROUTING_MAX_LENGTH = 64
 # a Twilio webhook is a few kB (a long SMS and its media URLs included)
 MAX_BODY_BYTES = 256 * 1024
+# Routing of the webhooks: no session (Twilio sends no cookie; a browser's
+# cookie must not make its user the author of what a webhook writes), no
+# session cookie in the answer, always a read/write cursor.  The request runs
+# as the public user (``webhook_env``), as with ``auth="public"``, without the
+# per-request check that this user exists.
+WEBHOOK_ROUTING = {
+    "type": "http",
+    "auth": "none",
+    "save_session": False,
+    "readonly": False,
+    "methods": ["POST"],
+    "csrf": False,
+    "max_content_length": MAX_BODY_BYTES,
+}
+
+
+def webhook_env():
+    """Make the request run as the public user; False when the request
+    reached no database (several databases and no filter to choose one)."""
+    if not request.db or request.env is None:
+        return False
+    public_uid = request.env["ir.model.data"]._xmlid_to_res_id("base.public_user")
+    request.update_env(user=public_uid)
+    return True
 
 
 def _clean(value):
@@ -29,14 +53,7 @@ def _clean(value):
 
 
 class SmsMicrofunnelTwilioController(Controller):
-    @route(
-        INBOUND_PATH,
-        type="http",
-        auth="public",
-        methods=["POST"],
-        csrf=False,
-        max_content_length=MAX_BODY_BYTES,
-    )
+    @route(INBOUND_PATH, **WEBHOOK_ROUTING)
     def inbound(self, **_kwargs):
         """Twilio's incoming-message webhook: signed, stored once, then handled
         by the inbound job (``sms.microfunnel.inbound._cron_process_received``)
@@ -46,6 +63,8 @@ class SmsMicrofunnelTwilioController(Controller):
         insert with the job's trigger (a duplicate is a no-op).  Nothing that could
         race with another message of the same number happens here.
         """
+        if not webhook_env():
+            return Response("Not Found", status=404)
         httprequest = request.httprequest
         form = httprequest.form
         signature = httprequest.headers.get("X-Twilio-Signature") or ""

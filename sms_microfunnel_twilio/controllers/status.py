@@ -50,7 +50,7 @@ from ..models.sms_tracker import (
     status_allowed,
 )
 from ..tools import twilio_signature
-from .main import MAX_BODY_BYTES, SIGNATURE_PATTERN
+from .main import SIGNATURE_PATTERN, WEBHOOK_ROUTING, webhook_env
 
 _logger = logging.getLogger(__name__)
 
@@ -103,15 +103,10 @@ def status_callback_url(url):
 class SmsMicrofunnelTwilioStatus(SmsTwilioController):
     # -- our route ------------------------------------------------------------
 
-    @route(
-        STATUS_PATH + "<string:uuid>",
-        type="http",
-        auth="public",
-        methods=["POST"],
-        csrf=False,
-        max_content_length=MAX_BODY_BYTES,
-    )
+    @route(STATUS_PATH + "<string:uuid>", **WEBHOOK_ROUTING)
     def status(self, uuid, **_kwargs):
+        if not webhook_env():
+            return Response("Not Found", status=404)
         form = request.httprequest.form
         status = form.get("SmsStatus") or form.get("MessageStatus")
         signature = request.httprequest.headers.get("X-Twilio-Signature") or ""
