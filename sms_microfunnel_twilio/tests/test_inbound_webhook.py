@@ -210,3 +210,20 @@ class TestTwilioInboundWebhook(TwilioWebhookCase):
             forged = self.post("STOP", "SM" + "9" * 32, To="+33700000002")
         self.assertEqual(forged.status_code, 403)
         self.assertFalse(self.blacklisted())
+
+    def test_webhook_runs_as_public_user_without_session(self):
+        """A webhook is no browser request: no session cookie in the answer,
+        and a logged-in user's cookie does not make that user the author."""
+        public = self.env.ref("base.public_user")
+        response = self.post("Bonjour", "SM" + "a1" * 16, process=False)
+        self.assertEqual(response.status_code, 200)
+        self.assertNotIn("Set-Cookie", response.headers)
+        self.authenticate("admin", "admin")
+        response = self.post("Merci", "SM" + "b2" * 16, process=False)
+        self.assertEqual(response.status_code, 200)
+        self.assertNotIn("Set-Cookie", response.headers)
+        stored = self.Inbound.sudo().search(
+            [("provider_message_id", "in", ["SM" + "a1" * 16, "SM" + "b2" * 16])]
+        )
+        self.assertEqual(len(stored), 2)
+        self.assertEqual(stored.create_uid, public)

@@ -120,6 +120,7 @@ class TestFunnelStatusCallbacks(FunnelCase, TwilioWebhookCase):
             path, data=params, headers={"X-Twilio-Signature": signature}
         )
         self.assertEqual(response.status_code, 200, (path, status, response.text))
+        return response
 
     def outcome(self, trace):
         """Everything a callback may change, but ids and times (their
@@ -202,3 +203,15 @@ class TestFunnelStatusCallbacks(FunnelCase, TwilioWebhookCase):
         self.env.invalidate_all()
         self.assertEqual(second.state, "delivered")
         self.assertEqual(second.mailing_trace_id.trace_status, "sent")
+
+    def test_callback_runs_as_public_user_without_session(self):
+        trace = self.traces[-1]
+        self.authenticate("admin", "admin")
+        response = self.post(trace, "delivered", None)
+        self.assertNotIn("Set-Cookie", response.headers)
+        self.env.invalidate_all()
+        public = self.env.ref("base.public_user")
+        self.assertEqual(trace.state, "delivered")
+        self.assertEqual(trace.write_uid, public)
+        self.assertEqual(trace.mailing_trace_id.write_uid, public)
+        self.assertEqual(self.tracker(trace).write_uid, public)
