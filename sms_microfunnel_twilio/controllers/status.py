@@ -31,16 +31,16 @@ from odoo.exceptions import ConcurrencyError
 from odoo.http import Response, request, route
 from odoo.tools import SQL
 
-from odoo.addons.sms_twilio.controllers.controllers import (
-    TWILIO_TO_SMS_STATE,
-    TWILIO_TO_SMS_STATE_ERRORS,
-    SmsTwilioController,
-)
 from odoo.addons.sms_microfunnel.models.mailing_trace import SMS_STATUS_EVENTS
 from odoo.addons.sms_microfunnel.models.sms_microfunnel_trace import (
     RANK as FUNNEL_RANK,
 )
 from odoo.addons.sms_microfunnel.models.sms_microfunnel_trace import sms_report_state
+from odoo.addons.sms_twilio.controllers.controllers import (
+    TWILIO_TO_SMS_STATE,
+    TWILIO_TO_SMS_STATE_ERRORS,
+    SmsTwilioController,
+)
 from odoo.addons.sms_twilio.models.sms_tracker import TWILIO_CODE_TO_FAILURE_TYPE
 
 from ..models.sms_tracker import (
