@@ -8,7 +8,7 @@ from datetime import datetime
 
 from freezegun import freeze_time
 
-from odoo import fields
+from odoo import Command, fields
 from odoo.tests import tagged
 
 from odoo.addons.sms_microfunnel.tests.common import TUESDAY_10H_PARIS, FunnelCase
@@ -215,3 +215,33 @@ class TestFunnelStatusCallbacks(FunnelCase, TwilioWebhookCase):
         self.assertEqual(trace.write_uid, public)
         self.assertEqual(trace.mailing_trace_id.write_uid, public)
         self.assertEqual(self.tracker(trace).write_uid, public)
+
+    def test_write_automation_rules_run(self):
+        """A write automation rule on funnel traces (base_automation patches
+        ``write``) runs for a callback: such callbacks take the ORM path."""
+        model = self.env["ir.model"]._get("sms.microfunnel.trace")
+        automation = self.env["base.automation"].create(
+            {
+                "name": "Delivered funnel SMS",
+                "trigger": "on_create_or_write",
+                "model_id": model.id,
+                "filter_domain": "[('state', '=', 'delivered')]",
+            }
+        )
+        action = self.env["ir.actions.server"].create(
+            {
+                "name": "Mark delivered",
+                "base_automation_id": automation.id,
+                "model_id": model.id,
+                "state": "object_write",
+                "update_path": "decision_rule",
+                "value": "AUTOMATED",
+            }
+        )
+        automation.write({"action_server_ids": [Command.link(action.id)]})
+        self.env.flush_all()
+        trace = self.traces[-1]
+        self.post(trace, "delivered", None)
+        self.env.invalidate_all()
+        self.assertEqual(trace.state, "delivered")
+        self.assertEqual(trace.decision_rule, "AUTOMATED")
