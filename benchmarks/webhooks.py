@@ -17,11 +17,16 @@ Routes measured:
 * core ``/sms_twilio/status/<uuid>`` (core ``sms_twilio``'s controller, with
   our monotonic-status context on top), one ``delivered`` per SMS;
 * ours ``/sms_microfunnel_twilio/status/<uuid>``, the same on other SMS;
+* ours again on funnel SMS, the common case: each SMS of a funnel step has
+  its ``mailing.trace`` (Odoo's SMS mailing tracking, linked to the tracker)
+  and its funnel trace, which the callback moves forward too;
 * ours ``/sms_microfunnel_twilio/inbound``, a STOP or a reply per request
   from as many numbers; the inbound job then processes them (timed apart:
   it runs in the background in production).
 
-Every SMS has its ``sms.tracker`` as Twilio SMS have.  ``--contacts``
+Every SMS has its ``sms.tracker`` as Twilio SMS have; the funnel SMS are
+those of one SMS step (its SMS mailing, enrolments of the first contacts),
+left as the sender leaves them (sent to Twilio, waiting for the report).  ``--contacts``
 contacts (default 100,000, created in SQL) make the job's lookups of contacts
 and funnel messages meaningful.
 
@@ -76,6 +81,9 @@ def parse_args(argv=None):
         "--contacts", type=int, default=100_000, help="contacts created in SQL"
     )
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument(
+        "--port", type=int, help="HTTP port of the Odoo server (default: a free one)"
+    )
     return parser.parse_args(argv)
 
 
@@ -101,7 +109,8 @@ def odoo_env(smf, dbname):
 
 
 def prepare(registry, base_url, count, contacts):
-    """Company, SMS and trackers for both status routes; contacts in SQL."""
+    """Company, SMS and trackers for the status routes (plain SMS for core's
+    and ours, funnel SMS for ours); contacts in SQL."""
     from odoo import SUPERUSER_ID, api  # noqa: PLC0415
 
     with registry.cursor() as cr:
@@ -138,10 +147,94 @@ def prepare(registry, base_url, count, contacts):
         )
         uuids = sms.mapped("uuid")
         existing = env["res.partner"].search_count([("name", "=like", "Bench %")])
-        if contacts > existing:
-            insert_contacts(env, existing, contacts)
-        cr.execute("ANALYZE res_partner")
-        return company.id, uuids[:count], uuids[count:]
+        if max(contacts, count) > existing:
+            insert_contacts(env, existing, max(contacts, count))
+        funnel_uuids = prepare_funnel_sms(env, company, count)
+        cr.execute("ANALYZE")
+        return company.id, uuids[:count], uuids[count:], funnel_uuids
+
+
+def prepare_funnel_sms(env, company, count):
+    """``count`` SMS of one funnel SMS step, as the sender leaves them: each
+    with its ``mailing.trace`` (status ``pending``: sent to Twilio) linked to
+    its ``sms.tracker``, and its funnel trace (``sent``).  Returns their uuids."""
+    company.write(
+        {
+            "sms_funnel_sender_label": "ACME: ",
+            "sms_funnel_optout_mention": "STOP au 36111",
+        }
+    )
+    funnel = env["sms.microfunnel.campaign"].create(
+        {"name": "Benchmark offer", "model_name": "res.partner", "domain": "[]"}
+    )
+    step = env["sms.microfunnel.step"].create(
+        {
+            "campaign_id": funnel.id,
+            "name": "Offer",
+            "message_class": "transactional",
+            "body": "Votre offre de la semaine.",
+        }
+    )
+    funnel.action_start()
+    mailing = step._channel_mailing()
+    partners = env["res.partner"].search(
+        [("name", "=like", "Bench %")], order="id", limit=count
+    )
+    traces = funnel._enroll(partners).trace_ids.sorted("id")
+    now = env.cr.now()
+    sms = env["sms.sms"].create(
+        [
+            {
+                "number": trace.number,
+                "body": "ACME: Votre offre de la semaine. STOP au 36111",
+                "state": "pending",
+                "record_company_id": company.id,
+                "partner_id": trace.enrollment_id.res_id,
+                "mailing_id": mailing.id,
+            }
+            for trace in traces
+        ]
+    )
+    mailing_traces = env["mailing.trace"].create(
+        [
+            {
+                "trace_type": "sms",
+                "trace_status": "pending",
+                "sent_datetime": now,
+                "mass_mailing_id": mailing.id,
+                "campaign_id": mailing.campaign_id.id,
+                "model": "res.partner",
+                "res_id": s.partner_id.id,
+                "sms_number": s.number,
+                "sms_id_int": s.id,
+            }
+            for s in sms
+        ]
+    )
+    env["sms.tracker"].create(
+        [
+            {
+                "sms_uuid": s.uuid,
+                "sms_twilio_company_id": company.id,
+                "sms_twilio_status": "sent",
+                "mailing_trace_id": m.id,
+            }
+            for s, m in zip(sms, mailing_traces, strict=True)
+        ]
+    )
+    for trace, s, m in zip(traces, sms, mailing_traces, strict=True):
+        trace.write(
+            {
+                "state": "sent",
+                "sms_id_int": s.id,
+                "sms_uuid": s.uuid,
+                "mailing_trace_id": m.id,
+                "queued_at": now,
+                "sent_at": now,
+            }
+        )
+    env.flush_all()
+    return sms.mapped("uuid")
 
 
 def insert_contacts(env, start, stop):
@@ -327,12 +420,15 @@ def wait_up(url, proc, timeout=120):
 
 
 def run(args, dbname, smf):
-    port = smf.free_port()
+    port = args.port or smf.free_port()
     base_url = f"http://127.0.0.1:{port}"
     count = args.requests * args.rounds + 100  # + warm-up
-    print(f"Preparing {2 * count} SMS with trackers and {args.contacts} contacts…")
+    print(
+        f"Preparing {2 * count} SMS with trackers, {count} funnel SMS and "
+        f"{args.contacts} contacts…"
+    )
     odoo, registry = odoo_env(smf, dbname)
-    company_id, core_uuids, our_uuids = prepare(
+    company_id, core_uuids, our_uuids, funnel_uuids = prepare(
         registry, base_url, count, args.contacts
     )
     log_path = Path(tempfile.mkdtemp(prefix="smf-bench-webhooks-")) / "odoo.log"
@@ -357,8 +453,10 @@ def run(args, dbname, smf):
         # warm-up: registries and caches of both workers
         fire(base_url, status_items(CORE_PATH, core_uuids[:50]), args.connections)
         fire(base_url, status_items(STATUS_PATH, our_uuids[:50]), args.connections)
+        fire(base_url, status_items(STATUS_PATH, funnel_uuids[:50]), args.connections)
         fire(base_url, inbound_items(100, 0), args.connections)
         core_uuids, our_uuids = core_uuids[50:], our_uuids[50:]
+        funnel_uuids = funnel_uuids[50:]
         routes = {
             "core /sms_twilio/status": (
                 CORE_PATH,
@@ -370,6 +468,13 @@ def run(args, dbname, smf):
                 STATUS_PATH,
                 lambda r: status_items(
                     STATUS_PATH, our_uuids[r * args.requests : (r + 1) * args.requests]
+                ),
+            ),
+            "ours /sms_microfunnel_twilio/status funnel": (
+                STATUS_PATH,
+                lambda r: status_items(
+                    STATUS_PATH,
+                    funnel_uuids[r * args.requests : (r + 1) * args.requests],
                 ),
             ),
             "ours /sms_microfunnel_twilio/inbound": (
@@ -414,8 +519,18 @@ def run(args, dbname, smf):
         job_queries = cr.sql_log_count - count_before
         delivered = env["sms.tracker"].search_count(
             [
-                ("sms_uuid", "in", [*our_uuids, *core_uuids]),
+                ("sms_uuid", "in", [*our_uuids, *core_uuids, *funnel_uuids]),
                 ("sms_twilio_status", "=", "delivered"),
+            ]
+        )
+        # the funnel SMS' reports reached their mailing trace and funnel trace
+        funnel_delivered = env["sms.microfunnel.trace"].search_count(
+            [("sms_uuid", "in", funnel_uuids), ("state", "=", "delivered")]
+        )
+        mailing_delivered = env["mailing.trace"].search_count(
+            [
+                ("sms_tracker_ids.sms_uuid", "in", funnel_uuids),
+                ("trace_status", "=", "sent"),
             ]
         )
 
@@ -425,7 +540,7 @@ def run(args, dbname, smf):
         f"{args.rounds} rounds of {args.requests} requests per route"
     )
     header = (
-        f"{'route':40} {'req/s (rounds)':>22} {'queries/req':>12} "
+        f"{'route':44} {'req/s (rounds)':>22} {'queries/req':>12} "
         f"{'SQL ms/req':>11}  answers"
     )
     print(header)
@@ -439,7 +554,7 @@ def run(args, dbname, smf):
         )
         sql = 1000 * statistics.mean(entry["sql"]) if entry["sql"] else float("nan")
         print(
-            f"{label:40} {rps:8.0f} ({rounds:>11}) {queries:12.1f} {sql:11.2f}  "
+            f"{label:44} {rps:8.0f} ({rounds:>11}) {queries:12.1f} {sql:11.2f}  "
             f"{entry['codes']}  {rps / core_rps:.1f}× core"
         )
     print()
@@ -449,6 +564,10 @@ def run(args, dbname, smf):
         f"{job_queries / max(pending, 1):.0f} queries per message)"
     )
     print(f"Status callbacks applied (trackers delivered): {delivered}")
+    print(
+        f"Funnel SMS delivered: {funnel_delivered} funnel traces, "
+        f"{mailing_delivered} mailing traces"
+    )
     print(f"Machine load before: {load_before}")
     print(f"Machine load after:  {load_after}")
     print(f"Server log: {log_path}")

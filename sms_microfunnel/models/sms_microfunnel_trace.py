@@ -328,6 +328,18 @@ SMS_BOUNCE_FAILURES = {
 UNSUBSCRIBE_PATH = "/sms/unsubscribe/"
 
 
+def sms_report_state(event, failure_type=False):
+    """The state an SMS trace moves to (if its state ranks lower) on report
+    ``event`` of its SMS mailing trace, None for an event that moves nothing
+    ("opened": Odoo marks an SMS opened when it is clicked)."""
+    new_state = event
+    if event == "failed" and failure_type in SMS_BOUNCE_FAILURES:
+        new_state = "bounced"
+    if new_state not in ("sent", "delivered", "failed", "bounced", "canceled"):
+        return None
+    return new_state
+
+
 class SmsMicrofunnelTrace(models.Model):
     _name = "sms.microfunnel.trace"
     _description = "SMS Funnel Step Trace"
@@ -1546,11 +1558,9 @@ class SmsMicrofunnelTrace(models.Model):
         if event == "clicked":
             self._sms_clicked()._set_clicked()
             return
-        new_state = event
-        if event == "failed" and failure_type in SMS_BOUNCE_FAILURES:
-            new_state = "bounced"
-        if new_state not in ("sent", "delivered", "failed", "bounced", "canceled"):
-            return  # "opened": Odoo marks an SMS opened when it is clicked
+        new_state = sms_report_state(event, failure_type)
+        if not new_state:
+            return
         now = fields.Datetime.now()
         vals = {"state": new_state, "failure_type": failure_type or False}
         if new_state == "sent":

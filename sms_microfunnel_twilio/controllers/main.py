@@ -3,7 +3,6 @@ import logging
 import re
 
 from odoo.http import Controller, Response, request, route
-from odoo.tools import SQL
 
 from odoo.addons.sms_microfunnel.tools import sms_keywords
 
@@ -20,6 +19,30 @@ SIGNATURE_PATTERN = re.compile(r"[A-Za-z0-9+/]{27}=")
 ROUTING_MAX_LENGTH = 64
 # a Twilio webhook is a few kB (a long SMS and its media URLs included)
 MAX_BODY_BYTES = 256 * 1024
+# Routing of the webhooks: no session (Twilio sends no cookie; a browser's
+# cookie must not make its user the author of what a webhook writes), no
+# session cookie in the answer, always a read/write cursor.  The request runs
+# as the public user (``webhook_env``), as with ``auth="public"``, without the
+# per-request check that this user exists.
+WEBHOOK_ROUTING = {
+    "type": "http",
+    "auth": "none",
+    "save_session": False,
+    "readonly": False,
+    "methods": ["POST"],
+    "csrf": False,
+    "max_content_length": MAX_BODY_BYTES,
+}
+
+
+def webhook_env():
+    """Make the request run as the public user; False when the request
+    reached no database (several databases and no filter to choose one)."""
+    if not request.db or request.env is None:
+        return False
+    public_uid = request.env["ir.model.data"]._xmlid_to_res_id("base.public_user")
+    request.update_env(user=public_uid)
+    return True
 
 
 def _clean(value):
@@ -29,23 +52,19 @@ def _clean(value):
 
 
 class SmsMicrofunnelTwilioController(Controller):
-    @route(
-        INBOUND_PATH,
-        type="http",
-        auth="public",
-        methods=["POST"],
-        csrf=False,
-        max_content_length=MAX_BODY_BYTES,
-    )
+    @route(INBOUND_PATH, **WEBHOOK_ROUTING)
     def inbound(self, **_kwargs):
         """Twilio's incoming-message webhook: signed, stored once, then handled
         by the inbound job (``sms.microfunnel.inbound._cron_process_received``)
         in the order the messages arrived.
 
-        Two queries: the company and its token (one indexed lookup), then the
-        insert with the job's trigger (a duplicate is a no-op).  Nothing that could
-        race with another message of the same number happens here.
+        One query: the insert with the job's trigger (a duplicate is a no-op);
+        the company and its token come from the routes every worker keeps.
+        Nothing that could race with another message of the same number
+        happens here.
         """
+        if not webhook_env():
+            return Response("Not Found", status=404)
         httprequest = request.httprequest
         form = httprequest.form
         signature = httprequest.headers.get("X-Twilio-Signature") or ""
@@ -89,36 +108,27 @@ class SmsMicrofunnelTwilioController(Controller):
 
     def _inbound_route(self, to_number, service_sid):
         """{company_id, token, answers_keywords} of the Twilio company that
-        receives at ``to_number`` (or through Messaging Service ``service_sid``),
-        None for none.  One query on indexed columns; never raises."""
-        numbers = [n for n in {to_number, self._e164(to_number)} if n]
-        if not numbers and not service_sid:
-            return None
-        rows = request.env.execute_query_dict(
-            SQL(
-                """
-                SELECT c.id AS company_id, c.sms_twilio_auth_token AS token,
-                       c.sms_twilio_answers_keywords AS answers_keywords,
-                       0 AS priority, 0 AS sequence
-                  FROM res_company c
-                 WHERE c.sms_provider = 'twilio'
-                   AND c.sms_twilio_messaging_service_sid = %(service)s
-                 UNION ALL
-                SELECT c.id, c.sms_twilio_auth_token, c.sms_twilio_answers_keywords,
-                       1, n.sequence
-                  FROM sms_twilio_number n
-                  JOIN res_company c ON c.id = n.company_id
-                 WHERE c.sms_provider = 'twilio' AND n.number = ANY(%(numbers)s)
-              ORDER BY priority, sequence, company_id
-                 LIMIT 1
-                """,
-                service=service_sid or None,
-                numbers=numbers,
-            )
+        receives through Messaging Service ``service_sid`` (first), else at
+        ``to_number`` (as given or in E.164), None for none.  Read from the
+        routes every worker keeps (no query); never raises."""
+        services, numbers = (
+            request.env["res.company"].sudo()._sms_twilio_inbound_routes()
         )
-        if not rows or not rows[0]["token"]:
+        route_ = services.get(service_sid) if service_sid else None
+        if route_ is None:
+            candidates = [
+                numbers[number]
+                for number in {to_number, self._e164(to_number)}
+                if number and number in numbers
+            ]
+            route_ = min(
+                candidates,
+                key=lambda r: (r["sequence"], r["company_id"]),
+                default=None,
+            )
+        if not route_ or not route_["token"]:
             return None
-        return rows[0]
+        return route_
 
     @staticmethod
     def _e164(number):

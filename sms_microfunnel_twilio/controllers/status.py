@@ -3,12 +3,18 @@
 
 Our SMS ask Twilio to call ``/sms_microfunnel_twilio/status/<uuid>``
 (``tools/sms_api.py``): one indexed lookup that also locks the tracker, the
-signature, then one statement that moves the tracker and the SMS forward
-together (monotonic, see ``models/sms_tracker.py``).  A callback that changes
-nothing (replayed, late or out of order) costs the lookup alone.  Trackers
-linked to a chatter notification or a mailing trace (funnel SMS included: their
-funnel trace follows the mailing trace) take the ORM path of core's route,
-which knows those models.
+signature, then one statement that moves the tracker, the SMS and, for SMS of
+a mailing (funnel SMS included), the ``mailing.trace`` and the funnel trace
+forward together, with the values and the guards of the ORM methods core's
+route calls (``sms.tracker`` of ``sms``, ``mass_mailing_sms`` and this
+module, monotonic: see ``models/sms_tracker.py``).  A callback that changes
+nothing (replayed, late or out of order) costs the lookup alone.
+
+The rarer cases take the ORM path of core's route, which knows their models:
+trackers linked to a chatter notification (its message is notified on the
+bus), a callback that moves a mailing trace to "process" or whose mailing is
+not done yet (the mailing's state changes), and any model of the statement
+with a write automation rule (``base_automation`` patches ``write``).
 
 Core's route ``/sms_twilio/status/<uuid>`` keeps its code, with the callback in
 the context so that trackers apply it monotonically too.
@@ -25,6 +31,11 @@ from odoo.exceptions import ConcurrencyError
 from odoo.http import Response, request, route
 from odoo.tools import SQL
 
+from odoo.addons.sms_microfunnel.models.mailing_trace import SMS_STATUS_EVENTS
+from odoo.addons.sms_microfunnel.models.sms_microfunnel_trace import (
+    RANK as FUNNEL_RANK,
+)
+from odoo.addons.sms_microfunnel.models.sms_microfunnel_trace import sms_report_state
 from odoo.addons.sms_twilio.controllers.controllers import (
     TWILIO_TO_SMS_STATE,
     TWILIO_TO_SMS_STATE_ERRORS,
@@ -39,7 +50,7 @@ from ..models.sms_tracker import (
     status_allowed,
 )
 from ..tools import twilio_signature
-from .main import MAX_BODY_BYTES, SIGNATURE_PATTERN
+from .main import SIGNATURE_PATTERN, WEBHOOK_ROUTING, webhook_env
 
 _logger = logging.getLogger(__name__)
 
@@ -58,6 +69,21 @@ CONCURRENCY_ERRORS = (
     psycopg2.errors.DeadlockDetected,
     psycopg2.errors.LockNotAvailable,
 )
+# mass_mailing_sms (sms.tracker._update_sms_traces): the mailing trace statuses
+# a new status does not overwrite
+TRACE_STATUSES_KEPT = {
+    "cancel": ["cancel", "process", "pending", "sent"],
+    "outgoing": ["outgoing", "process", "pending", "sent"],
+    "process": ["process", "pending", "sent"],
+    "pending": ["pending", "sent"],
+    "bounce": ["bounce"],
+    "sent": ["sent"],
+    "error": ["error"],
+}
+# ... and those that get no sent_datetime
+TRACE_STATUSES_UNSENT = {"outgoing", "process", "error", "cancel"}
+# the models the set-based statement writes
+WRITTEN_MODELS = ("sms.tracker", "sms.sms", "mailing.trace", "sms.microfunnel.trace")
 
 
 def _execute(cr, query):
@@ -77,15 +103,10 @@ def status_callback_url(url):
 class SmsMicrofunnelTwilioStatus(SmsTwilioController):
     # -- our route ------------------------------------------------------------
 
-    @route(
-        STATUS_PATH + "<string:uuid>",
-        type="http",
-        auth="public",
-        methods=["POST"],
-        csrf=False,
-        max_content_length=MAX_BODY_BYTES,
-    )
+    @route(STATUS_PATH + "<string:uuid>", **WEBHOOK_ROUTING)
     def status(self, uuid, **_kwargs):
+        if not webhook_env():
+            return Response("Not Found", status=404)
         form = request.httprequest.form
         status = form.get("SmsStatus") or form.get("MessageStatus")
         signature = request.httprequest.headers.get("X-Twilio-Signature") or ""
@@ -124,10 +145,11 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
                     ),
                 )
             return "OK"
-        if row["notification_id"] or row["mailing_trace_id"]:
-            self._apply_with_orm(row, callback, form.get("ErrorMessage"))
+        error_message = (form.get("ErrorMessage") or "").replace("\x00", "") or None
+        if self._needs_orm(row, status):
+            self._apply_with_orm(row, callback, error_message)
         else:
-            self._apply(row, callback)
+            self._apply(row, callback, error_message)
         return "OK"
 
     def _signed(self, token, url, signature):
@@ -138,12 +160,15 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
         """The tracker of SMS ``uuid`` (locked), its company's token, its SMS
         and the transaction's time: one query on unique indexes."""
         env = request.env
-        has_mailing = "mailing_trace_id" in env["sms.tracker"]._fields
         query = SQL(
             """
             SELECT t.id AS tracker_id, t.sms_twilio_status AS twilio_status,
                    t.sms_twilio_sid AS sid, t.mail_notification_id AS notification_id,
-                   %(mailing)s AS mailing_trace_id,
+                   t.mailing_trace_id,
+                   -- a subquery rather than two joins: less to plan
+                   (SELECT mm.state FROM mailing_trace m
+                      JOIN mailing_mailing mm ON mm.id = m.mass_mailing_id
+                     WHERE m.id = t.mailing_trace_id) AS mailing_state,
                    c.id AS company_id, c.sms_twilio_auth_token AS token,
                    s.id AS sms_id, s.state AS sms_state,
                    -- the time of the update, without a query of its own
@@ -154,7 +179,6 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
              WHERE t.sms_uuid = %(uuid)s
                FOR NO KEY UPDATE OF t NOWAIT
             """,
-            mailing=SQL("t.mailing_trace_id") if has_mailing else SQL("NULL::int"),
             uuid=uuid,
         )
         self._lock(env.cr, query)
@@ -200,14 +224,43 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
             return "unknown"
         return failure_type
 
-    def _apply(self, row, callback):
-        """Tracker and SMS forward in one statement."""
+    @staticmethod
+    def _trace_status(status, failure_type):
+        """The mailing trace status core's trackers give Twilio ``status``
+        (``failure_type``: that of an error status)."""
+        if status not in TWILIO_TO_SMS_STATE_ERRORS:
+            sms_state = TWILIO_TO_SMS_STATE[status]
+            return request.env["sms.tracker"].SMS_STATE_TO_TRACE_STATUS[sms_state]
+        if failure_type in request.env["sms.sms"].BOUNCE_DELIVERY_ERRORS:
+            return "bounce"
+        return "error"
+
+    def _needs_orm(self, row, status):
+        """Must this callback take the ORM path (see the module's docstring)?"""
+        if row["notification_id"]:
+            return True
+        registry = request.env.registry
+        if any("write" in vars(registry[model]) for model in WRITTEN_MODELS):
+            return True  # base_automation's write patch: rules to run
+        if not row["mailing_trace_id"]:
+            return False
+        return (
+            # "sending": core sets the mailing's state to "sending"
+            TWILIO_TO_SMS_STATE.get(status) == "process"
+            or (row["mailing_state"] or "done") != "done"
+        )
+
+    def _apply(self, row, callback, error_message=None):
+        """Tracker, SMS, mailing trace and funnel trace forward in one
+        statement."""
         status = callback["status"]
         failure_type = self._failure_type(status, callback["error_code"])
         now = row.get("now") or request.env.cr.now()
+        uid = request.env.uid
         tracker_set = [
             SQL("sms_twilio_status = %s", status),
             SQL("write_date = %s", now),
+            SQL("write_uid = %s", uid),
         ]
         if callback["error_code"]:
             tracker_set.append(
@@ -243,6 +296,7 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
                 ),
                 SQL("to_delete = TRUE"),
                 SQL("write_date = %s", now),
+                SQL("write_uid = %s", uid),
             ]
             if callback["error_code"]:
                 sms_set.append(
@@ -259,17 +313,102 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
             # as core: a reported SMS is left to the queue's garbage collector
             parts.append(
                 SQL(
-                    "UPDATE sms_sms SET to_delete = TRUE "
-                    "WHERE id = %s AND NOT to_delete",
+                    "UPDATE sms_sms SET to_delete = TRUE, write_date = %s, "
+                    "write_uid = %s WHERE id = %s AND NOT to_delete",
+                    now,
+                    uid,
                     row["sms_id"],
                 )
             )
-        # one round trip; each UPDATE is its own CTE so they all run
+        if row["mailing_trace_id"]:
+            parts += self._trace_updates(
+                row, status, failure_type, error_message, now, uid
+            )
+        # one round trip; each UPDATE is its own CTE so they all run (the
+        # funnel traces' one reads the mailing traces' "mt")
+        named = [
+            part if isinstance(part, tuple) else (f"u{i}", SQL("%s RETURNING 1", part))
+            for i, part in enumerate(parts)
+        ]
         ctes = SQL(", ").join(
-            SQL("u%s AS (%s RETURNING 1)", SQL(str(index)), part)
-            for index, part in enumerate(parts)
+            SQL("%s AS (%s)", SQL.identifier(name), query) for name, query in named
         )
         _execute(request.env.cr, SQL("WITH %s SELECT 1", ctes))
+
+    def _trace_updates(self, row, status, failure_type, error_message, now, uid):
+        """The mailing trace's UPDATE (``sms.tracker._update_sms_traces`` of
+        ``mass_mailing_sms``) and the funnel traces' that follows it
+        (``sms.microfunnel.trace._update_from_sms_mailing_trace``): named
+        statements for ``_apply``.  A tracker's mailing trace is an SMS one,
+        whose funnel traces are those of SMS steps (email steps have email
+        mailing traces, without tracker)."""
+        trace_status = self._trace_status(status, failure_type)
+        if status not in TWILIO_TO_SMS_STATE_ERRORS:
+            failure_type = False  # core passes none outside errors
+        trace_set = [
+            SQL("trace_status = %s", trace_status),
+            SQL("failure_type = %s", failure_type or None),
+            SQL(
+                "failure_reason = %s",
+                error_message if status in TWILIO_TO_SMS_STATE_ERRORS else None,
+            ),
+            SQL("write_date = %s", now),
+            SQL("write_uid = %s", uid),
+        ]
+        if trace_status not in TRACE_STATUSES_UNSENT:
+            trace_set.append(SQL("sent_datetime = COALESCE(sent_datetime, %s)", now))
+        updates = [
+            (
+                "mt",
+                SQL(
+                    "UPDATE mailing_trace SET %s WHERE id = %s AND "
+                    "(trace_status IS NULL OR trace_status <> ALL(%s)) RETURNING id",
+                    SQL(", ").join(trace_set),
+                    row["mailing_trace_id"],
+                    TRACE_STATUSES_KEPT[trace_status],
+                ),
+            )
+        ]
+        event = SMS_STATUS_EVENTS.get(trace_status)
+        new_state = event and sms_report_state(event, failure_type)
+        if not new_state:
+            return updates
+        # Datetime.now() of the ORM method: whole seconds
+        at = now.replace(microsecond=0)
+        funnel_set = [
+            SQL("state = %s", new_state),
+            SQL("failure_type = %s", failure_type or None),
+            SQL("write_date = %s", now),
+            SQL("write_uid = %s", uid),
+        ]
+        if new_state in ("sent", "delivered"):
+            funnel_set.append(
+                SQL("sent_at = %s", at)
+                if new_state == "sent"
+                else SQL("sent_at = COALESCE(sent_at, %s)", at)
+            )
+        if new_state == "delivered":
+            funnel_set.append(SQL("delivered_at = %s", at))
+        # states that rank as high as the new one keep it (RANK, unknown = 0)
+        kept = [
+            state
+            for state, rank in FUNNEL_RANK.items()
+            if rank >= FUNNEL_RANK[new_state]
+        ]
+        updates.append(
+            (
+                "ft",
+                SQL(
+                    "UPDATE sms_microfunnel_trace SET %s "
+                    "WHERE mailing_trace_id IN (SELECT id FROM mt) "
+                    "AND step_type = 'sms' "
+                    "AND (state IS NULL OR state <> ALL(%s)) RETURNING 1",
+                    SQL(", ").join(funnel_set),
+                    kept,
+                ),
+            )
+        )
+        return updates
 
     def _apply_with_orm(self, row, callback, error_message):
         """Chatter notifications and mailing traces: core's code, monotonic."""

@@ -1,10 +1,19 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
+from odoo.tools import SQL, ormcache
 
 from ..tools.sms_api import SmsApiTwilioMicrofunnel
 
 PUBLIC_BASE_URL_PARAM = "sms_microfunnel_twilio.public_base_url"
+# the company fields inbound webhooks are routed and checked with
+INBOUND_ROUTING_FIELDS = {
+    "sms_provider",
+    "sms_twilio_auth_token",
+    "sms_twilio_messaging_service_sid",
+    "sms_twilio_answers_keywords",
+    "sms_twilio_number_ids",
+}
 
 
 class ResCompany(models.Model):
@@ -98,3 +107,74 @@ class ResCompany(models.Model):
             self.env["ir.config_parameter"].sudo().get_param(PUBLIC_BASE_URL_PARAM)
         )
         return (configured or self.get_base_url()).rstrip("/")
+
+    # -- inbound routing ----------------------------------------------------------
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        companies = super().create(vals_list)
+        self.env.registry.clear_cache()  # _sms_twilio_inbound_routes
+        return companies
+
+    def write(self, vals):
+        result = super().write(vals)
+        if INBOUND_ROUTING_FIELDS.intersection(vals):
+            self.env.registry.clear_cache()  # _sms_twilio_inbound_routes
+        return result
+
+    def unlink(self):
+        result = super().unlink()
+        self.env.registry.clear_cache()  # _sms_twilio_inbound_routes
+        return result
+
+    @api.model
+    @ormcache()
+    def _sms_twilio_inbound_routes(self):
+        """Where inbound messages go: ({Messaging Service SID: route},
+        {receiving number: route}); a route is {company_id, token,
+        answers_keywords, sequence}, the first company by id for a service,
+        the first number by (sequence, company id) for a number.
+
+        Cached in every worker (an inbound webhook then reads nothing before
+        storing the message); any change of a Twilio number or of these
+        company fields clears the cache of every worker before their next
+        request (Odoo's cache signalling).  Never modify the result."""
+        rows = self.env.execute_query_dict(
+            SQL(
+                """
+                SELECT c.id AS company_id, c.sms_twilio_auth_token AS token,
+                       c.sms_twilio_answers_keywords AS answers_keywords,
+                       c.sms_twilio_messaging_service_sid AS service_sid,
+                       n.number, n.sequence
+                  FROM res_company c
+             LEFT JOIN sms_twilio_number n ON n.company_id = c.id
+                 WHERE c.sms_provider = 'twilio'
+              ORDER BY n.sequence, c.id
+                """
+            )
+        )
+        services, numbers = {}, {}
+        for row in sorted(rows, key=lambda r: r["company_id"]):
+            route = {
+                "company_id": row["company_id"],
+                "token": row["token"],
+                "answers_keywords": row["answers_keywords"],
+                "sequence": 0,
+            }
+            if row["service_sid"]:
+                services.setdefault(row["service_sid"], route)
+        for row in rows:  # by sequence, then company
+            if row["number"]:
+                numbers.setdefault(
+                    row["number"],
+                    {
+                        "company_id": row["company_id"],
+                        "token": row["token"],
+                        "answers_keywords": row["answers_keywords"],
+                        # NULL last, as PostgreSQL sorts it
+                        "sequence": (
+                            row["sequence"] if row["sequence"] is not None else 2**31
+                        ),
+                    },
+                )
+        return services, numbers

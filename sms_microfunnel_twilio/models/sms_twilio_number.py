@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from odoo import fields, models
+from odoo import api, fields, models
 from odoo.tools import create_index
 
 
@@ -25,3 +25,20 @@ class SmsTwilioNumber(models.Model):
             ["sms_twilio_messaging_service_sid"],
             where="sms_twilio_messaging_service_sid IS NOT NULL",
         )
+
+    # the inbound routes of the companies (res.company._sms_twilio_inbound_routes)
+    @api.model_create_multi
+    def create(self, vals_list):
+        numbers = super().create(vals_list)
+        self.env.registry.clear_cache()
+        return numbers
+
+    def write(self, vals):
+        result = super().write(vals)
+        self.env.registry.clear_cache()
+        return result
+
+    def unlink(self):
+        result = super().unlink()
+        self.env.registry.clear_cache()
+        return result

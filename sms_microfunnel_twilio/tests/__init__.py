@@ -6,3 +6,4 @@ from . import test_error_mapping
 from . import test_status_callbacks
 from . import test_webhook_concurrency
 from . import test_webhook_fuzz
+from . import test_status_funnel

@@ -124,13 +124,14 @@ class TestTwilioInboundWebhook(TwilioWebhookCase):
         self.assertEqual(self.Inbound.search_count([("body", "=", "HELP")]), 1)
 
     def test_webhook_stores_and_the_job_acts(self):
-        """The webhook only stores the message (3 queries in this test, two of
-        them ours, whatever the message says);
+        """The webhook only stores the message (2 queries in this test, one
+        of them ours: the company comes from the routes every worker keeps,
+        whatever the message says);
         the inbound job, triggered by it, acts on it once."""
         self.post("Bonjour", "SM" + "a" * 32)  # warm the caches
         cron = self.env.ref("sms_microfunnel.ir_cron_sms_inbound_process")
         self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)]).unlink()
-        with self.assertQueryCount(3):
+        with self.assertQueryCount(2):
             response = self.post("STOP", "SM" + "b" * 32, process=False)
         self.assertEqual(response.status_code, 200)
         inbound = self.Inbound.search([("provider_message_id", "=", "SM" + "b" * 32)])
@@ -143,7 +144,7 @@ class TestTwilioInboundWebhook(TwilioWebhookCase):
         self.assertEqual(
             self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]), 1
         )
-        with self.assertQueryCount(3):  # a duplicate changes nothing
+        with self.assertQueryCount(2):  # a duplicate changes nothing
             self.post("STOP", "SM" + "b" * 32, process=False)
         self.process()
         self.assertTrue(inbound.processed)
@@ -210,3 +211,54 @@ class TestTwilioInboundWebhook(TwilioWebhookCase):
             forged = self.post("STOP", "SM" + "9" * 32, To="+33700000002")
         self.assertEqual(forged.status_code, 403)
         self.assertFalse(self.blacklisted())
+
+    def test_routing_follows_configuration_changes(self):
+        """The routes every worker keeps follow the company's token, numbers
+        and Messaging Service at once."""
+        self.assertEqual(self.post("Bonjour", "SM" + "e1" * 16).status_code, 200)
+        self.company.sudo().sms_twilio_auth_token = "rotated-token-0123456789"
+        with self.assertLogs(LOGGER, "WARNING"):
+            old = self.post("Bonjour", "SM" + "e2" * 16)
+        self.assertEqual(old.status_code, 403)
+        new = self.post("Bonjour", "SM" + "e3" * 16, token="rotated-token-0123456789")
+        self.assertEqual(new.status_code, 200)
+        # the number leaves the company: its messages have nowhere to go
+        self.company.sudo().sms_twilio_number_ids.unlink()
+        with self.assertLogs(LOGGER, "WARNING"):
+            gone = self.post(
+                "Bonjour", "SM" + "e4" * 16, token="rotated-token-0123456789"
+            )
+        self.assertEqual(gone.status_code, 403)
+        # ... unless sent through the company's Messaging Service
+        self.company.sudo().sms_twilio_messaging_service_sid = "MG" + "6" * 32
+        service = self.post(
+            "Bonjour",
+            "SM" + "e5" * 16,
+            token="rotated-token-0123456789",
+            MessagingServiceSid="MG" + "6" * 32,
+        )
+        self.assertEqual(service.status_code, 200)
+        stored = self.Inbound.sudo().search(
+            [("provider_message_id", "like", "SMe")], order="provider_message_id"
+        )
+        self.assertEqual(
+            stored.mapped("provider_message_id"),
+            ["SM" + "e1" * 16, "SM" + "e3" * 16, "SM" + "e5" * 16],
+        )
+
+    def test_webhook_runs_as_public_user_without_session(self):
+        """A webhook is no browser request: no session cookie in the answer,
+        and a logged-in user's cookie does not make that user the author."""
+        public = self.env.ref("base.public_user")
+        response = self.post("Bonjour", "SM" + "a1" * 16, process=False)
+        self.assertEqual(response.status_code, 200)
+        self.assertNotIn("Set-Cookie", response.headers)
+        self.authenticate("admin", "admin")
+        response = self.post("Merci", "SM" + "b2" * 16, process=False)
+        self.assertEqual(response.status_code, 200)
+        self.assertNotIn("Set-Cookie", response.headers)
+        stored = self.Inbound.sudo().search(
+            [("provider_message_id", "in", ["SM" + "a1" * 16, "SM" + "b2" * 16])]
+        )
+        self.assertEqual(len(stored), 2)
+        self.assertEqual(stored.create_uid, public)
