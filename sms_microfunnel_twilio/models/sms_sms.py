@@ -16,8 +16,9 @@ Queued Twilio SMS are sent by parallel workers (the queue cron and the
    passed since the claim they are looked up at Twilio like ambiguous sends
    below, never resent blindly.
 
-A chunk is at most as large as the number of requests in flight
-(``max_workers``), so one crash leaves at most that many messages to look up.
+A chunk holds about two seconds of sending at the company's cap (at most 500
+rows, at least the number of requests in flight, ``max_workers``), so one
+crash leaves at most that many messages to look up.
 
 A message Twilio gave no final answer for is *held* (state ``process``):
 
@@ -66,6 +67,10 @@ CRASH_GRACE_PARAM = "sms_microfunnel_twilio.crash_grace"
 DEFAULT_GRACE = 300  # seconds before an ambiguous message not found is resent
 DEFAULT_CRASH_GRACE = 60  # seconds after a claim before an orphan is looked up
 DEFAULT_MAX_ATTEMPTS = 5
+# a worker's chunk: about this many seconds of sending at the cap, at most
+# MAX_CHUNK rows (see _sms_twilio_chunk_size)
+CHUNK_SECONDS = 2
+MAX_CHUNK = 500
 # first key of the advisory locks held by a worker on its claimed rows
 # ("SMST"); the second key is the claim, stored on the rows
 CLAIM_LOCK_CLASS = 0x534D5354
@@ -202,23 +207,32 @@ class SmsSms(models.Model):
 
     def _sms_twilio_ensure_trackers(self, company):
         """One tracker per Twilio SMS: it keeps the SID, status and company
-        after the SMS row is garbage-collected (core only fills existing ones)."""
-        Tracker = self.env["sms.tracker"].sudo()
+        after the SMS row is garbage-collected (core only fills existing ones).
+        One statement for the whole chunk: the missing trackers are inserted,
+        the existing ones (a mailing's, a notification's) get the company."""
         uuids = [uuid for uuid in self.mapped("uuid") if uuid]
-        existing = Tracker.search([("sms_uuid", "in", uuids)])
-        existing.filtered(lambda t: not t.sms_twilio_company_id).write(
-            {"sms_twilio_company_id": company.id}
-        )
-        known = set(existing.mapped("sms_uuid"))
-        missing = [uuid for uuid in uuids if uuid not in known]
-        if missing:
-            Tracker.create(
-                [
-                    {"sms_uuid": uuid, "sms_twilio_company_id": company.id}
-                    for uuid in missing
-                ]
+        if not uuids:
+            return
+        Tracker = self.env["sms.tracker"]
+        Tracker.flush_model(["sms_uuid", "sms_twilio_company_id"])
+        self.env.cr.execute(
+            SQL(
+                """
+                INSERT INTO sms_tracker AS tracker (sms_uuid, sms_twilio_company_id,
+                    create_uid, write_uid, create_date, write_date)
+                SELECT uuid, %(company)s, %(uid)s, %(uid)s,
+                    now() at time zone 'UTC', now() at time zone 'UTC'
+                FROM unnest(%(uuids)s::varchar[]) AS uuid
+                ON CONFLICT (sms_uuid) DO UPDATE SET sms_twilio_company_id = %(company)s
+                    WHERE tracker.sms_twilio_company_id IS NULL
+                """,
+                company=company.id,
+                uid=self.env.uid,
+                uuids=uuids,
             )
-            self.env["sms.sms"].invalidate_model(["sms_tracker_id"])
+        )
+        Tracker.invalidate_model(["sms_twilio_company_id"])
+        self.env["sms.sms"].invalidate_model(["sms_tracker_id"])
 
     def _handle_call_result_hook(self, results):
         twilio_results = {
@@ -517,12 +531,20 @@ class SmsSms(models.Model):
         return len(records) == batch_size
 
     def _sms_twilio_chunk_size(self):
+        """Rows claimed at once by a worker: about ``CHUNK_SECONDS`` of sending
+        at the slowest Twilio company's cap (at most ``MAX_CHUNK``), and never
+        fewer than the requests it keeps in flight (``max_workers``). What a
+        chunk costs in queries and commits is shared by all its messages."""
         workers = self.env["ir.config_parameter"].sudo().get_param(WORKERS_PARAM)
         try:
             workers = max(1, int(workers or DEFAULT_WORKERS))
         except ValueError:
             workers = DEFAULT_WORKERS
-        return workers
+        companies = (
+            self.env["res.company"].sudo().search([("sms_provider", "=", "twilio")])
+        )
+        mps = min(companies.mapped("sms_twilio_max_mps") or [DEFAULT_MPS])
+        return max(workers, min(MAX_CHUNK, CHUNK_SECONDS * (mps or DEFAULT_MPS)))
 
     @api.model
     def _sms_twilio_send_queue(self, wake_workers=False):

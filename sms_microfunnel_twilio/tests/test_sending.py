@@ -14,6 +14,7 @@ from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 from odoo.tests.common import _super_send
 
+from odoo.addons.sms_microfunnel_twilio.models import sms_sms as sms_sms_model
 from odoo.addons.sms_microfunnel_twilio.models.sms_sms import (
     CLAIM_LOCK_CLASS,
     SENDER_CRONS,
@@ -394,21 +395,22 @@ class TestTwilioClaimedQueue(TwilioMockCase):
         )
         self.assertEqual(self.env.cr.fetchone()[0], 0)
 
-    def test_chunks_are_the_requests_in_flight(self):
-        """One crash leaves at most one chunk to look up: a chunk is as large
-        as the number of concurrent requests, whatever the batch size."""
+    def test_chunks_are_claimed_committed_and_sent_one_after_the_other(self):
+        """A worker claims a chunk, sends it and commits it before the next
+        one: one crash leaves at most one chunk to look up."""
         self.env["ir.config_parameter"].sudo().set_param(WORKERS_PARAM, "3")
-        self.assertEqual(self.env["sms.sms"]._sms_twilio_chunk_size(), 3)
-        records = self.env["sms.sms"]
-        for index in range(7):
-            records |= self.queue(f"+336200000{index:02d}", body=f"Message {index}")
-        log, patched = self._commit_log(records)
-        with patched:
-            self.env["sms.sms"].sudo()._sms_twilio_send_queue()
+        with patch.object(sms_sms_model, "MAX_CHUNK", 4):
+            self.assertEqual(self.env["sms.sms"]._sms_twilio_chunk_size(), 4)
+            records = self.env["sms.sms"]
+            for index in range(7):
+                records |= self.queue(f"+336200000{index:02d}", body=f"Message {index}")
+            log, patched = self._commit_log(records)
+            with patched:
+                self.env["sms.sms"].sudo()._sms_twilio_send_queue()
         claimed = [
             sum(1 for row in rows if row[1] == "sending") for rows, _creates in log
         ]
-        self.assertEqual([c for c in claimed if c], [3, 3, 1], log)
+        self.assertEqual([c for c in claimed if c], [4, 3], log)
         self.assertEqual(len(self.sim.creates()), 7)
 
     def _orphans(self, *numbers):
@@ -561,6 +563,46 @@ class TestTwilioClaimedQueue(TwilioMockCase):
         self.assertEqual(calls, [3], "one reservation, none missed")
         self.assertEqual(set(records.mapped("state")), {"pending"})
         self.assertEqual(len(self.sim.creates()), 3)
+
+    def test_send_falling_behind_its_departures_still_sends_everything(self):
+        """A sender slower than its reservation (a busy machine) drops the
+        departures it missed, unused, and reserves new ones for the creates
+        left, as long as each reservation gets some of them out: nothing is
+        held for a retry because the cap was faster than the machine."""
+        real = sms_api.reserve_slots
+        calls = []
+
+        def behind(cr, company_id, count, rate):
+            # only the first departure of each reservation is still ahead
+            slots = real(cr, company_id, count, rate)
+            calls.append(count)
+            return slots[:1] + [slot - 1.0 for slot in slots[1:]]
+
+        numbers = [f"+3361111{index:04d}" for index in range(6)]
+        records = self.env["sms.sms"]
+        for number in numbers:
+            records |= self.queue(number)
+        with patch.object(sms_api, "reserve_slots", behind):
+            self.send(records)
+        # one create out per reservation: more rounds than LATE_ROUNDS
+        self.assertEqual(calls, [6, 5, 4, 3, 2, 1])
+        self.assertEqual(set(records.mapped("state")), {"pending"})
+        self.assertEqual(set(records.mapped("sms_twilio_hold")), {False})
+        for number in numbers:
+            self.assertEqual(len(self.sim.posts_to(number)), 1)
+
+    def test_chunk_is_seconds_of_sending_at_the_cap(self):
+        """A worker claims about two seconds of sending at the company's cap,
+        never fewer rows than it keeps in flight, at most 500: per chunk
+        costs (claim, trackers, commit) are shared by many messages."""
+        Sms = self.env["sms.sms"].sudo()
+        self.env["ir.config_parameter"].sudo().set_param(WORKERS_PARAM, "16")
+        self.company.sudo().sms_twilio_max_mps = 50
+        self.assertEqual(Sms._sms_twilio_chunk_size(), 100)
+        self.company.sudo().sms_twilio_max_mps = 5
+        self.assertEqual(Sms._sms_twilio_chunk_size(), 16)
+        self.company.sudo().sms_twilio_max_mps = 5000
+        self.assertEqual(Sms._sms_twilio_chunk_size(), 500)
 
     def test_no_departure_outside_the_shared_schedule(self):
         """On a stalled machine every departure it reserves is already past:
