@@ -42,7 +42,8 @@ import psycopg2.errors
 
 from odoo import api, fields, models, sql_db
 from odoo.exceptions import UserError
-from odoo.tools import SQL, config
+from odoo.tools import SQL, config, split_every
+from odoo.tools.urls import urljoin as url_join
 
 from odoo.addons.base.models.ir_cron import ODOO_NOTIFY_FUNCTION
 
@@ -67,6 +68,8 @@ CRASH_GRACE_PARAM = "sms_microfunnel_twilio.crash_grace"
 DEFAULT_GRACE = 300  # seconds before an ambiguous message not found is resent
 DEFAULT_CRASH_GRACE = 60  # seconds after a claim before an orphan is looked up
 DEFAULT_MAX_ATTEMPTS = 5
+# records given at once to core's result handling (quadratic in their number)
+RESULT_SLICE = 100
 # a worker's chunk: about this many seconds of sending at the cap, at most
 # MAX_CHUNK rows (see _sms_twilio_chunk_size)
 CHUNK_SECONDS = 2
@@ -104,6 +107,26 @@ def _wake_cron_threads(dbname, delays=(3, 7, 20)):
                 "Could not wake the cron threads of %s", dbname, exc_info=True
             )
             return
+
+
+class _SentResults:
+    """The SMS API of a batch already sent: its results, or the error it
+    raised, for the slice of messages core's ``_send_with_api`` asks for
+    (see ``SmsSms._sms_twilio_send_sliced``); anything else is the API's."""
+
+    def __init__(self, sms_api, results=None, error=None):
+        self._sms_api = sms_api
+        self._results = {result["uuid"]: result for result in results or []}
+        self._error = error
+
+    def __getattr__(self, name):
+        return getattr(self._sms_api, name)
+
+    def _send_sms_batch(self, messages, delivery_reports_url=False):
+        if self._error is not None:
+            raise self._error
+        uuids = [n["uuid"] for m in messages for n in m.get("numbers") or []]
+        return [self._results[uuid] for uuid in uuids if uuid in self._results]
 
 
 class SmsSms(models.Model):
@@ -193,17 +216,53 @@ class SmsSms(models.Model):
             self._sms_twilio_ensure_trackers(sms_api.company)
         held = sms_api.sms_twilio_held = []
         try:
-            result = super()._send_with_api(
-                sms_api,
-                unlink_failed=unlink_failed,
-                unlink_sent=unlink_sent,
-                raise_exception=raise_exception,
-            )
+            if len(self) <= RESULT_SLICE:
+                result = super()._send_with_api(
+                    sms_api,
+                    unlink_failed=unlink_failed,
+                    unlink_sent=unlink_sent,
+                    raise_exception=raise_exception,
+                )
+            else:
+                result = self._sms_twilio_send_sliced(
+                    sms_api, unlink_failed, unlink_sent, raise_exception
+                )
         finally:
             del sms_api.sms_twilio_held
         if held:
             self.sudo()._sms_twilio_hold(held)
         return result
+
+    def _sms_twilio_send_sliced(
+        self, sms_api, unlink_failed, unlink_sent, raise_exception
+    ):
+        """Send the whole batch at once (all its requests in flight together),
+        then let core's ``_send_with_api`` store the results slice by slice:
+        it filters the batch once per result group, record by record, which
+        costs the square of the number of records it is given."""
+        messages = [
+            {
+                "content": body,
+                "numbers": [{"number": sms.number, "uuid": sms.uuid} for sms in group],
+            }
+            for body, group in self.grouped("body").items()
+        ]
+        try:
+            results = sms_api._send_sms_batch(
+                messages,
+                delivery_reports_url=url_join(self[0].get_base_url(), "/sms/status"),
+            )
+        except Exception as exc:  # core's handling, slice by slice  # noqa: BLE001
+            sent = _SentResults(sms_api, error=exc)
+        else:
+            sent = _SentResults(sms_api, results=results)
+        for ids in split_every(RESULT_SLICE, self.ids):
+            super(SmsSms, self.browse(ids))._send_with_api(
+                sent,
+                unlink_failed=unlink_failed,
+                unlink_sent=unlink_sent,
+                raise_exception=raise_exception,
+            )
 
     def _sms_twilio_ensure_trackers(self, company):
         """One tracker per Twilio SMS: it keeps the SID, status and company

@@ -591,6 +591,48 @@ class TestTwilioClaimedQueue(TwilioMockCase):
         for number in numbers:
             self.assertEqual(len(self.sim.posts_to(number)), 1)
 
+    def test_large_batch_sent_at_once_results_stored_by_slices(self):
+        """A batch larger than core's result handling should be given is sent
+        in one go (one reservation, all its requests in flight together); its
+        results are stored slice by slice, each message's own, and an error
+        of the send reaches every slice as core handles it."""
+        real_send = SmsApiTwilioMicrofunnel._send_sms_batch
+        sizes = []
+
+        def send_batch(api, messages, delivery_reports_url=False):
+            sizes.append(sum(len(m["numbers"]) for m in messages))
+            return real_send(api, messages, delivery_reports_url)
+
+        numbers = [f"+3361234{index:04d}" for index in range(5)]
+        records = self.env["sms.sms"]
+        for index, number in enumerate(numbers):
+            records |= self.queue(number, body=f"Offre {index % 2}")
+        with (
+            patch.object(sms_sms_model, "RESULT_SLICE", 2),
+            patch.object(SmsApiTwilioMicrofunnel, "_send_sms_batch", send_batch),
+        ):
+            self.send(records)
+        self.assertEqual(sizes, [5], "one send for the whole batch")
+        self.assertEqual(set(records.mapped("state")), {"pending"})
+        for sms in records:
+            (create,) = self.creates_for(sms)
+            self.assertEqual(sms.sms_tracker_id.sms_twilio_sid, create["sid"])
+
+        failing = self.env["sms.sms"]
+        for number in numbers[:3]:
+            failing |= self.queue(number)
+
+        def broken(api, messages, delivery_reports_url=False):
+            raise ValueError("no network")
+
+        with (
+            patch.object(sms_sms_model, "RESULT_SLICE", 2),
+            patch.object(SmsApiTwilioMicrofunnel, "_send_sms_batch", broken),
+        ):
+            self.send(failing)
+        self.assertEqual(set(failing.mapped("state")), {"error"})
+        self.assertEqual(set(failing.mapped("failure_type")), {"sms_server"})
+
     def test_chunk_is_seconds_of_sending_at_the_cap(self):
         """A worker claims about two seconds of sending at the company's cap,
         never fewer rows than it keeps in flight, at most 500: per chunk
