@@ -132,6 +132,9 @@ class _SentResults:
 class SmsSms(models.Model):
     _inherit = "sms.sms"
 
+    # the queue in sending order, for the claims of the sending workers
+    _queued_index = models.Index("(id) WHERE state = 'outgoing'")
+
     failure_type = fields.Selection(selection_add=DELIVERY_FAILURE_TYPES)
     sms_twilio_error_code = fields.Char("Twilio Error Code", readonly=True, copy=False)
     sms_twilio_hold = fields.Selection(
@@ -726,11 +729,17 @@ class SmsSms(models.Model):
             SQL(
                 """
                 WITH claimed AS (  -- a CTE: locked and limited once
+                    -- the oldest queued rows first, through _queued_index:
+                    -- the queue is not read beyond the chunk
                     SELECT sms.id, COALESCE(message.record_company_id,
                         sms.record_company_id, %(default)s) AS company_id
                     FROM sms_sms sms
                     LEFT JOIN mail_message message ON message.id = sms.mail_message_id
-                    WHERE sms.id IN (%(queued)s)
+                    JOIN res_company company ON company.id = COALESCE(
+                        message.record_company_id, sms.record_company_id,
+                        %(default)s)
+                    WHERE sms.state = 'outgoing' AND sms.to_delete IS NOT TRUE
+                      AND company.sms_provider = 'twilio'
                     ORDER BY sms.id LIMIT %(limit)s
                     FOR UPDATE OF sms SKIP LOCKED
                 )
@@ -747,7 +756,6 @@ class SmsSms(models.Model):
                 """,
                 key=key,
                 grace=crash_grace,
-                queued=self._sms_twilio_queue_sql(),
                 limit=limit,
                 default=self.env.company.id,
             ),
