@@ -81,6 +81,13 @@ PACING_WINDOW = 1.02
 # reservation), until LATE_ROUNDS reservations in a row sent nothing.
 LATE_TOLERANCE = 0.04
 LATE_ROUNDS = 3
+# While a send's requests are in flight, creates left without a departure ask
+# the sending thread for new ones (one reservation for all those waiting, at
+# most every FEED_INTERVAL seconds), up to FEEDS times each (a thread woken
+# late on a busy machine misses the new one too), waiting at most FEED_WAIT.
+FEED_INTERVAL = 0.01
+FEED_WAIT = 2.0
+FEEDS = 3
 # Rate-limited creates are retried in the worker while the waits stay short;
 # beyond that the message is held and retried by the queue cron.
 INLINE_RETRIES = 3
@@ -452,6 +459,14 @@ class _Deferred:
     def result(self):
         return self.future.result()
 
+    def done(self):
+        return self.future is not None and self.future.done()
+
+
+def _done(future):
+    done = getattr(future, "done", None)
+    return done() if done is not None else True
+
 
 @dataclass
 class Outcome:
@@ -491,6 +506,11 @@ class TwilioTransport:
         # there are none is paced by the process-wide pacer
         self.slots = deque(slots or ())
         self._slots_lock = threading.Lock()
+        self._slots_added = threading.Condition(self._slots_lock)
+        # creates waiting for departures from the sending thread (feed())
+        self.hungry = 0
+        self.feeding = False
+        self.wake_feeder = threading.Event()
         self.timeout = timeout
         self.messaging_service_sid = messaging_service_sid
         # what every create of this send shares (see _sms_twilio_send_request)
@@ -564,13 +584,39 @@ class TwilioTransport:
         for a thread takes the next departure still ahead, and the departures
         missed meanwhile (by more than ``LATE_TOLERANCE``) are dropped, unused
         (less than the cap leaves, never more)."""
-        now = time.monotonic()
+        fed = 0
         with self._slots_lock:
-            while self.slots:
-                slot = self.slots.popleft()
-                if late_ok or now - slot <= LATE_TOLERANCE:
-                    return slot
-        return None
+            while True:
+                now = time.monotonic()
+                while self.slots:
+                    slot = self.slots.popleft()
+                    if late_ok or now - slot <= LATE_TOLERANCE:
+                        return slot
+                if fed >= FEEDS or not self.feeding:
+                    return None
+                # ask the sending thread for a departure (see feed())
+                self.hungry += 1
+                self.wake_feeder.set()
+                self._slots_added.wait(FEED_WAIT)
+                self.hungry -= 1
+                fed += 1
+
+    def feed(self, reserve):
+        """Give departures to the creates waiting for one: ``reserve(count)``
+        returns ``count`` new departure times (the shared schedule)."""
+        with self._slots_lock:
+            count = self.hungry - len(self.slots)
+        if count <= 0:
+            return
+        slots = reserve(count)
+        with self._slots_lock:
+            self.slots.extend(slots)
+            self._slots_added.notify_all()
+
+    def stop_feeding(self):
+        with self._slots_lock:
+            self.feeding = False
+            self._slots_added.notify_all()
 
     def _create(self, url, data, auth, scheduled=False, late_ok=False):
         outcome = Outcome(
@@ -785,7 +831,12 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
                     slots = reserve_slots(
                         cr, company.id, len(transport.deferred), transport.rate
                     )
+            transport.feeding = bool(slots)
             transport.launch(slots)
+            try:
+                self._sms_twilio_feed(transport, [future for _uuid, future in sent])
+            finally:
+                transport.stop_feeding()
             outcomes = {uuid: self._sms_twilio_outcome(future) for uuid, future in sent}
             self._sms_twilio_resend_late(transport, outcomes)
             sent_results = [
@@ -820,6 +871,30 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
                 result = {**result, "state": "server_error"}
             final.append(result)
         return final
+
+    def _sms_twilio_feed(self, transport, futures):
+        """Until every create of the send is done, reserve departures for the
+        ones that missed theirs (the machine was slower than the cap): in the
+        calling thread, which alone uses the database."""
+        if not transport.feeding:
+            return
+        company = self._sms_twilio_company()
+
+        def reserve(count):
+            with self.env.registry.cursor() as cr:
+                return reserve_slots(cr, company.id, count, transport.rate)
+
+        waiting = [f for f in futures if hasattr(f, "result")]
+        while waiting:
+            if transport.wake_feeder.wait(FEED_INTERVAL * 5):
+                transport.wake_feeder.clear()
+                time.sleep(FEED_INTERVAL)  # the others missing theirs too
+                try:
+                    transport.feed(reserve)
+                except Exception:  # the late ones get their rounds after
+                    _logger.exception("Twilio SMS: no new departures reserved")
+                    return
+            waiting = [f for f in waiting if not _done(f)]
 
     def _sms_twilio_resend_late(self, transport, outcomes):
         """Creates left without a departure (nothing was sent) get new
