@@ -80,9 +80,9 @@ import threading
 import time
 import uuid
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from concurrent.futures import ThreadPoolExecutor
 from email.utils import format_datetime, formatdate, parsedate_to_datetime
 from http.client import responses as _REASONS
 from urllib.error import HTTPError, URLError
@@ -1735,7 +1735,6 @@ class TwilioSimulator:
         if not kind:
             return None
         now = _now()
-        stamp = _rfc2822(now)
         sid = _new_sid()
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
         reply = DEFAULT_AUTO_REPLIES[kind]

@@ -219,16 +219,19 @@ class SmsSms(models.Model):
             self._sms_twilio_ensure_trackers(sms_api.company)
         held = sms_api.sms_twilio_held = []
         try:
-            if len(self) <= RESULT_SLICE:
-                result = super()._send_with_api(
-                    sms_api,
+            api, slices = sms_api, [self]
+            if len(self) > RESULT_SLICE:
+                # sent at once, results stored by slices (see _SentResults)
+                api = self._sms_twilio_send_at_once(sms_api)
+                slices = [
+                    self.browse(ids) for ids in split_every(RESULT_SLICE, self.ids)
+                ]
+            for records in slices:
+                result = super(SmsSms, records)._send_with_api(
+                    api,
                     unlink_failed=unlink_failed,
                     unlink_sent=unlink_sent,
                     raise_exception=raise_exception,
-                )
-            else:
-                result = self._sms_twilio_send_sliced(
-                    sms_api, unlink_failed, unlink_sent, raise_exception
                 )
         finally:
             del sms_api.sms_twilio_held
@@ -236,13 +239,11 @@ class SmsSms(models.Model):
             self.sudo()._sms_twilio_hold(held)
         return result
 
-    def _sms_twilio_send_sliced(
-        self, sms_api, unlink_failed, unlink_sent, raise_exception
-    ):
-        """Send the whole batch at once (all its requests in flight together),
-        then let core's ``_send_with_api`` store the results slice by slice:
-        it filters the batch once per result group, record by record, which
-        costs the square of the number of records it is given."""
+    def _sms_twilio_send_at_once(self, sms_api):
+        """Send the whole batch at once (all its requests in flight together)
+        and return the API core's ``_send_with_api`` then stores the results
+        of, slice by slice: it filters the records it is given once per result
+        group, record by record, which costs the square of their number."""
         messages = [
             {
                 "content": body,
@@ -256,16 +257,8 @@ class SmsSms(models.Model):
                 delivery_reports_url=url_join(self[0].get_base_url(), "/sms/status"),
             )
         except Exception as exc:  # core's handling, slice by slice  # noqa: BLE001
-            sent = _SentResults(sms_api, error=exc)
-        else:
-            sent = _SentResults(sms_api, results=results)
-        for ids in split_every(RESULT_SLICE, self.ids):
-            super(SmsSms, self.browse(ids))._send_with_api(
-                sent,
-                unlink_failed=unlink_failed,
-                unlink_sent=unlink_sent,
-                raise_exception=raise_exception,
-            )
+            return _SentResults(sms_api, error=exc)
+        return _SentResults(sms_api, results=results)
 
     def _sms_twilio_ensure_trackers(self, company):
         """One tracker per Twilio SMS: it keeps the SID, status and company
