@@ -293,13 +293,17 @@ class SmsSms(models.Model):
         twilio_results = {
             r["uuid"]: r for r in results if r.get("provider") == "twilio"
         }
-        # core stores the SID one tracker at a time: done below in one query
-        super()._handle_call_result_hook(
-            [r for r in results if r.get("uuid") not in twilio_results]
-        )
+        # core stores the SID one tracker at a time: done below in one query;
+        # core's hook only gets the SMS of the other results (it looks up the
+        # company of each SMS it is given)
+        others = [r for r in results if r.get("uuid") not in twilio_results]
+        other_uuids = {r.get("uuid") for r in others}
+        records = self.filtered(lambda s: s.uuid in twilio_results)
+        super(
+            SmsSms, self.filtered(lambda s: s.uuid in other_uuids)
+        )._handle_call_result_hook(others)
         if not twilio_results:
             return
-        records = self.filtered(lambda s: s.uuid in twilio_results)
         by_code = records.grouped(
             lambda s: twilio_results[s.uuid].get("twilio_error_code") or False
         )
