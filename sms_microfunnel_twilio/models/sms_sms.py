@@ -16,7 +16,7 @@ Queued Twilio SMS are sent by parallel workers (the queue cron and the
    passed since the claim they are looked up at Twilio like ambiguous sends
    below, never resent blindly.
 
-A chunk holds about two seconds of sending at the company's cap (at most 500
+A chunk holds about one second of sending at the company's cap (at most 500
 rows, at least the number of requests in flight, ``max_workers``), so one
 crash leaves at most that many messages to look up.
 
@@ -72,7 +72,7 @@ DEFAULT_MAX_ATTEMPTS = 5
 RESULT_SLICE = 100
 # a worker's chunk: about this many seconds of sending at the cap, at most
 # MAX_CHUNK rows (see _sms_twilio_chunk_size)
-CHUNK_SECONDS = 2
+CHUNK_SECONDS = 1
 MAX_CHUNK = 500
 # first key of the advisory locks held by a worker on its claimed rows
 # ("SMST"); the second key is the claim, stored on the rows

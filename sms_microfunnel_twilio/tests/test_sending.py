@@ -636,13 +636,13 @@ class TestTwilioClaimedQueue(TwilioMockCase):
         self.assertEqual(set(failing.mapped("failure_type")), {"sms_server"})
 
     def test_chunk_is_seconds_of_sending_at_the_cap(self):
-        """A worker claims about two seconds of sending at the company's cap,
+        """A worker claims about one second of sending at the company's cap,
         never fewer rows than it keeps in flight, at most 500: per chunk
         costs (claim, trackers, commit) are shared by many messages."""
         Sms = self.env["sms.sms"].sudo()
         self.env["ir.config_parameter"].sudo().set_param(WORKERS_PARAM, "16")
         self.company.sudo().sms_twilio_max_mps = 50
-        self.assertEqual(Sms._sms_twilio_chunk_size(), 100)
+        self.assertEqual(Sms._sms_twilio_chunk_size(), 50)
         self.company.sudo().sms_twilio_max_mps = 5
         self.assertEqual(Sms._sms_twilio_chunk_size(), 16)
         self.company.sudo().sms_twilio_max_mps = 5000
