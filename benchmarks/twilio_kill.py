@@ -20,6 +20,7 @@ Usage (Odoo 19's Python; PostgreSQL as for ``setup/test``)::
     python3 benchmarks/twilio_kill.py --servers 2 --kills 12 --messages 3000
     python3 benchmarks/twilio_kill.py --db smf_kill --keep  # reuse / keep a database
 
+Ports: any free ones, or consecutive ones from ``SMF_BENCH_FIRST_PORT``.
 Without ``--db``, a database with the addons is built from ``setup/test``'s
 template and dropped at the end. Exits 1 when a message was duplicated or lost.
 """
@@ -98,6 +99,20 @@ print("KILL-UUIDS " + json.dumps(records.mapped("uuid")))
 """
 
 
+_next_port = [int(os.environ.get("SMF_BENCH_FIRST_PORT") or 0)]
+
+
+def bench_port():
+    """A port for a server or the simulator: the next one from
+    ``SMF_BENCH_FIRST_PORT`` when set (a range of one's own on a shared
+    machine), otherwise any free one."""
+    if not _next_port[0]:
+        return smf.free_port()
+    port = _next_port[0]
+    _next_port[0] += 1
+    return port
+
+
 def odoo_shell(dbname, script, env_vars):
     proc = smf.odoo_shell(dbname, script, env_vars)
     if proc.returncode:
@@ -131,7 +146,7 @@ class Simulator:
             sys.executable,
             "-m",
             "devtools.twilio_simulator",
-            "--port=0",
+            f"--port={bench_port() if _next_port[0] else 0}",
             f"--account-sid={ACCOUNT}",
             f"--auth-token={TOKEN}",
             "--no-auto-callbacks",
@@ -177,7 +192,7 @@ class Server:
             self.dbname,
             f"--db-filter=^{re.escape(self.dbname)}$",
             "--http-interface=127.0.0.1",
-            f"--http-port={smf.free_port()}",
+            f"--http-port={bench_port()}",
             f"--max-cron-threads={self.threads}",
             "--workers=0",
             "--log-level=info",

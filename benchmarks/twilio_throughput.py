@@ -5,8 +5,9 @@
 Both send SMS from ``sms.sms`` through Odoo's send path (ORM, trackers, result
 handling) to the same loopback Twilio simulator, run as its own process
 (``devtools/twilio_simulator``, a real HTTP server:
-TCP_NODELAY, one write per answer), which answers each message creation after
-``--latencies`` seconds, as Twilio's API does over the Internet.
+one event loop for all keep-alive connections, TCP_NODELAY, one write per
+answer), which answers each message creation after ``--latencies`` seconds,
+as Twilio's API does over the Internet.
 
 * core ``sms_twilio``: its API class on the queued SMS, batches of 10 (its
   ``sms_twilio.session.batch.size``), one request after the other, in this
@@ -31,7 +32,8 @@ Usage (Odoo 19's Python; PostgreSQL as for ``setup/test``)::
     python3 benchmarks/twilio_throughput.py --db smf_bench --messages 3000
 
 Without ``--db``, a database with the addons is built from ``setup/test``'s
-template and dropped at the end.
+template and dropped at the end. Ports: any free ones, or consecutive ones
+from ``SMF_BENCH_FIRST_PORT``.
 """
 
 import argparse

@@ -10,6 +10,7 @@ and with a copy of core ``sms_twilio``'s own check.
 import base64
 import hashlib
 import hmac
+import json
 import re
 import socket
 import subprocess
@@ -1047,3 +1048,49 @@ def test_simulator_is_shipped_in_no_addon():
             text = path.read_text(encoding="utf-8")
             assert "devtools" not in text, path
             assert "TwilioSimulator" not in text, path
+
+
+def test_one_event_loop_serves_many_keep_alive_connections(sim):
+    """Like a real HTTP server, the simulator holds many keep-alive
+    connections without a thread each (a thread per connection made it the
+    bottleneck of a concurrent sender); requests arriving together on one
+    connection (pipelined) are answered in order."""
+    before = threading.active_count()
+    body = "To=%2B33612345678&From=%2B33700000007&Body=Bonjour"
+    token = base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()
+    path = urlsplit(sim.messages_url).path
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Basic {token}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n{body}"
+    ).encode()
+    connections = []
+    try:
+        for _index in range(40):
+            connection = socket.create_connection(("127.0.0.1", sim.port), timeout=5)
+            connection.sendall(request)
+            connections.append(connection)
+        for connection in connections:
+            answer = connection.makefile("rb").readline()
+            assert answer.startswith(b"HTTP/1.1 201"), answer
+        assert len(sim.messages) == 40
+        assert threading.active_count() - before < 5, "no thread per connection"
+        # two requests in one write on one connection: two answers, in order
+        pipelined = socket.create_connection(("127.0.0.1", sim.port), timeout=5)
+        connections.append(pipelined)
+        pipelined.sendall(request + request.replace(b"Bonjour", b"Bonsoir"))
+        reader = pipelined.makefile("rb")
+        sids = []
+        for _index in range(2):
+            assert reader.readline().startswith(b"HTTP/1.1 201")
+            length = 0
+            while (line := reader.readline()) != b"\r\n":
+                name, _sep, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            sids.append(json.loads(reader.read(length))["sid"])
+        assert [sim.get_message(sid)["body"] for sid in sids] == ["Bonjour", "Bonsoir"]
+    finally:
+        for connection in connections:
+            connection.close()

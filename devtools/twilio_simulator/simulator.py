@@ -61,6 +61,7 @@ Tests that mock the provider in-process call :meth:`TwilioSimulator.handle_reque
 """
 
 import argparse
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -79,10 +80,11 @@ import threading
 import time
 import uuid
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from email.utils import format_datetime, parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.utils import format_datetime, formatdate, parsedate_to_datetime
+from http.client import responses as _REASONS
 from urllib.error import HTTPError, URLError
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from urllib.request import ProxyHandler, Request, build_opener
@@ -141,6 +143,9 @@ def default_keyword(body):
 API_VERSION = "2010-04-01"
 MAX_BODY = 1600
 MAX_REQUEST_BYTES = 1 << 20
+# threads for requests that wait (latency, hang): as many concurrent waiting
+# creates as a fleet of parallel senders makes
+HTTP_WAITING_THREADS = 512
 
 #: API errors: code -> (HTTP status, message template). Messages are short
 #: paraphrases; ``{to}``, ``{from_}`` and ``{path}`` are filled in.
@@ -320,64 +325,187 @@ def _truthy(value):
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    # a listen backlog like a real server's: a burst of new keep-alive
-    # connections is not reset (socketserver's default is 5)
-    request_queue_size = 128
-    simulator = None
+class _ParsedRequest:
+    """What :meth:`TwilioSimulator._handle` uses of an HTTP request handler,
+    for a request parsed by :class:`_Connection` (answer buffered)."""
 
-    def handle_error(self, request, client_address):
-        # a client that went away (timeouts, dropped connections) is expected
-        error = sys.exc_info()[1]
-        if isinstance(error, OSError):
-            _logger.debug("Twilio simulator: connection error: %s", error)
-            return
-        super().handle_error(request, client_address)
+    def __init__(self, command, path, headers, body, arrived):
+        self.command = command
+        self.path = path
+        self.headers = headers
+        self.rfile = io.BytesIO(body)
+        self.wfile = io.BytesIO()
+        self.arrived = arrived
+        self.close_connection = False
+        self.status = None
+        self.response_headers = []
+
+    def send_response(self, status):
+        self.status = status
+
+    def send_header(self, name, value):
+        self.response_headers.append((name, value))
+
+    def end_headers(self):
+        pass
 
 
-class _Server6(_Server):
-    address_family = socket.AF_INET6
+_SERVER_HEADER = b"Server: TwilioSimulator/1.0\r\n"
+_dates = [0, b""]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "TwilioSimulator/1.0"
-    sys_version = ""
-    timeout = 30  # idle keep-alive connections are closed after this
+def _date_header():
+    """The ``Date`` header, formatted once per second."""
+    now = int(time.time())
+    if _dates[0] != now:
+        _dates[:] = [now, f"Date: {formatdate(now, usegmt=True)}\r\n".encode()]
+    return _dates[1]
 
-    # the whole answer (status line, headers, body) is buffered and leaves in
-    # one write, as a real HTTP server sends it: no small segment waits for
-    # the client's delayed ACK (Nagle) on a keep-alive connection
-    wbufsize = -1
 
-    def setup(self):
-        result = super().setup()
+class _BadRequest(Exception):
+    pass
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection of the simulator's HTTP/1.1 server.
+
+    An event loop serves every connection (as a real server's does, without a
+    thread per connection): requests are parsed as they arrive, answered in
+    order on keep-alive connections, each answer (status line, headers, body)
+    in one write on a TCP_NODELAY socket. A request that may wait (latency,
+    hang, webhooks sent by a control endpoint) is handled in a worker thread;
+    the others in the loop, at once.
+    """
+
+    MAX_HEAD = 65536
+
+    def __init__(self, simulator, loop, executor):
+        self.simulator = simulator
+        self.loop = loop
+        self.executor = executor
+        self.transport = None
+        self.socket = None
+        self.buffer = bytearray()
+        self.arrived = None
+        self.busy = False
+        self.closing = False
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.socket = transport.get_extra_info("socket")
         with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.simulator._track_connection(self.connection, True)
-        return result
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.simulator._track_connection(self.socket, True, self)
 
-    def finish(self):
+    def connection_lost(self, exc):
+        self.closing = True
+        self.simulator._track_connection(self.socket, False, self)
+
+    def data_received(self, data):
+        if self.arrived is None:
+            # a request is recorded at the time its first bytes arrived,
+            # before its headers and body are read and parsed
+            self.arrived = (time.monotonic(), time.time())
+        self.buffer += data
+        self._serve()
+
+    def _serve(self):
+        while not self.busy and not self.closing and self.buffer:
+            try:
+                request = self._parse()
+            except _BadRequest as error:
+                self._write(400, [], str(error).encode(), close=True)
+                return
+            if request is None:
+                return  # incomplete: wait for more
+            if self.simulator._may_wait(request):
+                self.busy = True
+                future = self.loop.run_in_executor(
+                    self.executor, self.simulator._handle, request
+                )
+                future.add_done_callback(lambda f, r=request: self._handled(r, f))
+                return
+            self.simulator._handle(request)
+            self._answer(request)
+
+    def _handled(self, request, future):
+        self.busy = False
+        if future.cancelled() or future.exception() is not None:
+            request.status = None  # stopped, or a bug: no answer
+        self._answer(request)
+        self._serve()
+
+    def _parse(self):
+        buffer = self.buffer
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buffer) > self.MAX_HEAD:
+                raise _BadRequest("request head too large")
+            return None
+        lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
         try:
-            return super().finish()
-        finally:
-            self.server.simulator._track_connection(self.connection, False)
+            command, target, version = lines[0].split(" ")
+        except ValueError:
+            raise _BadRequest(f"bad request line {lines[0][:100]!r}") from None
+        if not version.startswith("HTTP/1."):
+            raise _BadRequest(f"unsupported version {version[:20]!r}")
+        pairs = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep or not name or name != name.strip():
+                raise _BadRequest(f"bad header line {line[:100]!r}")
+            pairs[name] = value.strip()
+        headers = _Headers(pairs)
+        if headers.get("Transfer-Encoding"):
+            raise _BadRequest("chunked requests are not supported")
+        try:
+            length = int(headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        start = end + 4
+        if not 0 <= length <= MAX_REQUEST_BYTES:
+            body = b""  # answered 413 by _read_body; the connection closes
+            self.buffer = bytearray()
+        elif len(buffer) - start < length:
+            return None
+        else:
+            body = bytes(buffer[start : start + length])
+            del buffer[: start + length]
+        connection = (headers.get("Connection") or "").lower()
+        request = _ParsedRequest(command, target, headers, body, self.arrived)
+        request.close_connection = connection == "close" or (
+            version == "HTTP/1.0" and connection != "keep-alive"
+        )
+        self.arrived = (time.monotonic(), time.time()) if self.buffer else None
+        return request
 
-    def log_message(self, fmt, *args):
-        _logger.debug("Twilio simulator: " + fmt, *args)
+    def _answer(self, request):
+        if request.status is None:  # dropped: no answer at all
+            self.closing = True
+            self.transport.close()
+            return
+        self._write(
+            request.status,
+            request.response_headers,
+            request.wfile.getvalue(),
+            close=request.close_connection,
+        )
 
-    def parse_request(self):
-        # a request is recorded at the time its first line arrived, before
-        # its headers and body are read and parsed
-        self.arrived = (time.monotonic(), time.time())
-        return super().parse_request()
-
-    def _dispatch(self):
-        self.server.simulator._handle(self)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+    def _write(self, status, headers, body, close=False):
+        if self.transport.is_closing():
+            return
+        reason = _REASONS.get(status, "")
+        head = [f"HTTP/1.1 {status} {reason}\r\n".encode(), _SERVER_HEADER]
+        head.append(_date_header())
+        head.extend(f"{name}: {value}\r\n".encode() for name, value in headers)
+        if close:
+            head.append(b"Connection: close\r\n")
+        head.append(b"\r\n")
+        head.append(body)
+        self.transport.write(b"".join(head))  # one write: one segment
+        if close:
+            self.closing = True
+            self.transport.close()
 
 
 def _request_kind(method, instance, listing):
@@ -509,7 +637,9 @@ class TwilioSimulator:
         self._stop.set()
         self._server = None
         self._threads = []
-        self._connections = set()
+        self._connections = set()  # client sockets
+        self._protocols = set()
+        self._loop = self._executor = None
         self._queue = queue.Queue()
         # proxies from the environment are ignored: loopback only
         self._opener = build_opener(ProxyHandler({}))
@@ -524,17 +654,38 @@ class TwilioSimulator:
         with self._lock:
             if self._server is not None:
                 raise RuntimeError("the simulator is already running")
-            server_class = _Server6 if ":" in self.host else _Server
-            server = server_class((self.host, self.port), _Handler)
-            server.simulator = self
+            loop = asyncio.new_event_loop()
+            # requests that may wait (latency, hangs, webhooks of a control
+            # endpoint) each take a thread while they wait
+            executor = ThreadPoolExecutor(
+                max_workers=HTTP_WAITING_THREADS,
+                thread_name_prefix="twilio-simulator-request",
+            )
+            try:
+                server = loop.run_until_complete(
+                    loop.create_server(
+                        lambda: _Connection(self, loop, executor),
+                        self.host,
+                        self.port,
+                        # a listen backlog like a real server's: a burst of
+                        # new keep-alive connections is not reset
+                        backlog=128,
+                        reuse_address=True,
+                    )
+                )
+            except BaseException:
+                executor.shutdown(wait=False)
+                loop.close()
+                raise
             self._server = server
-            self.port = server.server_address[1]
+            self._loop = loop
+            self._executor = executor
+            self.port = server.sockets[0].getsockname()[1]
             self._stop = stop = threading.Event()
             self._queue = queue.Queue()
             self._threads = [
                 threading.Thread(
-                    target=server.serve_forever,
-                    kwargs={"poll_interval": 0.1},
+                    target=loop.run_forever,
                     name="twilio-simulator-http",
                     daemon=True,
                 ),
@@ -558,18 +709,27 @@ class TwilioSimulator:
         with self._lock:
             server, self._server = self._server, None
             threads, self._threads = self._threads, []
-            connections = list(self._connections)
+            loop, executor = self._loop, self._executor
+            protocols = list(self._protocols)
         if server is None:
             return
         self._stop.set()
-        server.shutdown()
-        server.server_close()
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
+
+        def close():
+            server.close()
+            for protocol in protocols:
+                protocol.closing = True
+                protocol.transport.abort()
+            loop.call_soon(loop.stop)
+
+        loop.call_soon_threadsafe(close)
+        executor.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if not loop.is_running():
+            loop.run_until_complete(server.wait_closed())
+            loop.close()
 
     def __enter__(self):
         return self.start()
@@ -601,12 +761,22 @@ class TwilioSimulator:
         path = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}.json"
         return self.base_url + path
 
-    def _track_connection(self, connection, add):
+    def _track_connection(self, connection, add, protocol=None):
         with self._lock:
             if add:
                 self._connections.add(connection)
+                self._protocols.add(protocol)
             else:
                 self._connections.discard(connection)
+                self._protocols.discard(protocol)
+
+    def _may_wait(self, handler):
+        """True when answering ``handler`` may block (see :class:`_Connection`):
+        a message creation while a latency is set, a control request."""
+        path = handler.path
+        if path.startswith(_CONTROL_PREFIX):
+            return True
+        return handler.command == "POST" and self._latency is not None
 
     # ------------------------------------------------------------------
     # Configuration
@@ -1079,15 +1249,16 @@ class TwilioSimulator:
         service = _first(form, "MessagingServiceSid").strip() or None
         body = _first(form, "Body")
         now = _now()
+        stamp = _rfc2822(now)
         sid = _new_sid()
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
         resource = {
             "account_sid": self.account_sid,
             "api_version": API_VERSION,
             "body": body,
-            "date_created": _rfc2822(now),
+            "date_created": stamp,
             "date_sent": None,
-            "date_updated": _rfc2822(now),
+            "date_updated": stamp,
             "direction": "outbound-api",
             "error_code": None,
             "error_message": None,
@@ -1121,7 +1292,8 @@ class TwilioSimulator:
             auto = self.auto_callbacks and events
             if auto:
                 self._queue.put((time.monotonic() + self.callback_delay, sid))
-        return copy.deepcopy(resource)
+        # a copy (the stored one is the simulator's): one nested dict only
+        return {**resource, "subresource_uris": dict(resource["subresource_uris"])}
 
     @staticmethod
     def _new_event(status, delivery_code=None):

@@ -16,8 +16,9 @@ Queued Twilio SMS are sent by parallel workers (the queue cron and the
    passed since the claim they are looked up at Twilio like ambiguous sends
    below, never resent blindly.
 
-A chunk is at most as large as the number of requests in flight
-(``max_workers``), so one crash leaves at most that many messages to look up.
+A chunk holds about one second of sending at the company's cap (at most 500
+rows, at least the number of requests in flight, ``max_workers``), so one
+crash leaves at most that many messages to look up.
 
 A message Twilio gave no final answer for is *held* (state ``process``):
 
@@ -41,7 +42,8 @@ import psycopg2.errors
 
 from odoo import api, fields, models, sql_db
 from odoo.exceptions import UserError
-from odoo.tools import SQL, config
+from odoo.tools import SQL, config, split_every
+from odoo.tools.urls import urljoin as url_join
 
 from odoo.addons.base.models.ir_cron import ODOO_NOTIFY_FUNCTION
 
@@ -66,6 +68,12 @@ CRASH_GRACE_PARAM = "sms_microfunnel_twilio.crash_grace"
 DEFAULT_GRACE = 300  # seconds before an ambiguous message not found is resent
 DEFAULT_CRASH_GRACE = 60  # seconds after a claim before an orphan is looked up
 DEFAULT_MAX_ATTEMPTS = 5
+# records given at once to core's result handling (quadratic in their number)
+RESULT_SLICE = 100
+# a worker's chunk: about this many seconds of sending at the cap, at most
+# MAX_CHUNK rows (see _sms_twilio_chunk_size)
+CHUNK_SECONDS = 1
+MAX_CHUNK = 500
 # first key of the advisory locks held by a worker on its claimed rows
 # ("SMST"); the second key is the claim, stored on the rows
 CLAIM_LOCK_CLASS = 0x534D5354
@@ -101,8 +109,31 @@ def _wake_cron_threads(dbname, delays=(3, 7, 20)):
             return
 
 
+class _SentResults:
+    """The SMS API of a batch already sent: its results, or the error it
+    raised, for the slice of messages core's ``_send_with_api`` asks for
+    (see ``SmsSms._sms_twilio_send_sliced``); anything else is the API's."""
+
+    def __init__(self, sms_api, results=None, error=None):
+        self._sms_api = sms_api
+        self._results = {result["uuid"]: result for result in results or []}
+        self._error = error
+
+    def __getattr__(self, name):
+        return getattr(self._sms_api, name)
+
+    def _send_sms_batch(self, messages, delivery_reports_url=False):
+        if self._error is not None:
+            raise self._error
+        uuids = [n["uuid"] for m in messages for n in m.get("numbers") or []]
+        return [self._results[uuid] for uuid in uuids if uuid in self._results]
+
+
 class SmsSms(models.Model):
     _inherit = "sms.sms"
+
+    # the queue in sending order, for the claims of the sending workers
+    _queued_index = models.Index("(id) WHERE state = 'outgoing'")
 
     failure_type = fields.Selection(selection_add=DELIVERY_FAILURE_TYPES)
     sms_twilio_error_code = fields.Char("Twilio Error Code", readonly=True, copy=False)
@@ -188,49 +219,91 @@ class SmsSms(models.Model):
             self._sms_twilio_ensure_trackers(sms_api.company)
         held = sms_api.sms_twilio_held = []
         try:
-            result = super()._send_with_api(
-                sms_api,
-                unlink_failed=unlink_failed,
-                unlink_sent=unlink_sent,
-                raise_exception=raise_exception,
-            )
+            api, slices = sms_api, [self]
+            if len(self) > RESULT_SLICE:
+                # sent at once, results stored by slices (see _SentResults)
+                api = self._sms_twilio_send_at_once(sms_api)
+                slices = [
+                    self.browse(ids) for ids in split_every(RESULT_SLICE, self.ids)
+                ]
+            for records in slices:
+                result = super(SmsSms, records)._send_with_api(
+                    api,
+                    unlink_failed=unlink_failed,
+                    unlink_sent=unlink_sent,
+                    raise_exception=raise_exception,
+                )
         finally:
             del sms_api.sms_twilio_held
         if held:
             self.sudo()._sms_twilio_hold(held)
         return result
 
+    def _sms_twilio_send_at_once(self, sms_api):
+        """Send the whole batch at once (all its requests in flight together)
+        and return the API core's ``_send_with_api`` then stores the results
+        of, slice by slice: it filters the records it is given once per result
+        group, record by record, which costs the square of their number."""
+        messages = [
+            {
+                "content": body,
+                "numbers": [{"number": sms.number, "uuid": sms.uuid} for sms in group],
+            }
+            for body, group in self.grouped("body").items()
+        ]
+        try:
+            results = sms_api._send_sms_batch(
+                messages,
+                delivery_reports_url=url_join(self[0].get_base_url(), "/sms/status"),
+            )
+        except Exception as exc:  # core's handling, slice by slice  # noqa: BLE001
+            return _SentResults(sms_api, error=exc)
+        return _SentResults(sms_api, results=results)
+
     def _sms_twilio_ensure_trackers(self, company):
         """One tracker per Twilio SMS: it keeps the SID, status and company
-        after the SMS row is garbage-collected (core only fills existing ones)."""
-        Tracker = self.env["sms.tracker"].sudo()
+        after the SMS row is garbage-collected (core only fills existing ones).
+        One statement for the whole chunk: the missing trackers are inserted,
+        the existing ones (a mailing's, a notification's) get the company."""
         uuids = [uuid for uuid in self.mapped("uuid") if uuid]
-        existing = Tracker.search([("sms_uuid", "in", uuids)])
-        existing.filtered(lambda t: not t.sms_twilio_company_id).write(
-            {"sms_twilio_company_id": company.id}
-        )
-        known = set(existing.mapped("sms_uuid"))
-        missing = [uuid for uuid in uuids if uuid not in known]
-        if missing:
-            Tracker.create(
-                [
-                    {"sms_uuid": uuid, "sms_twilio_company_id": company.id}
-                    for uuid in missing
-                ]
+        if not uuids:
+            return
+        Tracker = self.env["sms.tracker"]
+        Tracker.flush_model(["sms_uuid", "sms_twilio_company_id"])
+        self.env.cr.execute(
+            SQL(
+                """
+                INSERT INTO sms_tracker AS tracker (sms_uuid, sms_twilio_company_id,
+                    create_uid, write_uid, create_date, write_date)
+                SELECT uuid, %(company)s, %(uid)s, %(uid)s,
+                    now() at time zone 'UTC', now() at time zone 'UTC'
+                FROM unnest(%(uuids)s::varchar[]) AS uuid
+                ON CONFLICT (sms_uuid) DO UPDATE SET sms_twilio_company_id = %(company)s
+                    WHERE tracker.sms_twilio_company_id IS NULL
+                """,
+                company=company.id,
+                uid=self.env.uid,
+                uuids=uuids,
             )
-            self.env["sms.sms"].invalidate_model(["sms_tracker_id"])
+        )
+        Tracker.invalidate_model(["sms_twilio_company_id"])
+        self.env["sms.sms"].invalidate_model(["sms_tracker_id"])
 
     def _handle_call_result_hook(self, results):
         twilio_results = {
             r["uuid"]: r for r in results if r.get("provider") == "twilio"
         }
-        # core stores the SID one tracker at a time: done below in one query
-        super()._handle_call_result_hook(
-            [r for r in results if r.get("uuid") not in twilio_results]
-        )
+        # core stores the SID one tracker at a time: done below in one query;
+        # core's hook only gets the SMS of the other results (it looks up the
+        # company of each SMS it is given)
+        others = [r for r in results if r.get("uuid") not in twilio_results]
+        other_uuids = {r.get("uuid") for r in others}
+        records = self.filtered(lambda s: s.uuid in twilio_results)
+        super(
+            SmsSms, self.filtered(lambda s: s.uuid in other_uuids)
+        )._handle_call_result_hook(others)
         if not twilio_results:
             return
-        records = self.filtered(lambda s: s.uuid in twilio_results)
         by_code = records.grouped(
             lambda s: twilio_results[s.uuid].get("twilio_error_code") or False
         )
@@ -517,12 +590,20 @@ class SmsSms(models.Model):
         return len(records) == batch_size
 
     def _sms_twilio_chunk_size(self):
+        """Rows claimed at once by a worker: about ``CHUNK_SECONDS`` of sending
+        at the slowest Twilio company's cap (at most ``MAX_CHUNK``), and never
+        fewer than the requests it keeps in flight (``max_workers``). What a
+        chunk costs in queries and commits is shared by all its messages."""
         workers = self.env["ir.config_parameter"].sudo().get_param(WORKERS_PARAM)
         try:
             workers = max(1, int(workers or DEFAULT_WORKERS))
         except ValueError:
             workers = DEFAULT_WORKERS
-        return workers
+        companies = (
+            self.env["res.company"].sudo().search([("sms_provider", "=", "twilio")])
+        )
+        mps = min(companies.mapped("sms_twilio_max_mps") or [DEFAULT_MPS])
+        return max(workers, min(MAX_CHUNK, CHUNK_SECONDS * (mps or DEFAULT_MPS)))
 
     @api.model
     def _sms_twilio_send_queue(self, wake_workers=False):
@@ -645,11 +726,17 @@ class SmsSms(models.Model):
             SQL(
                 """
                 WITH claimed AS (  -- a CTE: locked and limited once
+                    -- the oldest queued rows first, through _queued_index:
+                    -- the queue is not read beyond the chunk
                     SELECT sms.id, COALESCE(message.record_company_id,
                         sms.record_company_id, %(default)s) AS company_id
                     FROM sms_sms sms
                     LEFT JOIN mail_message message ON message.id = sms.mail_message_id
-                    WHERE sms.id IN (%(queued)s)
+                    JOIN res_company company ON company.id = COALESCE(
+                        message.record_company_id, sms.record_company_id,
+                        %(default)s)
+                    WHERE sms.state = 'outgoing' AND sms.to_delete IS NOT TRUE
+                      AND company.sms_provider = 'twilio'
                     ORDER BY sms.id LIMIT %(limit)s
                     FOR UPDATE OF sms SKIP LOCKED
                 )
@@ -666,7 +753,6 @@ class SmsSms(models.Model):
                 """,
                 key=key,
                 grace=crash_grace,
-                queued=self._sms_twilio_queue_sql(),
                 limit=limit,
                 default=self.env.company.id,
             ),

@@ -14,6 +14,7 @@ from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 from odoo.tests.common import _super_send
 
+from odoo.addons.sms_microfunnel_twilio.models import sms_sms as sms_sms_model
 from odoo.addons.sms_microfunnel_twilio.models.sms_sms import (
     CLAIM_LOCK_CLASS,
     SENDER_CRONS,
@@ -394,21 +395,22 @@ class TestTwilioClaimedQueue(TwilioMockCase):
         )
         self.assertEqual(self.env.cr.fetchone()[0], 0)
 
-    def test_chunks_are_the_requests_in_flight(self):
-        """One crash leaves at most one chunk to look up: a chunk is as large
-        as the number of concurrent requests, whatever the batch size."""
+    def test_chunks_are_claimed_committed_and_sent_one_after_the_other(self):
+        """A worker claims a chunk, sends it and commits it before the next
+        one: one crash leaves at most one chunk to look up."""
         self.env["ir.config_parameter"].sudo().set_param(WORKERS_PARAM, "3")
-        self.assertEqual(self.env["sms.sms"]._sms_twilio_chunk_size(), 3)
-        records = self.env["sms.sms"]
-        for index in range(7):
-            records |= self.queue(f"+336200000{index:02d}", body=f"Message {index}")
-        log, patched = self._commit_log(records)
-        with patched:
-            self.env["sms.sms"].sudo()._sms_twilio_send_queue()
+        with patch.object(sms_sms_model, "MAX_CHUNK", 4):
+            self.assertEqual(self.env["sms.sms"]._sms_twilio_chunk_size(), 4)
+            records = self.env["sms.sms"]
+            for index in range(7):
+                records |= self.queue(f"+336200000{index:02d}", body=f"Message {index}")
+            log, patched = self._commit_log(records)
+            with patched:
+                self.env["sms.sms"].sudo()._sms_twilio_send_queue()
         claimed = [
             sum(1 for row in rows if row[1] == "sending") for rows, _creates in log
         ]
-        self.assertEqual([c for c in claimed if c], [3, 3, 1], log)
+        self.assertEqual([c for c in claimed if c], [4, 3], log)
         self.assertEqual(len(self.sim.creates()), 7)
 
     def _orphans(self, *numbers):
@@ -529,7 +531,8 @@ class TestTwilioClaimedQueue(TwilioMockCase):
         records = self.queue(ALICE) | self.queue(BOB)
         with patch.object(sms_api, "reserve_slots", reserve):
             self.send(records)
-        self.assertEqual(calls, [2, 2], "the late ones reserved new slots")
+        self.assertEqual(calls[0], 2)
+        self.assertEqual(sum(calls[1:]), 2, "the late ones reserved new slots")
         self.assertEqual(set(records.mapped("state")), {"pending"})
         self.assertEqual(len(self.sim.posts_to(ALICE)), 1)
         self.assertEqual(len(self.sim.posts_to(BOB)), 1)
@@ -562,6 +565,89 @@ class TestTwilioClaimedQueue(TwilioMockCase):
         self.assertEqual(set(records.mapped("state")), {"pending"})
         self.assertEqual(len(self.sim.creates()), 3)
 
+    def test_send_falling_behind_its_departures_still_sends_everything(self):
+        """A sender slower than its reservation (a busy machine) drops the
+        departures it missed, unused, and reserves new ones for the creates
+        left, as long as each reservation gets some of them out: nothing is
+        held for a retry because the cap was faster than the machine."""
+        real = sms_api.reserve_slots
+        calls = []
+
+        def behind(cr, company_id, count, rate):
+            # only the first departure of each reservation is still ahead
+            slots = real(cr, company_id, count, rate)
+            calls.append(count)
+            return slots[:1] + [slot - 1.0 for slot in slots[1:]]
+
+        numbers = [f"+3361111{index:04d}" for index in range(6)]
+        records = self.env["sms.sms"]
+        for number in numbers:
+            records |= self.queue(number)
+        with patch.object(sms_api, "reserve_slots", behind):
+            self.send(records)
+        # one create out per reservation: more of them than LATE_ROUNDS
+        self.assertEqual(calls[0], 6)
+        self.assertGreater(len(calls), 1 + sms_api.LATE_ROUNDS)
+        self.assertEqual(set(records.mapped("state")), {"pending"})
+        self.assertEqual(set(records.mapped("sms_twilio_hold")), {False})
+        for number in numbers:
+            self.assertEqual(len(self.sim.posts_to(number)), 1)
+
+    def test_large_batch_sent_at_once_results_stored_by_slices(self):
+        """A batch larger than core's result handling should be given is sent
+        in one go (one reservation, all its requests in flight together); its
+        results are stored slice by slice, each message's own, and an error
+        of the send reaches every slice as core handles it."""
+        real_send = SmsApiTwilioMicrofunnel._send_sms_batch
+        sizes = []
+
+        def send_batch(api, messages, delivery_reports_url=False):
+            sizes.append(sum(len(m["numbers"]) for m in messages))
+            return real_send(api, messages, delivery_reports_url)
+
+        numbers = [f"+3361234{index:04d}" for index in range(5)]
+        records = self.env["sms.sms"]
+        for index, number in enumerate(numbers):
+            records |= self.queue(number, body=f"Offre {index % 2}")
+        with (
+            patch.object(sms_sms_model, "RESULT_SLICE", 2),
+            patch.object(SmsApiTwilioMicrofunnel, "_send_sms_batch", send_batch),
+        ):
+            self.send(records)
+        self.assertEqual(sizes, [5], "one send for the whole batch")
+        self.assertEqual(set(records.mapped("state")), {"pending"})
+        for sms in records:
+            (create,) = self.creates_for(sms)
+            self.assertEqual(sms.sms_tracker_id.sms_twilio_sid, create["sid"])
+
+        failing = self.env["sms.sms"]
+        for number in numbers[:3]:
+            failing |= self.queue(number)
+
+        def broken(api, messages, delivery_reports_url=False):
+            raise ValueError("no network")
+
+        with (
+            patch.object(sms_sms_model, "RESULT_SLICE", 2),
+            patch.object(SmsApiTwilioMicrofunnel, "_send_sms_batch", broken),
+        ):
+            self.send(failing)
+        self.assertEqual(set(failing.mapped("state")), {"error"})
+        self.assertEqual(set(failing.mapped("failure_type")), {"sms_server"})
+
+    def test_chunk_is_seconds_of_sending_at_the_cap(self):
+        """A worker claims about one second of sending at the company's cap,
+        never fewer rows than it keeps in flight, at most 500: per chunk
+        costs (claim, trackers, commit) are shared by many messages."""
+        Sms = self.env["sms.sms"].sudo()
+        self.env["ir.config_parameter"].sudo().set_param(WORKERS_PARAM, "16")
+        self.company.sudo().sms_twilio_max_mps = 50
+        self.assertEqual(Sms._sms_twilio_chunk_size(), 50)
+        self.company.sudo().sms_twilio_max_mps = 5
+        self.assertEqual(Sms._sms_twilio_chunk_size(), 16)
+        self.company.sudo().sms_twilio_max_mps = 5000
+        self.assertEqual(Sms._sms_twilio_chunk_size(), 500)
+
     def test_no_departure_outside_the_shared_schedule(self):
         """On a stalled machine every departure it reserves is already past:
         the creates are not sent outside the company's schedule (they would
@@ -577,7 +663,12 @@ class TestTwilioClaimedQueue(TwilioMockCase):
         records = self.queue(ALICE) | self.queue(BOB)
         with patch.object(sms_api, "reserve_slots", stalled):
             self.send(records)
-        self.assertEqual(calls, [2] * (1 + sms_api.LATE_ROUNDS))
+        # new departures for the two while the send runs (FEEDS each), then
+        # LATE_ROUNDS reservations that sent nothing: they stop there
+        self.assertEqual(calls[0], 2)
+        self.assertEqual(
+            sum(calls[1:]), 2 * (sms_api.FEEDS + sms_api.LATE_ROUNDS), calls
+        )
         self.assertEqual(self.sim.creates(), [], "nothing left outside the schedule")
         self.assertEqual(set(records.mapped("state")), {"process"})
         self.assertEqual(set(records.mapped("sms_twilio_hold")), {"retry"})

@@ -72,12 +72,22 @@ DEFAULT_MPS = 10
 # A slot of the pacer lasts this long: a little more than one second, so that
 # the jitter between taking a slot and the request reaching Twilio never puts
 # more than the cap in one second at Twilio's side.
-PACING_WINDOW = 1.04
-# A create that could not leave within this many seconds of its reserved
-# departure (machine busy) asks for a new one instead of bunching up with the
-# departures of other senders: at most this much of a second's budget overlaps.
+PACING_WINDOW = 1.02
+# A create leaves at the first departure of its send's reservation that is not
+# past by more than this many seconds when it is ready to leave (machine
+# busy): a departure missed by more is dropped, unused, instead of bunching up
+# with the departures of other senders (at most this much of a second's budget
+# overlaps). Creates left without a departure get new ones (another
+# reservation), until LATE_ROUNDS reservations in a row sent nothing.
 LATE_TOLERANCE = 0.04
 LATE_ROUNDS = 3
+# While a send's requests are in flight, creates left without a departure ask
+# the sending thread for new ones (one reservation for all those waiting, at
+# most every FEED_INTERVAL seconds), up to FEEDS times each (a thread woken
+# late on a busy machine misses the new one too), waiting at most FEED_WAIT.
+FEED_INTERVAL = 0.01
+FEED_WAIT = 2.0
+FEEDS = 3
 # Rate-limited creates are retried in the worker while the waits stay short;
 # beyond that the message is held and retried by the queue cron.
 INLINE_RETRIES = 3
@@ -449,6 +459,14 @@ class _Deferred:
     def result(self):
         return self.future.result()
 
+    def done(self):
+        return self.future is not None and self.future.done()
+
+
+def _done(future):
+    done = getattr(future, "done", None)
+    return done() if done is not None else True
+
 
 @dataclass
 class Outcome:
@@ -483,9 +501,16 @@ class TwilioTransport:
         self.api_base_url = (api_base_url or TWILIO_API).rstrip("/")
         self.rate = max(1, int(rate or DEFAULT_MPS))
         self.pacer = pacer or Pacer()
-        # reserved departure times (monotonic), one per create, in post order;
-        # without them (or once used up) the process-wide pacer paces
+        # reserved departure times (monotonic), taken in order by the creates
+        # as they are ready to leave (see take_slot); a create posted while
+        # there are none is paced by the process-wide pacer
         self.slots = deque(slots or ())
+        self._slots_lock = threading.Lock()
+        self._slots_added = threading.Condition(self._slots_lock)
+        # creates waiting for departures from the sending thread (feed())
+        self.hungry = 0
+        self.feeding = False
+        self.wake_feeder = threading.Event()
         self.timeout = timeout
         self.messaging_service_sid = messaging_service_sid
         # what every create of this send shares (see _sms_twilio_send_request)
@@ -538,38 +563,81 @@ class TwilioTransport:
             pending = _Deferred()
             self.deferred.append((pending, args, late_ok))
             return pending
-        slot = self.slots.popleft() if self.slots else None
-        return self.executor.submit(self._create, *args, slot, late_ok)
+        return self.executor.submit(self._create, *args, bool(self.slots), late_ok)
 
     def launch(self, slots):
-        """Submit the deferred creates, one departure time of ``slots`` each:
-        reserved once every request is built, so that building them (the ORM)
-        never eats into their departure times."""
+        """Submit the deferred creates, which leave at the departure times of
+        ``slots``: reserved once every request is built, so that building
+        them (the ORM) never eats into their departure times."""
         self.slots.extend(slots)
         deferred, self.deferred = self.deferred or [], None
+        scheduled = bool(slots)
         for pending, args, late_ok in deferred:
-            slot = self.slots.popleft() if self.slots else None
-            pending.future = self.executor.submit(self._create, *args, slot, late_ok)
+            pending.future = self.executor.submit(
+                self._create, *args, scheduled, late_ok
+            )
 
-    def _create(self, url, data, auth, slot=None, late_ok=False):
+    def take_slot(self, late_ok=False):
+        """The next departure time of the reservation for a create ready to
+        leave now (``time.monotonic()``), or None when none is left. Taken
+        when the request is ready, not when it is queued: a create that waited
+        for a thread takes the next departure still ahead, and the departures
+        missed meanwhile (by more than ``LATE_TOLERANCE``) are dropped, unused
+        (less than the cap leaves, never more)."""
+        fed = 0
+        with self._slots_lock:
+            while True:
+                now = time.monotonic()
+                while self.slots:
+                    slot = self.slots.popleft()
+                    if late_ok or now - slot <= LATE_TOLERANCE:
+                        return slot
+                if fed >= FEEDS or not self.feeding:
+                    return None
+                # ask the sending thread for a departure (see feed())
+                self.hungry += 1
+                self.wake_feeder.set()
+                self._slots_added.wait(FEED_WAIT)
+                self.hungry -= 1
+                fed += 1
+
+    def feed(self, reserve):
+        """Give departures to the creates waiting for one: ``reserve(count)``
+        returns ``count`` new departure times (the shared schedule)."""
+        with self._slots_lock:
+            count = self.hungry - len(self.slots)
+        if count <= 0:
+            return
+        slots = reserve(count)
+        with self._slots_lock:
+            self.slots.extend(slots)
+            self._slots_added.notify_all()
+
+    def stop_feeding(self):
+        with self._slots_lock:
+            self.feeding = False
+            self._slots_added.notify_all()
+
+    def _create(self, url, data, auth, scheduled=False, late_ok=False):
         outcome = Outcome(
             "ambiguous", data=data, url=url, auth=auth, started_at=time.time()
         )
         attempt = 0
         while True:
-            first = slot is not None and attempt == 0
+            first = scheduled and attempt == 0
 
             def wait_for_departure(first=first):
                 if not first:  # a retry: paced by this process
                     self.pacer.acquire(self.rate)
                     return
-                # leave at the reserved departure time, not before, and not
+                # leave at a reserved departure time, not before, and not
                 # much after either (it would bunch up with the next ones)
+                slot = self.take_slot(late_ok)
+                if slot is None:
+                    raise Late()
                 delay = slot - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                elif not late_ok and -delay > LATE_TOLERANCE:
-                    raise Late()
                 self.pacer.record()
 
             outcome.posts += 1
@@ -763,7 +831,12 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
                     slots = reserve_slots(
                         cr, company.id, len(transport.deferred), transport.rate
                     )
+            transport.feeding = bool(slots)
             transport.launch(slots)
+            try:
+                self._sms_twilio_feed(transport, [future for _uuid, future in sent])
+            finally:
+                transport.stop_feeding()
             outcomes = {uuid: self._sms_twilio_outcome(future) for uuid, future in sent}
             self._sms_twilio_resend_late(transport, outcomes)
             sent_results = [
@@ -799,15 +872,40 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
             final.append(result)
         return final
 
-    def _sms_twilio_resend_late(self, transport, outcomes):
-        """Creates that missed their departure (nothing was sent) get new
-        departure times from the shared schedule, in the calling thread. A
-        create never leaves outside that schedule: one still late after
-        ``LATE_ROUNDS`` new departures (the machine is stalled) is not sent
-        and waits for a retry (it would crowd the other servers' departures
-        of that second)."""
+    def _sms_twilio_feed(self, transport, futures):
+        """Until every create of the send is done, reserve departures for the
+        ones that missed theirs (the machine was slower than the cap): in the
+        calling thread, which alone uses the database."""
+        if not transport.feeding:
+            return
         company = self._sms_twilio_company()
-        for _round in range(LATE_ROUNDS):
+
+        def reserve(count):
+            with self.env.registry.cursor() as cr:
+                return reserve_slots(cr, company.id, count, transport.rate)
+
+        waiting = [f for f in futures if hasattr(f, "result")]
+        while waiting:
+            if transport.wake_feeder.wait(FEED_INTERVAL * 5):
+                transport.wake_feeder.clear()
+                time.sleep(FEED_INTERVAL)  # the others missing theirs too
+                try:
+                    transport.feed(reserve)
+                except Exception:  # the late ones get their rounds after
+                    _logger.exception("Twilio SMS: no new departures reserved")
+                    return
+            waiting = [f for f in waiting if not _done(f)]
+
+    def _sms_twilio_resend_late(self, transport, outcomes):
+        """Creates left without a departure (nothing was sent) get new
+        departure times from the shared schedule, in the calling thread, as
+        long as the reservations are used. A create never leaves outside that
+        schedule: when ``LATE_ROUNDS`` reservations in a row sent nothing (the
+        machine is stalled), the ones left are not sent and wait for a retry
+        (they would crowd the other servers' departures of that second)."""
+        company = self._sms_twilio_company()
+        idle_rounds = 0
+        while idle_rounds < LATE_ROUNDS:
             late = [
                 uuid for uuid, outcome in outcomes.items() if outcome.kind == "late"
             ]
@@ -823,12 +921,14 @@ class SmsApiTwilioMicrofunnel(SmsApiTwilio):
                     outcomes[uuid].url,
                     outcomes[uuid].data,
                     outcomes[uuid].auth,
-                    transport.slots.popleft(),
+                    True,
                 )
                 for uuid in late
             }
             for uuid, future in futures.items():
                 outcomes[uuid] = self._sms_twilio_outcome(future)
+            still_late = sum(1 for uuid in late if outcomes[uuid].kind == "late")
+            idle_rounds = idle_rounds + 1 if still_late == len(late) else 0
         for outcome in outcomes.values():
             if outcome.kind == "late":
                 outcome.kind = "not_sent"
