@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import random
-import re
 import string
 import time
 from datetime import timedelta
@@ -34,7 +33,7 @@ from markupsafe import Markup
 
 from odoo import Command, api, fields, models
 from odoo.tools import SQL
-from odoo.tools.mail import TEXT_URL_REGEX, plaintext2html
+from odoo.tools.mail import plaintext2html
 
 from ..tools import send_window, sql_array
 from ..tools.encrypted_fields import EncryptedText
@@ -74,21 +73,6 @@ DISPATCH_COLUMNS = {
     "decision_rule": "varchar",
     "decision_source": "text",
 }
-
-
-def suffix_short_links(body, base_url, sms_id):
-    """``body`` with ``/s/<sms_id>`` after each of its short links (those of
-    ``base_url``): the text ``sms.sms._update_body_short_links`` of
-    ``mass_mailing_sms`` makes of one SMS of a mailing, same statements on
-    the same text, without reading the SMS through the ORM."""
-    if not body or base_url + "/r/" not in body:
-        return body
-    for url in set(re.findall(TEXT_URL_REGEX, body)):
-        if url.startswith(base_url + "/r/"):
-            body = re.sub(
-                re.escape(url) + r"(?![\w@:%.+&~#=/-])", url + f"/s/{sms_id}", body
-            )
-    return body
 
 
 def _uuid4_hexes(count):
@@ -1253,22 +1237,23 @@ class SmsMicrofunnelTrace(models.Model):
 
     @api.model
     def _track_sms_links(self, rows):
-        """What Odoo's SMS mailing rewriter (``sms.sms.
-        _update_body_short_links``) returns for the SMS about to be inserted
-        (``rows``: their reserved ids, bodies and mailings): ``/s/<sms id>``
-        after each short link, so that the click route finds the mailing
-        trace.  The same rewrite on the text (``suffix_short_links``), with
-        the base URL read once for the chunk instead of once per SMS.
+        """The bodies Odoo's SMS mailing rewriter (``sms.sms.
+        _update_body_short_links`` of ``mass_mailing_sms``) makes of the SMS
+        about to be inserted (``rows``: their reserved ids, bodies and
+        mailings): ``/s/<sms id>`` after each short link, so that the click
+        route finds the mailing trace.  The rewriter reads the SMS through
+        the ORM: their ``body`` and ``mailing_id`` are put in the cache of
+        the reserved ids for the chunk at once (no query), then dropped.
         Returns {sms id: body}."""
         if not rows:
             return {}
-        base_url = self.env["sms.sms"].sudo().browse(rows[0]["id"]).get_base_url()
-        return {
-            row["id"]: suffix_short_links(row["body"], base_url, row["id"])
-            if row["mailing_id"]
-            else row["body"]
-            for row in rows
-        }
+        sms = self.env["sms.sms"].sudo().browse([row["id"] for row in rows])
+        for name in ("body", "mailing_id"):
+            sms._fields[name]._insert_cache(sms, [row[name] or None for row in rows])
+        try:
+            return sms._update_body_short_links()
+        finally:
+            sms.invalidate_recordset(["body", "mailing_id"], flush=False)
 
     def _schedule_children(self):
         by_step = {}
