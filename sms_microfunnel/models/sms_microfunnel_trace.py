@@ -531,21 +531,20 @@ class SmsMicrofunnelTrace(models.Model):
 
     # -- dispatch -----------------------------------------------------------------
 
-    def _due_domain(self, now):
-        return [
-            ("state", "in", ("scheduled", "deferred")),
-            ("due_at", "<=", now),
-            ("campaign_id.state", "=", "running"),
-        ]
-
     def _due_sql(self, now):
+        """The due traces of running funnels.  Written for the partial index
+        of scheduled and deferred traces on (due_at, id), which gives a chunk
+        in due order without reading the others: the running funnels are an
+        array, not a join (joined, PostgreSQL sorts every due trace for each
+        chunk: seconds per chunk at a million)."""
         return SQL(
             """
             FROM sms_microfunnel_trace t
-            JOIN sms_microfunnel_campaign c ON c.id = t.campaign_id
            WHERE t.state IN ('scheduled', 'deferred')
              AND t.due_at <= %s
-             AND c.state = 'running'
+             AND t.campaign_id = ANY(ARRAY(
+                     SELECT id FROM sms_microfunnel_campaign WHERE state = 'running'
+                 ))
             """,
             now,
         )
@@ -567,6 +566,7 @@ class SmsMicrofunnelTrace(models.Model):
             Funnel._cron_decide_ab_winners()
         size = batch_size or DEFAULT_CHUNK
         stale_snapshots = 0
+        counted = False
         woken = self
         while True:
             started = time.monotonic()
@@ -585,11 +585,16 @@ class SmsMicrofunnelTrace(models.Model):
                 # the sending queue is woken once its trigger is committed
                 woken = self.with_context(smf_sms_queue_woken=True)
             full = len(traces) >= size
-            remaining = self._count_due(now) if full else 0
+            # what is left is counted once per run, then Odoo subtracts each
+            # chunk from it (a count per chunk reads every due trace again)
+            remaining = None
+            if not counted:
+                remaining = self._count_due(now) if full else 0
+                counted = True
             if cron_model._commit_progress(len(traces), remaining=remaining) <= 0:
                 break
             self = woken  # noqa: PLW0642
-            if not remaining:
+            if not full:
                 break
             if not batch_size:
                 elapsed = max(time.monotonic() - started, 0.05)
@@ -619,9 +624,12 @@ class SmsMicrofunnelTrace(models.Model):
                 """
                 SELECT t.due_at
                   FROM sms_microfunnel_trace t
-                  JOIN sms_microfunnel_campaign c ON c.id = t.campaign_id
-                 WHERE t.state IN ('scheduled', 'deferred') AND c.state = 'running'
-              ORDER BY t.due_at
+                 WHERE t.state IN ('scheduled', 'deferred')
+                   AND t.campaign_id = ANY(ARRAY(
+                           SELECT id FROM sms_microfunnel_campaign
+                            WHERE state = 'running'
+                       ))
+              ORDER BY t.due_at, t.id
                  LIMIT 1
                 """
             )
