@@ -321,10 +321,16 @@ def phase_dispatch(env, size, funnel_id, cron_threads=1):
         with registry.cursor() as cr:
             thread_env = api.Environment(cr, env.uid, {})
             Trace = thread_env["sms.microfunnel.trace"]
-            counters.append(Counter(cr))
+            counter = Counter(cr)
+            counters.append(counter)
             try:
                 while True:
+                    commits = counter.commits
                     Trace._cron_dispatch(worker=index + 1 if index else False)
+                    if counter.commits == commits:
+                        # nothing left that another job does not hold: the
+                        # cron thread waits for its next trigger
+                        break
                     cr.commit()
                     now = datetime.now(timezone.utc).replace(tzinfo=None)
                     if not Trace._count_due(now, cap=1):
