@@ -17,8 +17,11 @@ Not a test (never collected by ``setup/test``): it measures.  It
    link, sent with ``action_send_sms`` (Odoo's composer: ``sms.sms`` +
    ``mailing.trace`` + ``sms.tracker`` queued);
 4. **our path** (``--sizes``): a funnel with one SMS step of the same text;
-   enrolment of the whole audience (``_enroll``), then the dispatch job
-   (``_cron_dispatch``) until nothing is due: every gate (consent, blacklist,
+   enrolment of the whole audience (``_enroll``), then the dispatch jobs
+   (``_cron_dispatch``) until nothing is due, as one server runs them: one
+   per cron thread (``--cron-threads``, Odoo's default ``max_cron_threads``
+   of 2: the dispatch job and its worker 2, claiming disjoint chunks), each
+   with its own cursor in one process: every gate (consent, blacklist,
    suppression, window in the recipient's zone, caps, send slot, dedup,
    message rules, a per-recipient tracked link, price), ``sms.sms`` +
    ``sms.tracker`` queued, committed chunk by chunk;
@@ -31,7 +34,7 @@ Usage (Odoo 19 importable from ``$PYTHON``, PostgreSQL as for ``setup/test``)::
 
     python3 benchmarks/funnel_dispatch.py [--db NAME] [--keep]
         [--sizes 10000,100000,1000000] [--odoo-sizes 10000,20000]
-        [--workers 1]
+        [--workers 1] [--cron-threads 2]
 """
 
 import argparse
@@ -98,6 +101,13 @@ def parse_args(argv):
         type=int,
         default=1,
         help="parallel dispatch processes for our path (2: two Odoo servers)",
+    )
+    parser.add_argument(
+        "--cron-threads",
+        type=int,
+        default=2,
+        help="cron threads of each server running the dispatch jobs (Odoo's "
+        "default max_cron_threads is 2)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database")
     # internal: one phase in its own process
@@ -293,22 +303,58 @@ def phase_enrol(env, size, prefix, funnel_name):
     return result
 
 
-def phase_dispatch(env, size, funnel_id):
-    """The dispatch job until nothing is due (as Odoo's cron runner calls it
-    again while it reports work left)."""
-    Trace = env["sms.microfunnel.trace"]
-    env.invalidate_all()
+def phase_dispatch(env, size, funnel_id, cron_threads=1):
+    """The dispatch jobs until nothing is due, as one Odoo server runs them:
+    ``cron_threads`` cron threads (Odoo's default ``max_cron_threads`` is 2),
+    the first running the dispatch job, the others its parallel workers
+    (``ir_cron_sms_funnel_dispatch_worker_2``…), each with its own cursor,
+    each calling its job again while traces are due (as Odoo's cron runner
+    does while a job reports work left)."""
+    import threading  # noqa: PLC0415
+
+    from odoo import api  # noqa: PLC0415
+
+    registry = env.registry
+    counters, errors = [], []
+
+    def job(index):
+        with registry.cursor() as cr:
+            thread_env = api.Environment(cr, env.uid, {})
+            Trace = thread_env["sms.microfunnel.trace"]
+            counter = Counter(cr)
+            counters.append(counter)
+            try:
+                while True:
+                    commits = counter.commits
+                    Trace._cron_dispatch(worker=index + 1 if index else False)
+                    if counter.commits == commits:
+                        # nothing left that another job does not hold: the
+                        # cron thread waits for its next trigger
+                        break
+                    cr.commit()
+                    now = datetime.now(timezone.utc).replace(tzinfo=None)
+                    if not Trace._count_due(now, cap=1):
+                        break
+            except Exception as error:  # noqa: BLE001 - reported as the figure
+                errors.append(f"{type(error).__name__}: {error}"[:160])
+
+    env.cr.commit()
     counter = Counter(env.cr)
     profiler = start_profile()
-    while True:
-        Trace._cron_dispatch(worker=True)
-        env.cr.commit()
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
-        if not Trace._count_due(now, cap=1):
-            break
-    env.cr.commit()
+    threads = [
+        threading.Thread(target=job, args=(index,)) for index in range(cron_threads)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     stop_profile(profiler)
-    return counter.result(size)
+    if errors:
+        return {"count": size, "error": "; ".join(errors)}
+    result = counter.result(size)
+    result["queries"] += sum(c.cr.sql_log_count - c.queries for c in counters)
+    result["commits"] += sum(c.commits for c in counters)
+    return result
 
 
 def phase_check(env, funnel_id):
@@ -360,7 +406,7 @@ def run_phase(args):
         funnel = env["sms.microfunnel.campaign"].search(
             [("name", "=", funnel_name)], limit=1
         )
-        result = phase_dispatch(env, args.size, funnel.id)
+        result = phase_dispatch(env, args.size, funnel.id, args.cron_threads)
     elif args.phase == "check":
         funnel = env["sms.microfunnel.campaign"].search(
             [("name", "=", funnel_name)], limit=1
@@ -376,7 +422,7 @@ def run_phase(args):
 RUN = str(int(time.time()))
 
 
-def spawn(dbname, phase, size, tz=None, parallel=1):
+def spawn(dbname, phase, size, tz=None, parallel=1, cron_threads=1):
     command = [
         sys.executable,
         __file__,
@@ -391,6 +437,8 @@ def spawn(dbname, phase, size, tz=None, parallel=1):
     ]
     if tz:
         command += ["--tz", tz]
+    if phase == "dispatch":
+        command += ["--cron-threads", str(cron_threads)]
     started = time.monotonic()
     procs = [
         subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -458,7 +506,13 @@ def main(argv=None):
             rows.append(
                 (
                     f"funnel {size:,}: due -> queued",
-                    spawn(dbname, "dispatch", size, parallel=args.workers),
+                    spawn(
+                        dbname,
+                        "dispatch",
+                        size,
+                        parallel=args.workers,
+                        cron_threads=args.cron_threads,
+                    ),
                 )
             )
             smf.say(line(*rows[-1]))
@@ -466,6 +520,10 @@ def main(argv=None):
             smf.say("  " + checks[-1])
         smf.say(f"\nuptime: {subprocess.check_output(['uptime'], text=True).strip()}")
     smf.say(f"Recipients in {tz} (window open), one placeholder and one link each.")
+    smf.say(
+        f"Dispatch: {args.workers} server(s), {args.cron_threads} cron thread(s) "
+        "each running a dispatch job."
+    )
     smf.say(
         f"\n  {'':<44} {'time':>10} {'rate':>9} {'queries':>13} {'peak RSS':>9} "
         f"{'commits':>13}"
@@ -477,6 +535,7 @@ def main(argv=None):
         smf.say("  " + check)
     command = ["python3", "benchmarks/funnel_dispatch.py", "--sizes", args.sizes]
     command += ["--odoo-sizes", args.odoo_sizes, "--workers", str(args.workers)]
+    command += ["--cron-threads", str(args.cron_threads)]
     if args.db:
         command += ["--db", args.db]
     smf.say("\nReproduce: " + shlex.join(command))

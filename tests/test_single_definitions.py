@@ -5,6 +5,8 @@ Read from the source (no Odoo): the French region family is defined once,
 ``FR_FAMILY`` and ``policy_country`` derived from it), and the shipped
 send-window policies once, in ``sms_microfunnel/data/sms_policy_data.xml``
 (the tests read that file through ``sms_microfunnel/tests/shipped_policies.py``).
+The short links of funnel SMS get their recipient suffix from Odoo's SMS
+mailing rewriter (``sms.sms._update_body_short_links``), not from a copy.
 """
 
 import ast
@@ -20,6 +22,12 @@ ADDONS = (
 )
 FR_HOME = "sms_microfunnel/tools/send_window/number_zones.py"
 #: ISO codes of the French overseas regions
+#: the lookahead that ends a short link in Odoo's SMS mailing rewriter
+#: (``mass_mailing_sms``, ``sms.sms._update_body_short_links``)
+REWRITER_TAIL = r"(?![\w@:%.+&~#=/-])"
+#: the one file allowed to match short links itself: the message rules count
+#: each message with a placeholder ``/s/<id>`` of the final length
+SUFFIX_COUNTER = "sms_microfunnel/models/sms_microfunnel_message_rules.py"
 OVERSEAS = frozenset({"GP", "MQ", "GF", "RE", "YT", "PM", "BL", "MF", "NC", "PF", "WF"})
 
 
@@ -97,6 +105,24 @@ def policy_tables(root):
     return found
 
 
+def short_link_rewriters(root):
+    """Product files that use the short-link pattern of Odoo's rewriter."""
+    return [
+        path.relative_to(root).as_posix()
+        for path in python_files(root, with_tests=False)
+        if REWRITER_TAIL in path.read_text(encoding="utf-8")
+    ]
+
+
+def test_short_links_are_suffixed_by_odoos_rewriter_only():
+    rewriters = [path for path in short_link_rewriters(REPO) if path != SUFFIX_COUNTER]
+    assert not rewriters, (
+        f"short links rewritten outside Odoo's rewriter: {rewriters}; call "
+        "sms.sms._update_body_short_links (see sms.microfunnel.trace."
+        "_track_sms_links)"
+    )
+
+
 def test_french_region_family_is_defined_once():
     tables = overseas_tables(REPO)
     assert [path for path, _line in tables] == [FR_HOME], (
@@ -137,5 +163,11 @@ def test_the_guards_see_a_copy(tmp_path):
         'XMLIDS = {"FR": "m.fr", "BE": "m.be", "US": "m.us"}\n',
         encoding="utf-8",
     )
+    (tmp_path / "sms_microfunnel" / "links.py").write_text(
+        "import re\n\n\ndef suffix(body, url, sms_id):\n"
+        f"    return re.sub(re.escape(url) + r'{REWRITER_TAIL}', url + '/s/1', body)\n",
+        encoding="utf-8",
+    )
+    assert short_link_rewriters(tmp_path) == ["sms_microfunnel/links.py"]
     assert overseas_tables(tmp_path) == [("sms_microfunnel/gate.py", 1)]
     assert policy_tables(tmp_path) == [("tests/test_x.py", 1), ("tests/test_x.py", 2)]

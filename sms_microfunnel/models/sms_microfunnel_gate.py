@@ -303,8 +303,9 @@ class SmsMicrofunnelGate(models.AbstractModel):
 
         Counts Odoo's SMS marketing traces (``mailing.trace``, type ``sms``)
         that did not fail, by ``sent_datetime`` (``create_date`` while still
-        queued: a queued SMS counts, or a batch could exceed the cap).  One
-        grouped query.
+        queued: a queued SMS counts, or a batch could exceed the cap), except
+        those of funnel SMS (counted by their funnel trace).  One grouped
+        query.
         """
         numbers = sorted({n for n in numbers if n})
         if not numbers:
@@ -323,14 +324,28 @@ class SmsMicrofunnelGate(models.AbstractModel):
                    AND sms_number = ANY(%s)
                    AND COALESCE(sent_datetime, create_date) > %s
                    AND trace_status NOT IN %s
+                   AND %s
               GROUP BY sms_number
                 """,
                 sql_array.literal(numbers),
                 _naive(_aware(since)),
                 FAILED_TRACE_STATUSES,
+                self._not_a_funnel_sms(),
             )
         )
         return {number: list(sent) for number, sent in rows}
+
+    @api.model
+    def _not_a_funnel_sms(self):
+        """Condition on ``mailing_trace``: not the SMS mailing trace of a
+        funnel SMS (its funnel trace counts it, with the funnel as subject)."""
+        self.env["sms.microfunnel.step"].flush_model(["mailing_id"])
+        return SQL(
+            """NOT EXISTS (
+                   SELECT 1 FROM sms_microfunnel_step s
+                    WHERE s.mailing_id = mailing_trace.mass_mailing_id
+               )"""
+        )
 
     # -- recipients -----------------------------------------------------------
 
@@ -1154,10 +1169,12 @@ class SmsMicrofunnelGate(models.AbstractModel):
                    AND sms_number = ANY(%s)
                    AND COALESCE(sent_datetime, create_date) > %s
                    AND trace_status NOT IN %s
+                   AND %s
                 """,
                 sql_array.literal(numbers),
                 _naive(_aware(since)),
                 FAILED_TRACE_STATUSES,
+                self._not_a_funnel_sms(),
             )
         )
         sends = {}

@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import random
-import re
 import string
 import time
 from datetime import timedelta
@@ -34,7 +33,7 @@ from markupsafe import Markup
 
 from odoo import Command, api, fields, models
 from odoo.tools import SQL
-from odoo.tools.mail import TEXT_URL_REGEX, plaintext2html
+from odoo.tools.mail import plaintext2html
 
 from ..tools import send_window, sql_array
 from ..tools.encrypted_fields import EncryptedText
@@ -74,21 +73,6 @@ DISPATCH_COLUMNS = {
     "decision_rule": "varchar",
     "decision_source": "text",
 }
-
-
-def suffix_short_links(body, base_url, sms_id):
-    """``body`` with ``/s/<sms_id>`` after each of its short links (those of
-    ``base_url``): the text ``sms.sms._update_body_short_links`` of
-    ``mass_mailing_sms`` makes of one SMS of a mailing, same statements on
-    the same text, without reading the SMS through the ORM."""
-    if not body or base_url + "/r/" not in body:
-        return body
-    for url in set(re.findall(TEXT_URL_REGEX, body)):
-        if url.startswith(base_url + "/r/"):
-            body = re.sub(
-                re.escape(url) + r"(?![\w@:%.+&~#=/-])", url + f"/s/{sms_id}", body
-            )
-    return body
 
 
 def _uuid4_hexes(count):
@@ -559,21 +543,20 @@ class SmsMicrofunnelTrace(models.Model):
 
     # -- dispatch -----------------------------------------------------------------
 
-    def _due_domain(self, now):
-        return [
-            ("state", "in", ("scheduled", "deferred")),
-            ("due_at", "<=", now),
-            ("campaign_id.state", "=", "running"),
-        ]
-
     def _due_sql(self, now):
+        """The due traces of running funnels.  Written for the partial index
+        of scheduled and deferred traces on (due_at, id), which gives a chunk
+        in due order without reading the others: the running funnels are an
+        array, not a join (joined, PostgreSQL sorts every due trace for each
+        chunk: seconds per chunk at a million)."""
         return SQL(
             """
             FROM sms_microfunnel_trace t
-            JOIN sms_microfunnel_campaign c ON c.id = t.campaign_id
            WHERE t.state IN ('scheduled', 'deferred')
              AND t.due_at <= %s
-             AND c.state = 'running'
+             AND t.campaign_id = ANY(ARRAY(
+                     SELECT id FROM sms_microfunnel_campaign WHERE state = 'running'
+                 ))
             """,
             now,
         )
@@ -595,6 +578,7 @@ class SmsMicrofunnelTrace(models.Model):
             Funnel._cron_decide_ab_winners()
         size = batch_size or DEFAULT_CHUNK
         stale_snapshots = 0
+        counted = False
         woken = self
         while True:
             started = time.monotonic()
@@ -613,11 +597,16 @@ class SmsMicrofunnelTrace(models.Model):
                 # the sending queue is woken once its trigger is committed
                 woken = self.with_context(smf_sms_queue_woken=True)
             full = len(traces) >= size
-            remaining = self._count_due(now) if full else 0
+            # what is left is counted once per run, then Odoo subtracts each
+            # chunk from it (a count per chunk reads every due trace again)
+            remaining = None
+            if not counted:
+                remaining = self._count_due(now) if full else 0
+                counted = True
             if cron_model._commit_progress(len(traces), remaining=remaining) <= 0:
                 break
             self = woken  # noqa: PLW0642
-            if not remaining:
+            if not full:
                 break
             if not batch_size:
                 elapsed = max(time.monotonic() - started, 0.05)
@@ -647,9 +636,12 @@ class SmsMicrofunnelTrace(models.Model):
                 """
                 SELECT t.due_at
                   FROM sms_microfunnel_trace t
-                  JOIN sms_microfunnel_campaign c ON c.id = t.campaign_id
-                 WHERE t.state IN ('scheduled', 'deferred') AND c.state = 'running'
-              ORDER BY t.due_at
+                 WHERE t.state IN ('scheduled', 'deferred')
+                   AND t.campaign_id = ANY(ARRAY(
+                           SELECT id FROM sms_microfunnel_campaign
+                            WHERE state = 'running'
+                       ))
+              ORDER BY t.due_at, t.id
                  LIMIT 1
                 """
             )
@@ -1265,22 +1257,23 @@ class SmsMicrofunnelTrace(models.Model):
 
     @api.model
     def _track_sms_links(self, rows):
-        """What Odoo's SMS mailing rewriter (``sms.sms.
-        _update_body_short_links``) returns for the SMS about to be inserted
-        (``rows``: their reserved ids, bodies and mailings): ``/s/<sms id>``
-        after each short link, so that the click route finds the mailing
-        trace.  The same rewrite on the text (``suffix_short_links``), with
-        the base URL read once for the chunk instead of once per SMS.
+        """The bodies Odoo's SMS mailing rewriter (``sms.sms.
+        _update_body_short_links`` of ``mass_mailing_sms``) makes of the SMS
+        about to be inserted (``rows``: their reserved ids, bodies and
+        mailings): ``/s/<sms id>`` after each short link, so that the click
+        route finds the mailing trace.  The rewriter reads the SMS through
+        the ORM: their ``body`` and ``mailing_id`` are put in the cache of
+        the reserved ids for the chunk at once (no query), then dropped.
         Returns {sms id: body}."""
         if not rows:
             return {}
-        base_url = self.env["sms.sms"].sudo().browse(rows[0]["id"]).get_base_url()
-        return {
-            row["id"]: suffix_short_links(row["body"], base_url, row["id"])
-            if row["mailing_id"]
-            else row["body"]
-            for row in rows
-        }
+        sms = self.env["sms.sms"].sudo().browse([row["id"] for row in rows])
+        for name in ("body", "mailing_id"):
+            sms._fields[name]._insert_cache(sms, [row[name] or None for row in rows])
+        try:
+            return sms._update_body_short_links()
+        finally:
+            sms.invalidate_recordset(["body", "mailing_id"], flush=False)
 
     def _schedule_children(self):
         by_step = {}

@@ -325,6 +325,15 @@ class TestFunnelDispatch(FunnelCase):
         )
         self.assertEqual(len(self.outgoing(self.anna)), 1)
 
+    def test_a_funnel_sms_counts_once_towards_the_frequency_cap(self):
+        """A funnel SMS has its funnel trace and its SMS mailing trace: the cap
+        counts the message, not both records."""
+        policy = self.env.ref("sms_microfunnel.sms_policy_fr")
+        policy.write({"cap_count": 2, "cap_hours": 24})
+        second = self.second_funnel_after_the_first()
+        self.assertEqual(second.state, "queued", second.defer_reason)
+        self.assertEqual(len(self.outgoing(self.anna)), 2)
+
     def test_lead_goals_convert_and_exit(self):
         won_stage = self.env["crm.stage"].search([("is_won", "=", True)], limit=1)
         qualified = self.env["crm.stage"].create({"name": "Qualified (goal)"})

@@ -5,13 +5,16 @@
 route, so that Odoo's SMS marketing statistics and UTM reports count them."""
 
 import re
+from unittest.mock import patch
 
 from freezegun import freeze_time
 
 from odoo import fields
-from odoo.tests import HttpCase, TransactionCase, tagged
+from odoo.tests import HttpCase, tagged
 
+from odoo.addons.sms_microfunnel.models.sms_microfunnel_trace import reserve_ids
 from odoo.addons.sms_microfunnel.tests.common import TUESDAY_10H_PARIS, FunnelCase
+from odoo.addons.sms_microfunnel.tools import sms_encoding
 
 LINK_BODY = "Bonjour {{ object.name }}, -20 % : https://shop.example.com/offre"
 
@@ -183,12 +186,47 @@ class TestFunnelSmsMailing(SmsMailingCase):
 
 
 @tagged("post_install", "-at_install")
-class TestShortLinkSuffix(TransactionCase):
-    """The dispatch adds ``/s/<sms id>`` to the short links of a chunk's SMS
-    on their text before inserting them: the same bodies as Odoo's SMS
-    mailing rewriter (``sms.sms._update_body_short_links``) makes."""
+class TestShortLinkSuffix(SmsMailingCase):
+    """The dispatch has Odoo's SMS mailing rewriter (``sms.sms.
+    _update_body_short_links``) add ``/s/<sms id>`` to the short links of a
+    chunk's SMS, once for the whole chunk, before inserting them."""
 
-    def test_same_bodies_as_odoo_rewriter(self):
+    def test_queued_bodies_are_made_by_odoos_rewriter(self):
+        SmsSms = type(self.env["sms.sms"])
+        rewriter = SmsSms._update_body_short_links
+        calls = []
+
+        def spy(records):
+            bodies = rewriter(records)
+            calls.append((records.ids, bodies))
+            return bodies
+
+        with patch.object(SmsSms, "_update_body_short_links", spy):
+            self.start_and_dispatch(self.anna | self.bruno)
+        traces = self.trace(self.anna, self.offer) | self.trace(self.bruno, self.offer)
+        self.assertEqual(traces.mapped("state"), ["queued", "queued"])
+        sms = self.env["sms.sms"].sudo().browse(traces.mapped("sms_id_int"))
+        self.assertEqual(len(calls), 1, "one rewrite for the whole chunk")
+        ids, bodies = calls[0]
+        self.assertEqual(sorted(ids), sorted(sms.ids))
+        self.assertEqual({one.id: one.body for one in sms}, bodies)
+        for trace in traces:
+            body = bodies[trace.sms_id_int]
+            self.assertRegex(body, rf"/r/\w+/s/{trace.sms_id_int}(\s|$)")
+            # counted and priced on the final body
+            self.assertEqual(trace.body, body)
+            analysis = sms_encoding.analyze(body)
+            self.assertEqual(
+                (trace.segments, trace.encoding),
+                (analysis["segments"], analysis["encoding"]),
+            )
+        # the reserved ids left nothing in the ORM cache
+        self.env.invalidate_all()
+        self.assertEqual(sms.mapped("body"), [bodies[i] for i in sms.ids])
+
+    def test_bodies_of_reserved_ids_as_odoo_rewrites_them(self):
+        """``_track_sms_links`` on ids reserved for SMS not inserted yet gives
+        what the rewriter gives the same SMS once they exist."""
         SmsSms = self.env["sms.sms"].sudo()
         base = SmsSms.get_base_url()
         mailing = self.env["mailing.mailing"].create(
@@ -205,25 +243,28 @@ class TestShortLinkSuffix(TransactionCase):
             "No link at all",
             "",
         ]
-        sms = SmsSms.create(
+        rows = [{"body": b, "mailing_id": mailing.id} for b in bodies]
+        rows.append({"body": bodies[0], "mailing_id": False})  # not of a mailing
+        ids = reserve_ids(self.env, "sms.sms", len(rows))
+        for row, sms_id in zip(rows, ids, strict=True):
+            row["id"] = sms_id
+        with self.assertQueryCount(0):  # read from the cache, not the table
+            got = self.env["sms.microfunnel.trace"]._track_sms_links(rows)
+        self.assertEqual(got[ids[0]], f"Hi Anna, 20% off: {base}/r/aB3/s/{ids[0]}")
+        self.assertEqual(got[ids[-1]], bodies[0], "not of a mailing: unchanged")
+        # the same SMS once they exist, rewritten by Odoo
+        self.env.cr.execute(
+            "INSERT INTO sms_sms (id, number, body, mailing_id, state, uuid)"
+            " SELECT id, '+33612345678', body, mailing_id, 'outgoing', md5(id::text)"
+            " FROM unnest(%s::int4[], %s::text[], %s::int4[])"
+            " AS u(id, body, mailing_id)",
             [
-                {"number": "+33612345678", "body": b, "mailing_id": mailing.id}
-                for b in bodies
-            ]
-            + [{"number": "+33612345678", "body": bodies[0]}]  # not of a mailing
+                ids,
+                [r["body"] or None for r in rows],
+                [r["mailing_id"] or None for r in rows],
+            ],
         )
-        expected = sms._update_body_short_links()
-        rows = [
-            {"id": one.id, "body": one.body, "mailing_id": one.mailing_id.id}
-            for one in sms
-        ]
-        bodies = self.env["sms.microfunnel.trace"]._track_sms_links(rows)
-        self.assertEqual(bodies, expected)
-        # the rewriter did rewrite: every short link of a mailing SMS got it
-        self.assertEqual(
-            bodies[sms[0].id], f"Hi Anna, 20% off: {base}/r/aB3/s/{sms[0].id}"
-        )
-        self.assertEqual(bodies[sms[-1].id], sms[-1].body)
+        self.assertEqual(got, SmsSms.browse(ids)._update_body_short_links())
 
 
 @tagged("post_install", "-at_install")
