@@ -25,9 +25,12 @@ FR_HOME = "sms_microfunnel/tools/send_window/number_zones.py"
 #: the lookahead that ends a short link in Odoo's SMS mailing rewriter
 #: (``mass_mailing_sms``, ``sms.sms._update_body_short_links``)
 REWRITER_TAIL = r"(?![\w@:%.+&~#=/-])"
-#: the one file allowed to match short links itself: the message rules count
-#: each message with a placeholder ``/s/<id>`` of the final length
-SUFFIX_COUNTER = "sms_microfunnel/models/sms_microfunnel_message_rules.py"
+#: the one file allowed to match links itself: the message rules' batch
+#: shortener puts the short URL of each long link in a whole chunk's texts
+#: (one link tracker per link); the ``/s/<sms id>`` suffixes come from Odoo
+SHORTENER = "sms_microfunnel/models/sms_microfunnel_message_rules.py"
+#: how the recipient suffix is written by Odoo's rewriter (``f'/s/{sms.id}'``)
+SUFFIX_MARKS = ("/s/{", "'/s/' +", '"/s/" +', "RECIPIENT_SUFFIX +", "RECIPIENT_SUFFIX}")
 OVERSEAS = frozenset({"GP", "MQ", "GF", "RE", "YT", "PM", "BL", "MF", "NC", "PF", "WF"})
 
 
@@ -106,20 +109,28 @@ def policy_tables(root):
 
 
 def short_link_rewriters(root):
-    """Product files that use the short-link pattern of Odoo's rewriter."""
-    return [
-        path.relative_to(root).as_posix()
-        for path in python_files(root, with_tests=False)
-        if REWRITER_TAIL in path.read_text(encoding="utf-8")
-    ]
+    """Product files that use the short-link pattern of Odoo's rewriter
+    (the shortener excepted), or write a ``/s/<id>`` suffix themselves."""
+    found = []
+    for path in python_files(root, with_tests=False):
+        name = path.relative_to(root).as_posix()
+        text = path.read_text(encoding="utf-8")
+        code = "\n".join(
+            line for line in text.splitlines() if not line.lstrip().startswith("#")
+        )
+        if (REWRITER_TAIL in code and name != SHORTENER) or any(
+            mark in code for mark in SUFFIX_MARKS
+        ):
+            found.append(name)
+    return found
 
 
 def test_short_links_are_suffixed_by_odoos_rewriter_only():
-    rewriters = [path for path in short_link_rewriters(REPO) if path != SUFFIX_COUNTER]
+    rewriters = short_link_rewriters(REPO)
     assert not rewriters, (
         f"short links rewritten outside Odoo's rewriter: {rewriters}; call "
-        "sms.sms._update_body_short_links (see sms.microfunnel.trace."
-        "_track_sms_links)"
+        "sms.sms._update_body_short_links (see sms.microfunnel.message.rules."
+        "_with_recipient_suffixes)"
     )
 
 
@@ -168,6 +179,14 @@ def test_the_guards_see_a_copy(tmp_path):
         f"    return re.sub(re.escape(url) + r'{REWRITER_TAIL}', url + '/s/1', body)\n",
         encoding="utf-8",
     )
-    assert short_link_rewriters(tmp_path) == ["sms_microfunnel/links.py"]
+    (tmp_path / "sms_microfunnel" / "count.py").write_text(
+        'SUFFIX = "/s/"\n\n\ndef padded(url, n):\n    return url + SUFFIX + "0" * n\n'
+        'def counted(url, sms_id):\n    return f"{url}/s/{sms_id}"\n',
+        encoding="utf-8",
+    )
+    assert short_link_rewriters(tmp_path) == [
+        "sms_microfunnel/count.py",
+        "sms_microfunnel/links.py",
+    ]
     assert overseas_tables(tmp_path) == [("sms_microfunnel/gate.py", 1)]
     assert policy_tables(tmp_path) == [("tests/test_x.py", 1), ("tests/test_x.py", 2)]

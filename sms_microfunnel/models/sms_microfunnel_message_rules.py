@@ -268,15 +268,14 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         return max(len(last[0]["code"]) if last else 0, 3)
 
     @api.model
-    def _recipient_suffix_length(self):
-        """Length of ``/s/<id>`` for the next ``sms.sms`` row."""
+    def _next_sms_id(self):
+        """The id the next ``sms.sms`` row will get (one query)."""
         sequence = f"{self.env['sms.sms']._table}_id_seq"
         self.env.cr.execute(
             SQL("SELECT last_value, is_called FROM %s", SQL.identifier(sequence))
         )
         last_value, is_called = self.env.cr.fetchone()
-        next_id = last_value + 1 if is_called else last_value
-        return len(RECIPIENT_SUFFIX) + len(str(next_id))
+        return last_value + 1 if is_called else last_value
 
     @api.model
     def _link_tracker_vals(self, link_tracker_vals=None):
@@ -315,28 +314,45 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         ]
 
     @api.model
-    def _with_recipient_suffix(self, text, cache=None, sms_id=None):
-        """``text`` with each short link followed by a ``/s/<id>`` of the
-        length it will have, for counting: Odoo's SMS mailing rewriter adds
-        the real one once the SMS exists (``sms.sms._update_body_short_links``).
-        ``sms_id``: the id the SMS will get, else the next id of the table."""
-        cache = {} if cache is None else cache
-        urls = self._short_urls(text, cache)
-        if not urls:
-            return text
-        if sms_id is not None:
-            suffix = RECIPIENT_SUFFIX + "0" * len(str(sms_id))
+    def _with_recipient_suffixes(self, texts, sms_ids=None, mailing=None):
+        """``texts`` as Odoo's SMS mailing rewriter (``sms.sms.
+        _update_body_short_links`` of ``mass_mailing_sms``) makes them: each
+        short link followed by ``/s/<sms id>``, which tells the click route
+        the recipient.
+
+        ``sms_ids``: the ids the SMS will get (reserved, same order); without
+        them, stand-in ids from the next id of the table, as long as the real
+        ones will be, for counting.  ``mailing``: their SMS mailing; without
+        it a stand-in id (the rewriter only changes SMS of a mailing and reads
+        nothing of it).  The rewriter reads the SMS through the ORM: their
+        ``body`` and ``mailing_id`` are put in the cache of those ids for the
+        batch (no query), then dropped.  Returns the list of texts."""
+        texts = list(texts)
+        host = self.env["ir.config_parameter"].sudo().get_param("web.base.url")
+        todo = [
+            index
+            for index, text in enumerate(texts)
+            if text and host and f"{host}/r/" in text
+        ]
+        if not todo:
+            return texts
+        if sms_ids is None:
+            next_id = self._next_sms_id()
+            ids = [next_id + offset for offset in range(len(todo))]
         else:
-            if "suffix" not in cache:
-                cache["suffix"] = RECIPIENT_SUFFIX + "0" * (
-                    self._recipient_suffix_length() - len(RECIPIENT_SUFFIX)
-                )
-            suffix = cache["suffix"]
-        for url in urls:
-            text = re.sub(
-                re.escape(url) + r"(?![\w@:%.+&~#=/-])", lambda m: m[0] + suffix, text
+            ids = [sms_ids[index] for index in todo]
+        sms = self.env["sms.sms"].sudo().browse(ids)
+        try:
+            sms._fields["body"]._insert_cache(sms, [texts[index] for index in todo])
+            sms._fields["mailing_id"]._insert_cache(
+                sms, [mailing.id if mailing else -1] * len(ids)
             )
-        return text
+            rewritten = sms._update_body_short_links()
+        finally:
+            sms.invalidate_recordset(["body", "mailing_id"], flush=False)
+        for index, sms_id in zip(todo, ids, strict=True):
+            texts[index] = rewritten[sms_id]
+        return texts
 
     @api.model
     def _unsubscribe_short_url(self, number, company):
@@ -601,6 +617,7 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         message_class="marketing",
         sms_ids=None,
         link_tracker_vals=None,
+        mailing=None,
     ):
         """``_compose`` for a batch of recipients of one company, with the
         work done once per batch: placeholders rendered by one call of
@@ -610,11 +627,12 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
 
         ``entries``: dicts with ``body``, ``record`` (one record, or None),
         ``number`` and ``values``; prefetch the records' fields first.
-        ``sms_ids``: the ids the SMS will get (same order): each short link
-        is counted with its ``/s/<sms id>`` suffix at its exact length (Odoo's
-        SMS mailing rewriter adds it to the SMS).  ``link_tracker_vals``: UTM
-        values of the link trackers (the SMS mailing's).  Returns the list of
-        ``_compose`` results.
+        ``sms_ids``: the ids the SMS will get (same order) and ``mailing``
+        their SMS mailing: each result's ``counted_text`` is then the body of
+        its SMS, short links suffixed by Odoo's SMS mailing rewriter (one call
+        for the batch, see ``_with_recipient_suffixes``).
+        ``link_tracker_vals``: UTM values of the link trackers (the SMS
+        mailing's).  Returns the list of ``_compose`` results.
         """
         cache = {}
         company = company or self.env.company
@@ -658,20 +676,26 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
                 [n for n, text in zip(numbers, texts, strict=True) if text], company
             )
         cache["unsubscribe"] = unsubscribe
-        results = []
+        options, drafts = [], []
         for index, text in enumerate(texts):
-            options = ComposeOptions(
-                message_class=message_class,
-                number=numbers[index],
-                country=self._record_country(records[index]) or company.country_id,
-                sms_id=sms_ids[index] if sms_ids else None,
-            )
-            results.append(
-                self._compose_finish(
-                    text, tracker_ids[index], company, langs[index], options, cache
+            options.append(
+                ComposeOptions(
+                    message_class=message_class,
+                    number=numbers[index],
+                    country=self._record_country(records[index]) or company.country_id,
+                    sms_id=sms_ids[index] if sms_ids else None,
                 )
             )
-        return results
+            drafts.append(
+                self._compose_draft(text, company, langs[index], options[-1], cache)
+            )
+        counted = self._with_recipient_suffixes(
+            [draft["text"] for draft in drafts], sms_ids, mailing
+        )
+        return [
+            self._compose_counts(draft, counted[index], tracker_ids[index], opts, cache)
+            for index, (draft, opts) in enumerate(zip(drafts, options, strict=True))
+        ]
 
     @api.model
     def _company_in(self, company, lang, cache):
@@ -682,20 +706,47 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
 
     @api.model
     def _compose_finish(self, text, tracker_ids, company, lang, options, cache=None):
-        """The common end of ``_compose`` and ``_compose_batch`` for one
-        rendered, link-shortened ``text``, in phases: sender, opt-out,
-        recipient suffixes, counting, price, checks.
-
-        ``options``: a ``ComposeOptions`` (the message class and the
-        recipient); ``cache`` holds what is the same for the whole batch
-        (``unsubscribe``: the batch's unsubscribe links by number).
-        """
+        """The common end of ``_compose`` for one rendered, link-shortened
+        ``text``: ``_compose_draft``, the recipient suffixes, then
+        ``_compose_counts`` (``_compose_batch`` runs the same phases, the
+        suffixes for the whole batch at once)."""
         cache = {} if cache is None else cache
+        draft = self._compose_draft(text, company, lang, options, cache)
+        counted = draft["text"]
+        if options.recipient_links or options.sms_id is not None:
+            sms_ids = None if options.sms_id is None else [options.sms_id]
+            counted = self._with_recipient_suffixes([counted], sms_ids)[0]
+        return self._compose_counts(draft, counted, tracker_ids, options, cache)
+
+    @api.model
+    def _compose_draft(self, text, company, lang, options, cache):
+        """The first phases of composing one message: sender, opt-out,
+        transliteration.  ``options``: a ``ComposeOptions`` (the message
+        class and the recipient); ``cache`` holds what is the same for the
+        whole batch (``unsubscribe``: the batch's unsubscribe links by
+        number)."""
         company = self._company_in(company, lang, cache)
         policy = self._compose_policy(company, lang, options, cache)
         text, sender_added = self._add_sender(text, policy)
         text, optout = self._add_optout(text, company, lang, policy, options, cache)
-        text, counted = self._recipient_suffixes(text, options, cache)
+        if options.transliterate:
+            text = sms_encoding.transliterate(text)
+        return {
+            "text": text,
+            "company": company,
+            "lang": lang,
+            "policy": policy,
+            "sender_added": sender_added,
+            "optout": optout,
+        }
+
+    @api.model
+    def _compose_counts(self, draft, counted, tracker_ids, options, cache):
+        """The last phases of composing one message: counting, price and
+        checks, on ``counted`` (the drafted text with its recipient
+        suffixes: the SMS body itself when the SMS id is known)."""
+        text, company, policy = draft["text"], draft["company"], draft["policy"]
+        optout = draft["optout"]
         analysis = sms_encoding.analyze(counted)
         return {
             "text": text,
@@ -705,9 +756,9 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             **self._compose_price(company, analysis, options, cache),
             **self._compose_checks(text, company, analysis, policy, options),
             "message_class": options.message_class,
-            "lang": lang,
+            "lang": draft["lang"],
             "optout_mode": policy["mode"],
-            "sender_added": sender_added,
+            "sender_added": draft["sender_added"],
             "optout_added": optout["added"],
             "estimated": optout["estimated"],
             "link_tracker_ids": list(
@@ -777,19 +828,6 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
                 )
         done["added"] = True
         return f"{text}\n{footer}", done
-
-    @api.model
-    def _recipient_suffixes(self, text, options, cache):
-        """``(text, counted)``: the text transliterated as asked, and the
-        text the counts are made on: with its ``/s/<sms id>`` suffixes when
-        they will be added (Odoo's SMS mailing rewriter adds them to the SMS;
-        at their exact length when the SMS id is known)."""
-        if options.transliterate:
-            text = sms_encoding.transliterate(text)
-        if options.recipient_links or options.sms_id is not None:
-            counted = self._with_recipient_suffix(text, cache, sms_id=options.sms_id)
-            return text, counted
-        return text, text
 
     @api.model
     def _segment_counts(self, counted, analysis):
@@ -893,9 +931,9 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         company = self.env.company
         host = self._short_url_host()
         link = host + "x" * self._estimated_short_code_length()
-        suffix = RECIPIENT_SUFFIX + "0" * (
-            self._recipient_suffix_length() - len(RECIPIENT_SUFFIX)
-        )
+        # what Odoo's SMS mailing rewriter appends to a short link of the
+        # next SMS (the browser adds it to the links it finds)
+        suffix = self._with_recipient_suffixes([link])[0][len(link) :]
         mention = (company.sms_funnel_optout_mention or "").strip()
         by_class = {}
         for message_class in ("marketing", "transactional"):

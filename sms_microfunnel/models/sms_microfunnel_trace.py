@@ -1083,6 +1083,7 @@ class SmsMicrofunnelTrace(models.Model):
                 message_class=message_class,
                 sms_ids=[sms_ids[i] for i in indexes],
                 link_tracker_vals=mailings[step_id]._get_link_tracker_values(),
+                mailing=mailings[step_id],
             )
             for i, result in zip(indexes, results, strict=True):
                 composed_list[i] = result
@@ -1110,7 +1111,8 @@ class SmsMicrofunnelTrace(models.Model):
                     "id": sms_id,
                     "uuid": next(uuids),
                     "number": row["number"],
-                    "body": composed["text"],
+                    # the text Odoo's SMS mailing rewriter makes for this id
+                    "body": composed["counted_text"],
                     "partner_id": row["partner_id"],
                     "mailing_id": mailing.id,
                 }
@@ -1148,10 +1150,10 @@ class SmsMicrofunnelTrace(models.Model):
             )
             queued.append(tid)
         self._mark_first_attempts(queued, rows, updates)
-        bodies, mailing_trace_ids = self._insert_sms(sms_rows, company, mailing_traces)
+        mailing_trace_ids = self._insert_sms(sms_rows, company, mailing_traces)
         for tid, sms in zip(queued, sms_rows, strict=True):
             updates[tid].update(
-                body=bodies[sms["id"]], mailing_trace_id=mailing_trace_ids[sms["id"]]
+                body=sms["body"], mailing_trace_id=mailing_trace_ids[sms["id"]]
             )
         return queued
 
@@ -1185,21 +1187,19 @@ class SmsMicrofunnelTrace(models.Model):
         """The outgoing ``sms.sms`` of a chunk (``rows``, with the ids
         reserved for them), their SMS mailing traces (``mailing_traces``, same
         order) and their ``sms.tracker``, as Odoo's SMS mailings link them, in
-        one statement.  The short links of the SMS are made to identify their
-        recipient first (``/s/<sms id>``, Odoo's SMS mailing rewriter).
-        Returns ({sms id: final body}, {sms id: mailing trace id})."""
+        one statement.  Their bodies are final: short links already carry
+        ``/s/<sms id>`` (``_compose_batch`` got the reserved ids).
+        Returns {sms id: mailing trace id}."""
         if not rows:
-            return {}, {}
+            return {}
         env = self.env
         SmsSms = env["sms.sms"].sudo().with_company(company)
         MailingTrace = env["mailing.trace"].sudo()
         Tracker = env["sms.tracker"].sudo()
         for model in (SmsSms, MailingTrace, Tracker):
             model.flush_model()
-        bodies = self._track_sms_links(rows)
-        given = ("uuid", "number", "partner_id", "mailing_id")
+        given = ("uuid", "number", "partner_id", "mailing_id", "body")
         sms_values = {name: [row[name] or None for row in rows] for name in given}
-        sms_values["body"] = [bodies[row["id"]] or None for row in rows]
         sms_constants = {"state": "outgoing"}
         if "record_company_id" in SmsSms._fields:
             sms_constants["record_company_id"] = company.id
@@ -1253,27 +1253,7 @@ class SmsMicrofunnelTrace(models.Model):
         # does it with its first chunk only)
         if not env.context.get("smf_sms_queue_woken"):
             env.ref("sms.ir_cron_sms_scheduler_action")._trigger()
-        return bodies, dict(result)
-
-    @api.model
-    def _track_sms_links(self, rows):
-        """The bodies Odoo's SMS mailing rewriter (``sms.sms.
-        _update_body_short_links`` of ``mass_mailing_sms``) makes of the SMS
-        about to be inserted (``rows``: their reserved ids, bodies and
-        mailings): ``/s/<sms id>`` after each short link, so that the click
-        route finds the mailing trace.  The rewriter reads the SMS through
-        the ORM: their ``body`` and ``mailing_id`` are put in the cache of
-        the reserved ids for the chunk at once (no query), then dropped.
-        Returns {sms id: body}."""
-        if not rows:
-            return {}
-        sms = self.env["sms.sms"].sudo().browse([row["id"] for row in rows])
-        for name in ("body", "mailing_id"):
-            sms._fields[name]._insert_cache(sms, [row[name] or None for row in rows])
-        try:
-            return sms._update_body_short_links()
-        finally:
-            sms.invalidate_recordset(["body", "mailing_id"], flush=False)
+        return dict(result)
 
     def _schedule_children(self):
         by_step = {}

@@ -225,9 +225,10 @@ class TestShortLinkSuffix(SmsMailingCase):
         self.assertEqual(sms.mapped("body"), [bodies[i] for i in sms.ids])
 
     def test_bodies_of_reserved_ids_as_odoo_rewrites_them(self):
-        """``_track_sms_links`` on ids reserved for SMS not inserted yet gives
-        what the rewriter gives the same SMS once they exist."""
+        """``_with_recipient_suffixes`` on ids reserved for SMS not inserted
+        yet gives what the rewriter gives the same SMS once they exist."""
         SmsSms = self.env["sms.sms"].sudo()
+        rules = self.env["sms.microfunnel.message.rules"]
         base = SmsSms.get_base_url()
         mailing = self.env["mailing.mailing"].create(
             {"name": "Suffix", "subject": "Suffix", "mailing_type": "sms"}
@@ -243,28 +244,36 @@ class TestShortLinkSuffix(SmsMailingCase):
             "No link at all",
             "",
         ]
-        rows = [{"body": b, "mailing_id": mailing.id} for b in bodies]
-        rows.append({"body": bodies[0], "mailing_id": False})  # not of a mailing
-        ids = reserve_ids(self.env, "sms.sms", len(rows))
-        for row, sms_id in zip(rows, ids, strict=True):
-            row["id"] = sms_id
+        ids = reserve_ids(self.env, "sms.sms", len(bodies))
         with self.assertQueryCount(0):  # read from the cache, not the table
-            got = self.env["sms.microfunnel.trace"]._track_sms_links(rows)
-        self.assertEqual(got[ids[0]], f"Hi Anna, 20% off: {base}/r/aB3/s/{ids[0]}")
-        self.assertEqual(got[ids[-1]], bodies[0], "not of a mailing: unchanged")
+            got = rules._with_recipient_suffixes(bodies, ids, mailing)
+        self.assertEqual(got[0], f"Hi Anna, 20% off: {base}/r/aB3/s/{ids[0]}")
+        self.assertEqual(got[-2:], ["No link at all", ""])
         # the same SMS once they exist, rewritten by Odoo
         self.env.cr.execute(
             "INSERT INTO sms_sms (id, number, body, mailing_id, state, uuid)"
-            " SELECT id, '+33612345678', body, mailing_id, 'outgoing', md5(id::text)"
-            " FROM unnest(%s::int4[], %s::text[], %s::int4[])"
-            " AS u(id, body, mailing_id)",
-            [
-                ids,
-                [r["body"] or None for r in rows],
-                [r["mailing_id"] or None for r in rows],
-            ],
+            " SELECT id, '+33612345678', body, %s, 'outgoing', md5(id::text)"
+            " FROM unnest(%s::int4[], %s::text[]) AS u(id, body)",
+            [mailing.id, ids, [body or None for body in bodies]],
         )
-        self.assertEqual(got, SmsSms.browse(ids)._update_body_short_links())
+        expected = SmsSms.browse(ids)._update_body_short_links()
+        self.assertEqual(got, [expected[i] or "" for i in ids])
+        # nothing of the reserved ids stayed in the cache
+        self.assertEqual(SmsSms.browse(ids).mapped("body")[0], bodies[0])
+
+    def test_counted_before_the_sms_exists_at_its_length(self):
+        """Without an SMS id (previews, pre-flight, the browser counter) the
+        rewriter is given a stand-in id as long as the next id."""
+        rules = self.env["sms.microfunnel.message.rules"]
+        base = self.env["sms.sms"].get_base_url()
+        text = f"Offer {base}/r/aB3 now"
+        counted = rules._with_recipient_suffixes([text])[0]
+        next_id = rules._next_sms_id()
+        self.assertRegex(counted, rf"^Offer {base}/r/aB3/s/\d+ now$")
+        suffix = counted[len(f"Offer {base}/r/aB3") : -len(" now")]
+        self.assertEqual(len(suffix), len(f"/s/{next_id}"))
+        context = rules.get_counter_context()
+        self.assertEqual(len(context["recipient_suffix"]), len(f"/s/{next_id}"))
 
 
 @tagged("post_install", "-at_install")
