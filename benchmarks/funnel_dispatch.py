@@ -119,14 +119,15 @@ def parse_args(argv):
 
 
 def open_zone():
-    """A US zone where it is now a weekday or Saturday between 09:00 and 19:00
-    (inside the TCPA window with margin), else New York."""
+    """A US zone where it is now between 09:00 and 20:00: inside the federal
+    08:00-21:00 window with an hour's margin on each side, for a run of up to
+    an hour.  None from 06:00 to 13:00 UTC, when no US zone is in it."""
     now = datetime.now(timezone.utc)
     for name in US_ZONES:
         local = now.astimezone(ZoneInfo(name))
-        if 9 <= local.hour < 19:
+        if 9 <= local.hour < 20:
             return name
-    return US_ZONES[0]
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -487,6 +488,12 @@ def main(argv=None):
     sizes = [int(s) for s in args.sizes.split(",") if s]
     odoo_sizes = [int(s) for s in args.odoo_sizes.split(",") if s]
     tz = open_zone()
+    if not tz:
+        smf.say(
+            "No US zone is between 09:00 and 20:00 now (06:00-13:00 UTC): the"
+            " recipients would be outside their window. Run it at another hour."
+        )
+        return 2
     rows, checks = [], []
     with smf.bench_session(args) as dbname:
         smf.say(f"uptime: {subprocess.check_output(['uptime'], text=True).strip()}")
