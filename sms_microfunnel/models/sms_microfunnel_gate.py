@@ -154,6 +154,21 @@ def _naive(value):
     return value.astimezone(_UTC).replace(tzinfo=None) if value else False
 
 
+def _rules_profile(recipient):
+    """What a recipient's rules and zones depend on: recipients of the same
+    profile (7-character number prefix, which covers every table of the
+    engine, number length, zone and address) get the same ones."""
+    number = recipient.number or ""
+    return (
+        number[:7],
+        len(number),
+        recipient.tz,
+        recipient.country,
+        recipient.state,
+        recipient.zip,
+    )
+
+
 class _Recipient:
     """One recipient of a batch (plain object: a batch may hold 100,000)."""
 
@@ -299,41 +314,12 @@ class SmsMicrofunnelGate(models.AbstractModel):
 
     @api.model
     def _recent_mailing_sends(self, numbers, since):
-        """{number: [naive UTC datetimes]} of SMS mailings sent since ``since``.
-
-        Counts Odoo's SMS marketing traces (``mailing.trace``, type ``sms``)
-        that did not fail, by ``sent_datetime`` (``create_date`` while still
-        queued: a queued SMS counts, or a batch could exceed the cap), except
-        those of funnel SMS (counted by their funnel trace).  One grouped
-        query.
-        """
-        numbers = sorted({n for n in numbers if n})
-        if not numbers:
-            return {}
-        self.env["mailing.trace"].flush_model(
-            ["sms_number", "sent_datetime", "trace_status", "trace_type"]
-        )
-        rows = self.env.execute_query(
-            SQL(
-                """
-                SELECT sms_number,
-                       ARRAY_AGG(COALESCE(sent_datetime, create_date)
-                                 ORDER BY COALESCE(sent_datetime, create_date))
-                  FROM mailing_trace
-                 WHERE trace_type = 'sms'
-                   AND sms_number = ANY(%s)
-                   AND COALESCE(sent_datetime, create_date) > %s
-                   AND trace_status NOT IN %s
-                   AND %s
-              GROUP BY sms_number
-                """,
-                sql_array.literal(numbers),
-                _naive(_aware(since)),
-                FAILED_TRACE_STATUSES,
-                self._not_a_funnel_sms(),
-            )
-        )
-        return {number: list(sent) for number, sent in rows}
+        """{number: [naive UTC datetimes]} of SMS mailings sent since ``since``
+        (``_recent_mailing_subjects`` without the subjects)."""
+        return {
+            number: [sent for sent, _subject in sends]
+            for number, sends in self._recent_mailing_subjects(numbers, since).items()
+        }
 
     @api.model
     def _not_a_funnel_sms(self):
@@ -647,15 +633,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
         profiles = {}
         for i in live:
             recipient = recipients[i]
-            number = recipient.number
-            profile = (
-                number[:7],
-                len(number),
-                recipient.tz,
-                recipient.country,
-                recipient.state,
-                recipient.zip,
-            )
+            profile = _rules_profile(recipient)
             rules = profiles.get(profile)
             if rules is None:
                 chosen, regions, zones = self._recipient_rules(recipient, *context)
@@ -856,15 +834,7 @@ class SmsMicrofunnelGate(models.AbstractModel):
         profiles = {}
         zones = []
         for recipient in recipients:
-            number = recipient.number or ""
-            profile = (
-                number[:7],
-                len(number),
-                recipient.tz,
-                recipient.country,
-                recipient.state,
-                recipient.zip,
-            )
+            profile = _rules_profile(recipient)
             if profile not in profiles:
                 profiles[profile] = self._recipient_rules(
                     recipient, *context, zones_only=True
@@ -1146,7 +1116,12 @@ class SmsMicrofunnelGate(models.AbstractModel):
     def _recent_mailing_subjects(self, numbers, since):
         """{number: [(naive UTC datetime, subject)]} of SMS mailings sent
         since ``since``; the subject of an SMS mailing is
-        ``mailing.mailing,<id>``. One query."""
+        ``mailing.mailing,<id>``.
+
+        Counts Odoo's SMS marketing traces (``mailing.trace``, type ``sms``)
+        that did not fail, by ``sent_datetime`` (``create_date`` while still
+        queued: a queued SMS counts, or a batch could exceed the cap), except
+        those of funnel SMS (counted by their funnel trace).  One query."""
         numbers = sorted({n for n in numbers if n})
         if not numbers:
             return {}
