@@ -10,8 +10,10 @@ Not a test (never collected by ``setup/test``): it measures.  It
    and installs ``sms_microfunnel`` in it (dropped at the end unless
    ``--keep``);
 2. per audience size, inserts the contacts set-based (``INSERT ... SELECT
-   generate_series``): US numbers (New York area code), a time zone where the
-   TCPA window is open now, confirmed marketing consent;
+   generate_series``): US numbers (New York area code), a US time zone whose
+   TCPA window is open (when none is, from 06:00 to 13:00 UTC, every phase
+   runs with its clock shifted back, ``--clock-shift``, through Debian's
+   libfaketime), confirmed marketing consent;
 3. **Odoo's path** (``--odoo-sizes``): an SMS mailing (``mailing.mailing``,
    ``mailing_type = 'sms'``) with the same text, a placeholder and a tracked
    link, sent with ``action_send_sms`` (Odoo's composer: ``sms.sms`` +
@@ -45,7 +47,7 @@ import shlex
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -109,6 +111,12 @@ def parse_args(argv):
         help="cron threads of each server running the dispatch jobs (Odoo's "
         "default max_cron_threads is 2)",
     )
+    parser.add_argument(
+        "--clock-shift",
+        default="auto",
+        help="hours to shift the phases' clock by (libfaketime) so that a US "
+        "zone is in its window: auto (only when none is now), none, or -N",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database")
     # internal: one phase in its own process
     parser.add_argument("--phase", help=argparse.SUPPRESS)
@@ -118,16 +126,65 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def open_zone():
-    """A US zone where it is now between 09:00 and 20:00: inside the federal
-    08:00-21:00 window with an hour's margin on each side, for a run of up to
-    an hour.  None from 06:00 to 13:00 UTC, when no US zone is in it."""
-    now = datetime.now(timezone.utc)
+def open_zone(shift_hours=0):
+    """A US zone where it is between 09:00 and 20:00 at the clock shifted by
+    ``shift_hours``: inside the federal 08:00-21:00 window with an hour's
+    margin on each side, for a run of up to an hour.  None when no US zone is
+    (from 06:00 to 13:00 UTC on the real clock)."""
+    now = datetime.now(timezone.utc) + timedelta(hours=shift_hours)
     for name in US_ZONES:
         local = now.astimezone(ZoneInfo(name))
         if 9 <= local.hour < 20:
             return name
     return None
+
+
+def open_zone_time(zone, shift_hours):
+    now = datetime.now(timezone.utc) + timedelta(hours=shift_hours)
+    return now.astimezone(ZoneInfo(zone)).strftime("%H:%M")
+
+
+FAKETIME_LIBS = (
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+)
+
+
+def clock_shift(wanted):
+    """(hours, zone): the shift of the phases' clock (0: none) and the US zone
+    whose window is open at that clock.  ``wanted`` is ``auto`` (no shift
+    when a US zone is open now, else the smallest shift back that opens one),
+    ``none`` or a number of hours.  A shifted clock needs Debian's
+    ``libfaketime`` (``LD_PRELOAD``): the phases' wall clock, as Python reads
+    it, runs that many hours earlier; the monotonic clock is left alone."""
+    if wanted == "none":
+        return 0, open_zone()
+    if wanted != "auto":
+        return int(wanted), open_zone(int(wanted))
+    for hours in range(0, -24, -1):
+        zone = open_zone(hours)
+        if zone:
+            return hours, zone
+    return 0, None
+
+
+def faketime_env(hours):
+    """The environment of a phase process whose clock is shifted."""
+    env = dict(os.environ)
+    if hours:
+        lib = next((path for path in FAKETIME_LIBS if os.path.exists(path)), None)
+        if not lib:
+            raise SystemExit(
+                "No US zone is in its window now and libfaketime is missing "
+                "(apt-get install faketime), or run it between 13:00 and 06:00 UTC."
+            )
+        env.update(
+            LD_PRELOAD=lib,
+            FAKETIME=f"{hours:+d}h",
+            FAKETIME_DONT_FAKE_MONOTONIC="1",
+            FAKETIME_DONT_RESET="1",
+        )
+    return env
 
 
 # ---------------------------------------------------------------------------
@@ -423,6 +480,9 @@ def run_phase(args):
 RUN = str(int(time.time()))
 
 
+SHIFT = 0  # hours the phases' clock is shifted (see clock_shift)
+
+
 def spawn(dbname, phase, size, tz=None, parallel=1, cron_threads=1):
     command = [
         sys.executable,
@@ -442,7 +502,9 @@ def spawn(dbname, phase, size, tz=None, parallel=1, cron_threads=1):
         command += ["--cron-threads", str(cron_threads)]
     started = time.monotonic()
     procs = [
-        subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, text=True, env=faketime_env(SHIFT)
+        )
         for _i in range(parallel)
     ]
     results = []
@@ -487,11 +549,12 @@ def main(argv=None):
         return 0
     sizes = [int(s) for s in args.sizes.split(",") if s]
     odoo_sizes = [int(s) for s in args.odoo_sizes.split(",") if s]
-    tz = open_zone()
+    global SHIFT  # read by spawn
+    SHIFT, tz = clock_shift(args.clock_shift)
     if not tz:
         smf.say(
-            "No US zone is between 09:00 and 20:00 now (06:00-13:00 UTC): the"
-            " recipients would be outside their window. Run it at another hour."
+            "No US zone is between 09:00 and 20:00 at that clock: the"
+            " recipients would be outside their window."
         )
         return 2
     rows, checks = [], []
@@ -527,6 +590,12 @@ def main(argv=None):
             smf.say("  " + checks[-1])
         smf.say(f"\nuptime: {subprocess.check_output(['uptime'], text=True).strip()}")
     smf.say(f"Recipients in {tz} (window open), one placeholder and one link each.")
+    if SHIFT:
+        smf.say(
+            f"No US zone is in its window now: every phase (Odoo's path and "
+            f"ours) ran with its clock {SHIFT:+d} h (libfaketime), "
+            f"{tz} at {open_zone_time(tz, SHIFT)} local at the start."
+        )
     smf.say(
         f"Dispatch: {args.workers} server(s), {args.cron_threads} cron thread(s) "
         "each running a dispatch job."
@@ -543,6 +612,8 @@ def main(argv=None):
     command = ["python3", "benchmarks/funnel_dispatch.py", "--sizes", args.sizes]
     command += ["--odoo-sizes", args.odoo_sizes, "--workers", str(args.workers)]
     command += ["--cron-threads", str(args.cron_threads)]
+    if args.clock_shift != "auto":
+        command += ["--clock-shift", args.clock_shift]
     if args.db:
         command += ["--db", args.db]
     smf.say("\nReproduce: " + shlex.join(command))
