@@ -467,6 +467,7 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             .sudo()
             .search_or_create([dict(vals, url=unescape(url)) for url in distinct])
         )
+        self._claim_new_trackers(trackers, vals)
         short = {
             url: (tracker.short_url, tracker.id)
             for url, tracker in zip(distinct, trackers, strict=True)
@@ -484,6 +485,30 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             results.append(text)
             tracker_ids.append(ids)
         return results, tracker_ids
+
+    @api.model
+    def _claim_new_trackers(self, trackers, vals):
+        """Make a tracker created here the only one of its link and UTM source.
+
+        Odoo's link trackers have no unique key in the database, so two
+        dispatchers composing the first chunks of a step at the same time
+        would each create the step's tracker of a link.  One that created a
+        tracker updates the row of its UTM source (the step's SMS mailing's):
+        a concurrent creator's own update of that row then waits for it and
+        fails with a serialization error once it commits, and that
+        dispatcher starts its chunk again from a fresh snapshot, where the
+        tracker is found."""
+        source_id = vals.get("source_id")
+        now = self.env.cr.now()
+        if not source_id or not any(t.create_date == now for t in trackers):
+            return
+        self.env.cr.execute(
+            SQL(
+                "UPDATE utm_source SET write_date = write_date WHERE id = %s",
+                source_id,
+            ),
+            log_exceptions=False,
+        )
 
     @api.model
     def _unsubscribe_short_urls(self, numbers, company):

@@ -593,7 +593,18 @@ class SmsMicrofunnelTrace(models.Model):
                 continue
             if not traces:
                 break
-            if traces._dispatch(traces, now):
+            try:
+                dispatched = traces._dispatch(traces, now)
+            except psycopg2.extensions.TransactionRollbackError:
+                # a concurrent dispatcher committed a row this chunk also
+                # had to create (a step's link tracker): start again from a
+                # fresh snapshot, where it is found
+                self.env.cr.rollback()
+                stale_snapshots += 1
+                if stale_snapshots > 5:
+                    break
+                continue
+            if dispatched:
                 # the sending queue is woken once its trigger is committed
                 woken = self.with_context(smf_sms_queue_woken=True)
             full = len(traces) >= size

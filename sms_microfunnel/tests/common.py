@@ -312,10 +312,12 @@ def load_french(env):
 
 def remove_committed_funnel(env, funnel_id, partner_ids, numbers):
     """What a test that commits (threads with their own cursors) leaves
-    behind: its SMS, the funnel with its SMS mailings and their traces, the
-    consent ledger of its numbers and its contacts."""
+    behind: its SMS, the funnel with its SMS mailings, their traces and link
+    trackers, the consent ledger of its numbers and its contacts."""
     env["sms.sms"].search([("number", "in", numbers)]).unlink()
     funnel = env["sms.microfunnel.campaign"].browse(funnel_id)
+    sources = funnel.step_ids.mailing_id.source_id
+    env["link.tracker"].search([("source_id", "in", sources.ids)]).unlink()
     funnel.step_ids.mailing_id.unlink()  # with their mailing traces
     funnel.unlink()
     env["sms.microfunnel.consent.event"].search(

@@ -2,6 +2,7 @@
 import threading
 from datetime import datetime
 
+import psycopg2
 from freezegun import freeze_time
 
 from odoo import SUPERUSER_ID, api
@@ -12,6 +13,8 @@ from odoo.tests.common import get_db_name
 from odoo.addons.sms_microfunnel.tests.common import remove_committed_funnel
 
 N = 24
+URL = "https://shop.example.com/offre"
+BODY = f"Offre du jour : {URL}"
 
 
 @tagged("post_install", "-at_install")
@@ -62,7 +65,7 @@ class TestFunnelConcurrency(BaseCase):
                 {"name": "Concurrency", "model_name": "res.partner"}
             )
             env["sms.microfunnel.step"].create(
-                {"campaign_id": funnel.id, "name": "Offer", "body": "Offre du jour"}
+                {"campaign_id": funnel.id, "name": "Offer", "body": BODY}
             )
             with freeze_time("2026-03-10 09:00:00"):
                 funnel.action_start()
@@ -124,3 +127,76 @@ class TestFunnelConcurrency(BaseCase):
             cr_a.rollback()
             claimed = Trace._claim(candidates, 4)
             self.assertEqual(claimed, candidates[:4])
+
+    def _trackers(self, env):
+        return env["link.tracker"].search([("url", "=", URL)])
+
+    def test_two_dispatchers_make_one_link_tracker(self):
+        """The first chunks of a step composed at the same time by two
+        dispatchers: the later one to commit finds it may not create the
+        step's tracker of the link (serialization error, nothing logged) and,
+        from a fresh snapshot, uses the one the other created."""
+        with (
+            freeze_time("2026-03-10 09:00:00"),
+            self.registry.cursor() as cr_a,
+            self.registry.cursor() as cr_b,
+        ):
+            now = datetime(2026, 3, 10, 9, 0)
+            trace_a = api.Environment(cr_a, SUPERUSER_ID, {})["sms.microfunnel.trace"]
+            trace_b = api.Environment(cr_b, SUPERUSER_ID, {})["sms.microfunnel.trace"]
+            chunk_a = trace_a._claim_due(now, 4)
+            chunk_b = trace_b._claim_due(now, 4)  # skips the rows A holds
+            self.assertEqual(len(chunk_a), 4)
+            self.assertEqual(len(chunk_b), 4)
+            self.assertFalse(set(chunk_a.ids) & set(chunk_b.ids))
+            self.assertFalse(self._trackers(trace_b.env))  # B's snapshot
+            chunk_a._dispatch(chunk_a, now)
+            cr_a.commit()
+            with (
+                self.assertRaises(psycopg2.extensions.TransactionRollbackError),
+                self.assertNoLogs("odoo.sql_db", "ERROR"),
+            ):
+                chunk_b._dispatch(chunk_b, now)
+            cr_b.rollback()
+            trace_b._cron_dispatch(batch_size=4)
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            tracker = self._trackers(env)
+            self.assertEqual(len(tracker), 1)
+            sms = env["sms.sms"].search([("number", "in", self.numbers)])
+            self.assertEqual(len(sms), N)
+            self.assertTrue(
+                all(f"/r/{tracker.code}/s/{s.id}" in s.body for s in sms),
+                sms.mapped("body"),
+            )
+
+    def test_dispatch_jobs_at_once_make_one_link_tracker(self):
+        """Two dispatch jobs started together (their first chunks race for
+        the tracker): one tracker, every SMS sent once."""
+        barrier = threading.Barrier(2)
+        errors = []
+
+        def worker(index):
+            try:
+                with self.registry.cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    barrier.wait(timeout=10)
+                    env["sms.microfunnel.trace"]._cron_dispatch(
+                        batch_size=6, worker=index or False
+                    )
+            except Exception as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+
+        with freeze_time("2026-03-10 09:00:00"):
+            threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+        self.assertFalse(errors)
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            self.assertEqual(len(self._trackers(env)), 1)
+            sms = env["sms.sms"].search([("number", "in", self.numbers)])
+            self.assertEqual(len(set(sms.mapped("number"))), N)
+            self.assertEqual(len(sms), N)
