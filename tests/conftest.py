@@ -11,6 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# The properties are about behaviour, not about how fast examples come: on a
+# cold machine the first text example builds Hypothesis' character tables
+# (seconds), which its "too slow" health check took for a failure.
+settings.register_profile(
+    "smf", suppress_health_check=[HealthCheck.too_slow], deadline=None
+)
+settings.load_profile("smf")
 
 REPO = Path(__file__).resolve().parent.parent
 # the development tools (``devtools/``) are imported as a package from the root
