@@ -97,6 +97,16 @@ def _fold(text):
     return _SPACES_RE.sub(" ", (text or "").replace("\u00a0", " ")).strip().casefold()
 
 
+def _folded_head(text, start):
+    """The beginning of ``_fold(text)``, long enough to tell whether it
+    starts with ``start`` (a folded text), without folding all of ``text``."""
+    head = text[: 2 * len(start) + 16]
+    folded = _fold(head)
+    if len(head) == len(text or "") or len(folded) > len(start):
+        return folded
+    return _fold(text)
+
+
 class SmsMicrofunnelMessageRules(models.AbstractModel):
     _name = "sms.microfunnel.message.rules"
     _description = "SMS Message Rules"
@@ -777,7 +787,12 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             "text": text,
             "counted_text": counted,
             **self._segment_counts(counted, analysis),
-            "suggestions": sms_encoding.suggest_replacements(text),
+            # the characters forcing UCS-2 are the text's: its suffixes are ASCII
+            "suggestions": {
+                char: sms_encoding.GSM7_REPLACEMENTS[char]
+                for char in analysis["ucs2_chars"]
+                if char in sms_encoding.GSM7_REPLACEMENTS
+            },
             **self._compose_price(company, analysis, options, cache),
             **self._compose_checks(text, company, analysis, policy, options),
             "message_class": options.message_class,
@@ -806,6 +821,10 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
                 "mention": (company.sms_funnel_optout_mention or "").strip(),
                 "max_segments": company.sms_funnel_max_segments,
             }
+            mention = cache[key]["mention"]
+            cache[key]["mention_folded"] = (
+                _fold(mention) if mention and LINK_PLACEHOLDER not in mention else ""
+            )
         return cache[key]
 
     @api.model
@@ -813,7 +832,11 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         """``(text, added)``: the sender prefix put first unless the text
         already starts with the sender's name."""
         prefix = policy["prefix"]
-        if text and prefix and not _fold(text).startswith(policy["sender"]):
+        if (
+            text
+            and prefix
+            and not _folded_head(text, policy["sender"]).startswith(policy["sender"])
+        ):
             return prefix + text, True
         return text, False
 
@@ -828,7 +851,11 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         if (
             not text
             or mode not in ("mention", "link")
-            or (mode == "mention" and self._contains_mention(text, company))
+            or (
+                mode == "mention"
+                and policy["mention_folded"]
+                and policy["mention_folded"] in _fold(text)
+            )
         ):
             return text, done
         if mode == "mention":
@@ -858,15 +885,16 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
     def _segment_counts(self, counted, analysis):
         """Encoding, units, segments, units left in the last segment and the
         characters forcing UCS-2 of the counted text."""
-        segments = sms_encoding.split_segments(counted)
         units_left = 0
-        if segments:
-            capacity = sms_encoding.SEGMENT_CAPACITY[analysis["encoding"]]
-            if len(segments) == 1:
-                capacity = sms_encoding.SINGLE_CAPACITY[analysis["encoding"]]
-            units_left = capacity - sms_encoding.units(
-                segments[-1], analysis["encoding"]
+        if analysis["segments"] == 1:
+            units_left = (
+                sms_encoding.SINGLE_CAPACITY[analysis["encoding"]] - analysis["units"]
             )
+        elif analysis["segments"]:
+            segments = sms_encoding.split_segments(counted)
+            units_left = sms_encoding.SEGMENT_CAPACITY[
+                analysis["encoding"]
+            ] - sms_encoding.units(segments[-1], analysis["encoding"])
         return {
             "encoding": analysis["encoding"],
             "units": analysis["units"],
@@ -882,16 +910,23 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         Price = self.env["sms.microfunnel.price"]
         if "price" not in cache:
             cache["price"] = Price._price_resolver(company)
+            cache["prices"] = {}
         country_code = Price._country_code(
             options.number, fallback_country=options.country
         )
-        price = cache["price"](country_code)
+        prices = cache["prices"]
+        if country_code not in prices:
+            price = cache["price"](country_code)
+            prices[country_code] = {
+                "currency_id": price.currency_id.id if price else False,
+                "price_per_segment": price.price if price else 0.0,
+                "price_id": price.id if price else False,
+                "country_code": country_code,
+            }
+        found = prices[country_code]
         return {
-            "cost": round(analysis["segments"] * price.price, 6) if price else 0.0,
-            "currency_id": price.currency_id.id if price else False,
-            "price_per_segment": price.price if price else 0.0,
-            "price_id": price.id if price else False,
-            "country_code": country_code,
+            "cost": round(analysis["segments"] * found["price_per_segment"], 6),
+            **found,
         }
 
     @api.model

@@ -65,8 +65,10 @@ def number_country_code(number):
     region, checked, parsed = plain_region(number)
     if region is None:
         return phone_validation.phone_get_country_code_for_number(number) or ""
+    # is_valid_number finds the region again, then checks the number for it
     if checked or (
-        phonenumbers.is_possible_number(parsed) and phonenumbers.is_valid_number(parsed)
+        phonenumbers.is_possible_number(parsed)
+        and phonenumbers.is_valid_number_for_region(parsed, region)
     ):
         return region
     return ""

@@ -22,6 +22,8 @@ GSM-7 look-alikes.
 This module is loaded standalone by file path: no Odoo, no relative imports.
 """
 
+import re
+
 __all__ = [
     "GSM7",
     "GSM7_BASIC",
@@ -81,6 +83,8 @@ GSM7_BASIC = frozenset(GSM7_BASIC_TABLE) - {_ESCAPE}
 GSM7_EXTENSION = frozenset(GSM7_EXTENSION_TABLE)
 #: Every character a GSM-7 message may contain.
 GSM7_CHARSET = GSM7_BASIC | GSM7_EXTENSION
+#: One of the characters costing 2 septets (counted in one pass).
+_EXTENSION_RE = re.compile("[" + re.escape("".join(sorted(GSM7_EXTENSION))) + "]")
 
 #: Units a single (non-concatenated) message holds, per encoding.
 SINGLE_CAPACITY = {GSM7: 160, UCS2: 70}
@@ -152,7 +156,10 @@ def non_gsm7_chars(text):
     :return: each such character once, in order of first appearance
     :rtype: list[str]
     """
-    return [char for char in dict.fromkeys(text or "") if char not in GSM7_CHARSET]
+    text = text or ""
+    if GSM7_CHARSET.issuperset(text):
+        return []
+    return [char for char in dict.fromkeys(text) if char not in GSM7_CHARSET]
 
 
 def char_units(char, encoding):
@@ -181,7 +188,7 @@ def units(text, encoding):
     """
     text = text or ""
     if encoding == GSM7:
-        return len(text) + sum(text.count(char) for char in GSM7_EXTENSION)
+        return len(text) + len(_EXTENSION_RE.findall(text))
     if text.isascii():
         return len(text)
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
@@ -237,10 +244,17 @@ def analyze(text):
     text = text or ""
     ucs2_chars = non_gsm7_chars(text)
     encoding = UCS2 if ucs2_chars else GSM7
+    size = units(text, encoding)
+    if not text:
+        segments = 0
+    elif size <= SINGLE_CAPACITY[encoding]:
+        segments = 1
+    else:
+        segments = len(_split(text, encoding))
     return {
         "encoding": encoding,
-        "units": units(text, encoding),
-        "segments": len(_split(text, encoding)),
+        "units": size,
+        "segments": segments,
         "ucs2_chars": ucs2_chars,
     }
 
