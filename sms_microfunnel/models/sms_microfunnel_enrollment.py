@@ -39,12 +39,9 @@ class SmsMicrofunnelEnrollment(models.Model):
     display_target = fields.Char("Enrolled Record", compute="_compute_display_target")
     partner_id = fields.Many2one("res.partner", "Contact", index="btree_not_null")
     number = fields.Char("Number (E.164)", readonly=True)
-    state = fields.Selection(
-        ENROLLMENT_STATES,
-        default="active",
-        required=True,
-        index=True,
-    )
+    # not indexed: a handful of values; active enrolments of a funnel are
+    # found through the unique index of one active enrolment per record
+    state = fields.Selection(ENROLLMENT_STATES, default="active", required=True)
     exit_reason = fields.Selection(
         [
             ("opted_out", "Opted out"),
