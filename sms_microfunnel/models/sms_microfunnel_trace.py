@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import random
+import re
 import string
 import time
 from datetime import timedelta
@@ -41,6 +42,17 @@ from .sms_microfunnel_gate import _aware, _valid_zone
 from .sms_microfunnel_send_time import HOURS, SLOT_SOURCES, WEEKDAYS
 
 _logger = logging.getLogger(__name__)
+
+#: fields of an enrolled record the composition reads (language, country,
+#: number); the bodies' own ``object.<field>`` are read with them
+COMPOSE_RECORD_FIELDS = (
+    "lang",
+    "lang_id",
+    "partner_id",
+    "country_id",
+    "phone_sanitized",
+)
+_OBJECT_FIELD_RE = re.compile(r"\bobject\.(\w+)")
 
 #: dispatch chunk: starts at DEFAULT_CHUNK traces and adapts so that a chunk
 #: (claimed, decided, queued and committed in one transaction) lasts about
@@ -1037,15 +1049,22 @@ class SmsMicrofunnelTrace(models.Model):
             )
         return {step.id: step._channel_mailing() for step in steps}
 
-    def _chunk_records(self, rows):
+    def _chunk_records(self, rows, steps):
         """The variants ({id: variant}) and enrolled records ({(model, id):
-        record}, their stored fields read) of these traces: one query per
-        model."""
+        record}) of these traces: one query per model.  The records' fields
+        read are those the bodies name (``object.<field>``) and those the
+        composition reads (language, country, number); any other field a
+        body reaches is read by the ORM on first use, for the whole chunk."""
         variant_ids = {rows[tid]["variant_id"] for tid in self.ids} - {None}
         Variant = self.env["sms.microfunnel.step.variant"].sudo()
         variants = Variant.browse(variant_ids)
         if variants:
             variants.fetch(["body"])
+        bodies = [step.body or "" for step in steps.values()]
+        bodies += [variant.body or "" for variant in variants]
+        wanted = set(COMPOSE_RECORD_FIELDS)
+        for body in bodies:
+            wanted.update(_OBJECT_FIELD_RE.findall(body))
         by_model = {}
         for tid in self.ids:
             row = rows[tid]
@@ -1055,8 +1074,10 @@ class SmsMicrofunnelTrace(models.Model):
             Model = self.env[model_name].sudo().with_context(active_test=False)
             names = [
                 name
-                for name, field in Model._fields.items()
-                if field.store and field.prefetch is True and field.column_type
+                for name in sorted(wanted)
+                if name in Model._fields
+                and Model._fields[name].store
+                and Model._fields[name].column_type
             ]
             found = Model.search_fetch([("id", "in", sorted(res_ids))], names)
             for record in found:
@@ -1067,7 +1088,7 @@ class SmsMicrofunnelTrace(models.Model):
         """The ``_compose`` result of each trace (same order), composed per
         step and message class in batches, links tracked with the step's
         mailing's UTM values."""
-        variants, records = self._chunk_records(rows)
+        variants, records = self._chunk_records(rows, steps)
         entries = []
         groups = {}
         for index, tid in enumerate(self.ids):
