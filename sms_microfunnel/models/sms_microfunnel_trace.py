@@ -443,16 +443,19 @@ class SmsMicrofunnelTrace(models.Model):
         enrollments = enrollments.sudo()
         if not enrollments or not steps:
             return self.browse()
-        enrollments.fetch(
-            [
-                "enrolled_at",
-                "res_model",
-                "res_id",
-                "campaign_id",
-                "company_id",
-                "number",
-            ]
-        )
+        self.env["sms.microfunnel.enrollment"].flush_model()
+        # plain rows, not the ORM: this loop runs once per enrolment and step
+        rows = {
+            row[0]: row
+            for row in self.env.execute_query(
+                SQL(
+                    "SELECT id, enrolled_at, res_model, res_id, campaign_id,"
+                    " company_id, number FROM sms_microfunnel_enrollment"
+                    " WHERE id = ANY(%s)",
+                    enrollments.ids,
+                )
+            )
+        }
         if any(
             step.wait_mode not in ("after_enrollment", "after_parent") for step in steps
         ):
@@ -463,27 +466,42 @@ class SmsMicrofunnelTrace(models.Model):
                 ).fetch([f.name for f in steps.date_field_id if f.model == model_name])
         now = fields.Datetime.now()
         zones = self._schedule_zones(steps, enrollments)
+        step_due = self.env["sms.microfunnel.enrollment"]._step_due
+        companies = {}
         vals_list = []
         for step in steps:
             variants = step._pick_variants(len(enrollments))
-            for enrollment, variant in zip(enrollments, variants, strict=True):
-                parent = parents.get(enrollment.id, self.browse())
-                due = enrollment._due_date(
+            message_class = step.message_class or "marketing"
+            for enrollment_id, variant in zip(enrollments.ids, variants, strict=True):
+                _id, enrolled_at, res_model, res_id, funnel_id, company_id, number = (
+                    rows[enrollment_id]
+                )
+                if company_id not in companies:
+                    companies[company_id] = self.env["res.company"].browse(company_id)
+                parent = parents.get(enrollment_id, self.browse())
+                due = step_due(
                     step,
-                    anchor=parent.queued_at or now,
-                    zone=zones.get((step.message_class or "marketing", enrollment.id)),
+                    # read by date-relative steps only
+                    lambda model=res_model, rid=res_id: (
+                        self.env[model].sudo().browse(rid)
+                    ),
+                    companies[company_id],
+                    enrolled_at,
+                    parent.queued_at or now,
+                    zone=zones.get((message_class, enrollment_id)),
+                    number=number,
                 )
                 vals = {
-                    "enrollment_id": enrollment.id,
+                    "enrollment_id": enrollment_id,
                     "step_id": step.id,
                     "variant_id": variant.id,
                     "parent_trace_id": parent.id,
                     "due_at": due or now,
                     "state": "scheduled",
                     "step_type": step.step_type,
-                    "campaign_id": enrollment.campaign_id.id,
-                    "company_id": enrollment.company_id.id,
-                    "number": enrollment.number,
+                    "campaign_id": funnel_id,
+                    "company_id": company_id,
+                    "number": number,
                     "first_attempt": False,
                 }
                 if due is None:
