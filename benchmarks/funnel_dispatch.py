@@ -572,6 +572,7 @@ def main(argv=None):
     odoo_sizes = [int(s) for s in args.odoo_sizes.split(",") if s]
     global SHIFT
     SHIFT, tz = clock_shift(args.clock_shift)
+    local_start = open_zone_time(tz, SHIFT) if tz else None
     if not tz:
         smf.say(
             "No US zone is between 09:00 and 20:00 at that clock: the"
@@ -615,7 +616,7 @@ def main(argv=None):
         smf.say(
             f"No US zone is in its window now: every phase (Odoo's path and "
             f"ours) ran with Odoo's clock {SHIFT:+d} h, "
-            f"{tz} at {open_zone_time(tz, SHIFT)} local at the start."
+            f"{tz} at {local_start} local at the start."
         )
     smf.say(
         f"Dispatch: {args.workers} server(s), {args.cron_threads} cron thread(s) "
