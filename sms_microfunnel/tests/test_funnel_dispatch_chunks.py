@@ -179,6 +179,35 @@ class TestChunkedDispatch(TransactionCase):
         self.assertEqual(len(codes), 1, "one link tracker for the step's link")
         self.assertIn("Bonjour", traces[0].body)
 
+    def test_a_chunk_reads_the_fields_its_bodies_name(self):
+        """The enrolled records' fields read with the chunk are those its
+        bodies name (``object.<field>``) and those the composition uses; a
+        field a body reaches otherwise is read on first use, and renders."""
+        body = (
+            "Bonjour {{ object.name }} ({{ object['function'] }}) : "
+            "https://shop.example.com/offre"
+        )
+        with freeze_time(TUESDAY_10H_PARIS):
+            partners = make_audience(self.env, 4, "Fields")
+            for index, partner in enumerate(partners):
+                partner.function = f"Poste {index}"
+            __, step, traces = self.funnel_for(partners, body=body)
+            self.env.flush_all()
+            self.env.invalidate_all()
+            __, records = traces._chunk_records(traces._chunk_rows(), {step.id: step})
+            record = next(iter(records.values()))
+            fields_ = record._fields
+            for name in ("name", "lang", "country_id", "phone_sanitized"):
+                self.assertFalse(list(fields_[name]._cache_missing_ids(record)), name)
+            for name in ("email", "function", "street"):
+                self.assertTrue(list(fields_[name]._cache_missing_ids(record)), name)
+            self.Trace._dispatch(traces, datetime(2026, 3, 10, 9, 0))
+        self.assertEqual(set(traces.mapped("state")), {"queued"})
+        for trace in traces:
+            partner = trace.enrollment_id._record()
+            sms = self.env["sms.sms"].browse(trace.sms_id_int)
+            self.assertIn(f"Bonjour {partner.name} ({partner.function})", sms.body)
+
     def test_dispatch_jobs_run_every_minute_and_wake_together(self):
         crons = self.Trace._dispatch_crons()
         self.assertGreaterEqual(len(crons), 2, "a main job and a parallel worker")
