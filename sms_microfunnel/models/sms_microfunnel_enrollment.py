@@ -101,7 +101,6 @@ class SmsMicrofunnelEnrollment(models.Model):
         existing_domain = [
             ("campaign_id", "=", campaign.id),
             ("res_model", "=", records._name),
-            ("res_id", "in", records.ids),
         ]
         if campaign.reenroll == "after_exit":
             existing_domain.append(("state", "=", "active"))
@@ -112,19 +111,23 @@ class SmsMicrofunnelEnrollment(models.Model):
             ]
         ):
             return self.browse()
-        taken = {
-            row["res_id"]
-            for row in self.sudo().search_read(existing_domain, ["res_id"], load=None)
-        }
-        todo_ids = [rid for rid in dict.fromkeys(records.ids) if rid not in taken]
-        if not todo_ids:
-            return self.browse()
         now = fields.Datetime.now()
         segment = campaign.segment_id
         root_steps = campaign.step_ids.filtered(lambda s: not s.parent_id)
         created = []
-        for start in range(0, len(todo_ids), ENROL_CHUNK):
-            todo = records.browse(todo_ids[start : start + ENROL_CHUNK])
+        asked = list(dict.fromkeys(records.ids))
+        for start in range(0, len(asked), ENROL_CHUNK):
+            chunk_ids = asked[start : start + ENROL_CHUNK]
+            # those already in, looked up per chunk (bounded memory and query)
+            in_chunk = [*existing_domain, ("res_id", "in", chunk_ids)]
+            taken = {
+                row["res_id"]
+                for row in self.sudo().search_read(in_chunk, ["res_id"], load=None)
+            }
+            todo_ids = [rid for rid in chunk_ids if rid not in taken]
+            if not todo_ids:
+                continue
+            todo = records.browse(todo_ids)
             numbers = self._target_numbers(todo)
             partners = self._target_partners(todo)
             members = set(segment._filter_members(todo).ids) if segment else set()
@@ -151,9 +154,11 @@ class SmsMicrofunnelEnrollment(models.Model):
             enrollments = self.sudo().browse(ids)
             self.env["sms.microfunnel.trace"]._schedule(root_steps, enrollments)
             created += ids
-            if len(todo_ids) > ENROL_CHUNK:
+            if len(asked) > ENROL_CHUNK:
                 self.env.invalidate_all()  # bounded memory
-        if len(todo_ids) >= ANALYZE_FROM:
+        if not created:
+            return self.browse()
+        if len(created) >= ANALYZE_FROM:
             # PostgreSQL plans the dispatch's claim from the tables'
             # statistics: refreshed now, its first chunk reads the index of
             # due traces instead of sorting them all (autovacuum would

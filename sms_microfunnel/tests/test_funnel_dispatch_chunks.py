@@ -141,6 +141,29 @@ class TestChunkedDispatch(TransactionCase):
                 self.assertEqual(enrollments.trace_ids.company_id, self.env.company)
         self.assertEqual(counts[1], counts[2])
 
+    def test_enrolment_in_chunks_skips_those_already_in(self):
+        """Records already enrolled are skipped in whichever chunk they fall
+        (looked up chunk by chunk), the others get one enrolment and one
+        first trace each."""
+        from odoo.addons.sms_microfunnel.models import (  # noqa: PLC0415
+            sms_microfunnel_enrollment,
+        )
+
+        with freeze_time(TUESDAY_10H_PARIS):
+            partners = make_audience(self.env, 8, "Chunked")
+            funnel, __, __ = self.funnel_for(partners[1] | partners[5])
+            with patch.object(sms_microfunnel_enrollment, "ENROL_CHUNK", 3):
+                enrollments = funnel._enroll(partners)
+        self.assertEqual(
+            sorted(enrollments.mapped("res_id")),
+            sorted((partners - partners[1] - partners[5]).ids),
+        )
+        everyone = self.env["sms.microfunnel.enrollment"].search(
+            [("campaign_id", "=", funnel.id)]
+        )
+        self.assertEqual(sorted(everyone.mapped("res_id")), sorted(partners.ids))
+        self.assertEqual(len(everyone.trace_ids), 8)
+
     def test_batch_composition_is_the_single_composition(self):
         """Each SMS of a chunk reads exactly as ``_compose`` writes it for
         that recipient alone (language, placeholders, links, sender, opt-out,
