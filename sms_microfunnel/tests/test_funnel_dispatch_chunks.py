@@ -12,6 +12,7 @@ from odoo import SUPERUSER_ID, api
 from odoo.modules.registry import Registry
 from odoo.tests import BaseCase, HttpCase, TransactionCase, tagged
 from odoo.tests.common import get_db_name
+from odoo.tools import SQL
 
 from odoo.addons.sms_microfunnel.tests.common import (
     TUESDAY_10H_PARIS,
@@ -163,6 +164,26 @@ class TestChunkedDispatch(TransactionCase):
         )
         self.assertEqual(sorted(everyone.mapped("res_id")), sorted(partners.ids))
         self.assertEqual(len(everyone.trace_ids), 8)
+
+    def test_cap_lookup_reads_an_index(self):
+        """The frequency caps' lookup of a chunk's numbers in Odoo's SMS
+        mailing traces goes through an index, not through every SMS trace."""
+        gate = self.env["sms.microfunnel.gate"]
+        Env = type(self.env)
+        queries = []
+        original = Env.execute_query
+
+        def recording(env, query):
+            queries.append(query)
+            return original(env, query)
+
+        with patch.object(Env, "execute_query", recording):
+            gate._recent_mailing_subjects(["+33677000001"], datetime(2026, 3, 1))
+        (query,) = [q for q in queries if "mailing_trace" in q.code]
+        self.env.cr.execute("SET LOCAL enable_seqscan = off")
+        self.env.cr.execute(SQL("EXPLAIN %s", query))
+        plan = "\n".join(row[0] for row in self.env.cr.fetchall())
+        self.assertIn("mailing_trace__sms_number_index", plan)
 
     def test_batch_composition_is_the_single_composition(self):
         """Each SMS of a chunk reads exactly as ``_compose`` writes it for
