@@ -1,12 +1,15 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Shared test bases of the addon: a running funnel with its contacts
 (``FunnelCase``), the compliance gate (``GateCase``), erasure and retention
-(``ErasureCase``), and the French translations (``load_french``)."""
+(``ErasureCase``), the French translations (``load_french``), and dispatch
+jobs run at once on their own connections (``run_dispatch_jobs``)."""
 
+import threading
 from datetime import datetime, timedelta
 
 from freezegun import freeze_time
 
+from odoo import SUPERUSER_ID, api
 from odoo.tests import TransactionCase, new_test_user, tagged
 
 # Tuesday 2026-03-10 10:00 in Paris (CET, UTC+1)
@@ -325,3 +328,31 @@ def remove_committed_funnel(env, funnel_id, partner_ids, numbers):
     ).with_context(sms_consent_erasure=True).unlink()
     env["sms.microfunnel.consent"].search([("number", "in", numbers)]).unlink()
     env["res.partner"].browse(partner_ids).unlink()
+
+
+def run_dispatch_jobs(registry, count, batch_size, when):
+    """Run ``count`` dispatch jobs at once, each on its own connection and
+    committing as Odoo's cron threads do (the first one the main job, the
+    others its workers, chunks of ``batch_size`` + their index), at the frozen
+    time ``when``.  Returns the errors they raised."""
+    barrier = threading.Barrier(count)
+    errors = []
+
+    def job(index):
+        try:
+            with registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                barrier.wait(timeout=10)
+                env["sms.microfunnel.trace"]._cron_dispatch(
+                    batch_size=batch_size + index, worker=index or False
+                )
+        except Exception as error:  # noqa: BLE001 - reported by the test
+            errors.append(error)
+
+    with freeze_time(when):
+        threads = [threading.Thread(target=job, args=(i,)) for i in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    return errors

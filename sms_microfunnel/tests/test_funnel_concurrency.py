@@ -1,5 +1,4 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-import threading
 from datetime import datetime
 
 import psycopg2
@@ -10,7 +9,10 @@ from odoo.modules.registry import Registry
 from odoo.tests import BaseCase, tagged
 from odoo.tests.common import get_db_name
 
-from odoo.addons.sms_microfunnel.tests.common import remove_committed_funnel
+from odoo.addons.sms_microfunnel.tests.common import (
+    remove_committed_funnel,
+    run_dispatch_jobs,
+)
 
 N = 24
 URL = "https://shop.example.com/offre"
@@ -80,25 +82,7 @@ class TestFunnelConcurrency(BaseCase):
         super().tearDown()
 
     def test_two_dispatchers_never_send_twice(self):
-        barrier = threading.Barrier(2)
-        errors = []
-
-        def worker():
-            try:
-                with self.registry.cursor() as cr:
-                    env = api.Environment(cr, SUPERUSER_ID, {})
-                    barrier.wait(timeout=10)
-                    env["sms.microfunnel.trace"]._cron_dispatch(batch_size=4)
-            except Exception as error:  # noqa: BLE001 - reported below
-                errors.append(error)
-
-        with freeze_time("2026-03-10 09:00:00"):
-            threads = [threading.Thread(target=worker) for _i in range(2)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=60)
-        self.assertFalse(errors)
+        self.assertFalse(run_dispatch_jobs(self.registry, 2, 4, "2026-03-10 09:00:00"))
         with self.registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
             sms = env["sms.sms"].search([("number", "in", self.numbers)])
@@ -173,27 +157,7 @@ class TestFunnelConcurrency(BaseCase):
     def test_dispatch_jobs_at_once_make_one_link_tracker(self):
         """Two dispatch jobs started together (their first chunks race for
         the tracker): one tracker, every SMS sent once."""
-        barrier = threading.Barrier(2)
-        errors = []
-
-        def worker(index):
-            try:
-                with self.registry.cursor() as cr:
-                    env = api.Environment(cr, SUPERUSER_ID, {})
-                    barrier.wait(timeout=10)
-                    env["sms.microfunnel.trace"]._cron_dispatch(
-                        batch_size=6, worker=index or False
-                    )
-            except Exception as error:  # noqa: BLE001 - reported below
-                errors.append(error)
-
-        with freeze_time("2026-03-10 09:00:00"):
-            threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=60)
-        self.assertFalse(errors)
+        self.assertFalse(run_dispatch_jobs(self.registry, 2, 6, "2026-03-10 09:00:00"))
         with self.registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
             self.assertEqual(len(self._trackers(env)), 1)

@@ -2,7 +2,6 @@
 """The chunked dispatch: work per chunk, not per recipient."""
 
 import re
-import threading
 from datetime import datetime
 from unittest.mock import patch
 
@@ -17,6 +16,7 @@ from odoo.tools import SQL
 from odoo.addons.sms_microfunnel.tests.common import (
     TUESDAY_10H_PARIS,
     remove_committed_funnel,
+    run_dispatch_jobs,
 )
 
 BODY = "Bonjour {{ object.name }}, -20 % cette semaine : https://shop.example.com/offre"
@@ -328,28 +328,8 @@ class TestChunkedDispatchWorkers(BaseCase):
             remove_committed_funnel(env, self.funnel_id, self.partner_ids, self.numbers)
         super().tearDown()
 
-    def run_workers(self, count, batch_size, patcher=None):
-        barrier = threading.Barrier(count)
-        errors = []
-
-        def worker(index):
-            try:
-                with self.registry.cursor() as cr:
-                    env = api.Environment(cr, SUPERUSER_ID, {})
-                    barrier.wait(timeout=10)
-                    env["sms.microfunnel.trace"]._cron_dispatch(
-                        batch_size=batch_size + index, worker=index
-                    )
-            except Exception as error:  # noqa: BLE001 - reported by the test
-                errors.append(error)
-
-        with freeze_time(TUESDAY_10H_PARIS):
-            threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=120)
-        return errors
+    def run_workers(self, count, batch_size):
+        return run_dispatch_jobs(self.registry, count, batch_size, TUESDAY_10H_PARIS)
 
     def outcome(self):
         with self.registry.cursor() as cr:
