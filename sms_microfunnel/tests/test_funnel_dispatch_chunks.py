@@ -19,6 +19,8 @@ from odoo.addons.sms_microfunnel.tests.common import (
     run_dispatch_jobs,
 )
 
+from ..models import sms_microfunnel_enrollment
+
 BODY = "Bonjour {{ object.name }}, -20 % cette semaine : https://shop.example.com/offre"
 
 
@@ -146,10 +148,6 @@ class TestChunkedDispatch(TransactionCase):
         """Records already enrolled are skipped in whichever chunk they fall
         (looked up chunk by chunk), the others get one enrolment and one
         first trace each."""
-        from odoo.addons.sms_microfunnel.models import (  # noqa: PLC0415
-            sms_microfunnel_enrollment,
-        )
-
         with freeze_time(TUESDAY_10H_PARIS):
             partners = make_audience(self.env, 8, "Chunked")
             funnel, __, __ = self.funnel_for(partners[1] | partners[5])
