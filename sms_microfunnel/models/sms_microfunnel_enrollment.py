@@ -116,14 +116,18 @@ class SmsMicrofunnelEnrollment(models.Model):
         root_steps = campaign.step_ids.filtered(lambda s: not s.parent_id)
         created = []
         asked = list(dict.fromkeys(records.ids))
+        # a funnel's first audience has nobody in yet: nothing to look up
+        anyone_in = bool(self.sudo().search_count(existing_domain, limit=1))
         for start in range(0, len(asked), ENROL_CHUNK):
             chunk_ids = asked[start : start + ENROL_CHUNK]
-            # those already in, looked up per chunk (bounded memory and query)
-            in_chunk = [*existing_domain, ("res_id", "in", chunk_ids)]
-            taken = {
-                row["res_id"]
-                for row in self.sudo().search_read(in_chunk, ["res_id"], load=None)
-            }
+            taken = set()
+            if anyone_in:
+                # those already in, looked up per chunk (bounded memory)
+                in_chunk = [*existing_domain, ("res_id", "in", chunk_ids)]
+                taken = {
+                    row["res_id"]
+                    for row in self.sudo().search_read(in_chunk, ["res_id"], load=None)
+                }
             todo_ids = [rid for rid in chunk_ids if rid not in taken]
             if not todo_ids:
                 continue
