@@ -197,19 +197,6 @@ class SmsMicrofunnelEnrollment(models.Model):
             }
         return {}
 
-    def _due_date(self, step, anchor=None, zone=None):
-        """When ``step`` is due for this enrollment (UTC), or None without a date."""
-        self.ensure_one()
-        return self._step_due(
-            step,
-            self._record,
-            self.campaign_id.company_id,
-            self.enrolled_at,
-            anchor or fields.Datetime.now(),
-            zone=zone,
-            number=self.number,
-        )
-
     @api.model
     def _step_due(
         self, step, record, company, enrolled_at, anchor, zone=None, number=None
