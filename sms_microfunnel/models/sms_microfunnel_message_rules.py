@@ -164,13 +164,22 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         return any(name and _fold(name) in folded for name in names)
 
     @api.model
-    def _contains_mention(self, text, company):
-        """Whether ``text`` already holds the company's opt-out mention
-        (case and spaces ignored)."""
+    def _folded_mention(self, company):
+        """The company's opt-out mention as ``_contains_mention`` looks for
+        it ("" for none, or for a mention with the unsubscribe link)."""
         mention = (company.sms_funnel_optout_mention or "").strip()
         if not mention or LINK_PLACEHOLDER in mention:
-            return False
-        return _fold(mention) in _fold(text)
+            return ""
+        return _fold(mention)
+
+    @api.model
+    def _contains_mention(self, text, company, folded_mention=None):
+        """Whether ``text`` already holds the company's opt-out mention
+        (case and spaces ignored).  ``folded_mention``: its
+        ``_folded_mention``, when the caller keeps it for a batch."""
+        if folded_mention is None:
+            folded_mention = self._folded_mention(company)
+        return bool(folded_mention) and folded_mention in _fold(text)
 
     @api.model
     def _has_optout_instruction(self, text, company):
@@ -821,10 +830,7 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
                 "mention": (company.sms_funnel_optout_mention or "").strip(),
                 "max_segments": company.sms_funnel_max_segments,
             }
-            mention = cache[key]["mention"]
-            cache[key]["mention_folded"] = (
-                _fold(mention) if mention and LINK_PLACEHOLDER not in mention else ""
-            )
+            cache[key]["mention_folded"] = self._folded_mention(company)
         return cache[key]
 
     @api.model
@@ -853,8 +859,7 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
             or mode not in ("mention", "link")
             or (
                 mode == "mention"
-                and policy["mention_folded"]
-                and policy["mention_folded"] in _fold(text)
+                and self._contains_mention(text, company, policy["mention_folded"])
             )
         ):
             return text, done
