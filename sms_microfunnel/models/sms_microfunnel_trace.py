@@ -573,22 +573,23 @@ class SmsMicrofunnelTrace(models.Model):
 
     # -- dispatch -----------------------------------------------------------------
 
-    def _due_sql(self, now):
-        """The due traces of running funnels.  Written for the partial index
-        of scheduled and deferred traces on (due_at, id), which gives a chunk
-        in due order without reading the others: the running funnels are an
-        array, not a join (joined, PostgreSQL sorts every due trace for each
-        chunk: seconds per chunk at a million)."""
+    def _due_sql(self, now=None):
+        """The traces of running funnels waiting to go, due by ``now`` when
+        given.  Written for the partial index of scheduled and deferred
+        traces on (due_at, id), which gives them in due order without reading
+        the others: the running funnels are an array, not a join (joined,
+        PostgreSQL sorts every due trace for each chunk: seconds per chunk at
+        a million)."""
         return SQL(
             """
             FROM sms_microfunnel_trace t
            WHERE t.state IN ('scheduled', 'deferred')
-             AND t.due_at <= %s
+             AND %s
              AND t.campaign_id = ANY(ARRAY(
                      SELECT id FROM sms_microfunnel_campaign WHERE state = 'running'
                  ))
             """,
-            now,
+            SQL("t.due_at <= %s", now) if now else SQL("TRUE"),
         )
 
     @api.model
@@ -673,19 +674,7 @@ class SmsMicrofunnelTrace(models.Model):
                 at=scheduled.enroll_at
             )
         upcoming = self.env.execute_query(
-            SQL(
-                """
-                SELECT t.due_at
-                  FROM sms_microfunnel_trace t
-                 WHERE t.state IN ('scheduled', 'deferred')
-                   AND t.campaign_id = ANY(ARRAY(
-                           SELECT id FROM sms_microfunnel_campaign
-                            WHERE state = 'running'
-                       ))
-              ORDER BY t.due_at, t.id
-                 LIMIT 1
-                """
-            )
+            SQL("SELECT t.due_at %s ORDER BY t.due_at, t.id LIMIT 1", self._due_sql())
         )
         if upcoming:
             self._wake_dispatch([upcoming[0][0]])
