@@ -46,6 +46,9 @@ LINK_PLACEHOLDER = "{link}"
 #: Short links of funnel SMS get ``/s/<sms id>`` appended once the SMS exists
 #: (Odoo's SMS mailing rewriter, ``sms.sms._update_body_short_links``).
 RECIPIENT_SUFFIX = "/s/"
+#: the fields of a recipient's record the composition reads itself
+#: (``_recipient_langs``, ``_record_country``), beside those its body names
+RECORD_FIELDS_READ = ("lang", "lang_id", "partner_id", "country_id", "phone_sanitized")
 _WORD_RE = re.compile(r"[^\W\d_]+")
 _SPACES_RE = re.compile(r"\s+")
 

@@ -39,19 +39,12 @@ from odoo.tools.mail import plaintext2html
 from ..tools import send_window, sql_array
 from ..tools.encrypted_fields import EncryptedText
 from .sms_microfunnel_gate import _aware, _valid_zone
+from .sms_microfunnel_message_rules import RECORD_FIELDS_READ
 from .sms_microfunnel_send_time import HOURS, SLOT_SOURCES, WEEKDAYS
 
 _logger = logging.getLogger(__name__)
 
-#: fields of an enrolled record the composition reads (language, country,
-#: number); the bodies' own ``object.<field>`` are read with them
-COMPOSE_RECORD_FIELDS = (
-    "lang",
-    "lang_id",
-    "partner_id",
-    "country_id",
-    "phone_sanitized",
-)
+#: a field of the enrolled record a body names (``object.<field>``)
 _OBJECT_FIELD_RE = re.compile(r"\bobject\.(\w+)")
 
 #: dispatch chunk: starts at DEFAULT_CHUNK traces and adapts so that a chunk
@@ -1071,7 +1064,7 @@ class SmsMicrofunnelTrace(models.Model):
             variants.fetch(["body"])
         bodies = [step.body or "" for step in steps.values()]
         bodies += [variant.body or "" for variant in variants]
-        wanted = set(COMPOSE_RECORD_FIELDS)
+        wanted = set(RECORD_FIELDS_READ)
         for body in bodies:
             wanted.update(_OBJECT_FIELD_RE.findall(body))
         by_model = {}
