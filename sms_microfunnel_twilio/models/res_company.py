@@ -153,28 +153,22 @@ class ResCompany(models.Model):
                 """
             )
         )
-        services, numbers = {}, {}
-        for row in sorted(rows, key=lambda r: r["company_id"]):
-            route = {
+
+        def route(row, sequence):
+            return {
                 "company_id": row["company_id"],
                 "token": row["token"],
                 "answers_keywords": row["answers_keywords"],
-                "sequence": 0,
+                "sequence": sequence,
             }
+
+        services, numbers = {}, {}
+        for row in sorted(rows, key=lambda r: r["company_id"]):
             if row["service_sid"]:
-                services.setdefault(row["service_sid"], route)
+                services.setdefault(row["service_sid"], route(row, 0))
         for row in rows:  # by sequence, then company
             if row["number"]:
-                numbers.setdefault(
-                    row["number"],
-                    {
-                        "company_id": row["company_id"],
-                        "token": row["token"],
-                        "answers_keywords": row["answers_keywords"],
-                        # NULL last, as PostgreSQL sorts it
-                        "sequence": (
-                            row["sequence"] if row["sequence"] is not None else 2**31
-                        ),
-                    },
-                )
+                # NULL last, as PostgreSQL sorts it
+                sequence = row["sequence"] if row["sequence"] is not None else 2**31
+                numbers.setdefault(row["number"], route(row, sequence))
         return services, numbers
