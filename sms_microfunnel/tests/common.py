@@ -356,3 +356,21 @@ def run_dispatch_jobs(registry, count, batch_size, when):
         for thread in threads:
             thread.join(timeout=120)
     return errors
+
+
+def confirm_consent(env, partners, wording="J'accepte de recevoir des SMS.", **vals):
+    """A confirmed web-form consent of each of ``partners`` for their phone
+    (``vals``: more values of the events, e.g. ``event_date``)."""
+    return env["sms.microfunnel.consent.event"]._record(
+        [
+            {
+                "event_type": "confirmed",
+                "number": partner.phone,
+                "partner_id": partner.id,
+                "source": "web_form",
+                "wording": wording,
+                **vals,
+            }
+            for partner in partners
+        ]
+    )

@@ -12,6 +12,7 @@ from odoo.addons.sms_microfunnel.tests.common import (
     SUNDAY_11H_PARIS,
     TUESDAY_10H_PARIS,
     FunnelCase,
+    confirm_consent,
     load_french,
 )
 
@@ -285,18 +286,7 @@ class TestMarketerTours(HttpCase):
                 )
             ]
         )
-        cls.env["sms.microfunnel.consent.event"]._record(
-            [
-                {
-                    "event_type": "confirmed",
-                    "number": partner.phone,
-                    "partner_id": partner.id,
-                    "source": "web_form",
-                    "wording": "J'accepte de recevoir des SMS.",
-                }
-                for partner in cls.contacts[:2]
-            ]
-        )
+        confirm_consent(cls.env, cls.contacts[:2])
 
     def walk(self, tour, name):
         self.start_tour("/odoo", tour, login="admin")

@@ -11,7 +11,11 @@ from freezegun import freeze_time
 from odoo import Command, fields
 from odoo.tests import tagged
 
-from odoo.addons.sms_microfunnel.tests.common import TUESDAY_10H_PARIS, FunnelCase
+from odoo.addons.sms_microfunnel.tests.common import (
+    TUESDAY_10H_PARIS,
+    FunnelCase,
+    confirm_consent,
+)
 from odoo.addons.sms_microfunnel_twilio.controllers.status import (
     CORE_STATUS_PATH,
     STATUS_PATH,
@@ -58,19 +62,7 @@ class TestFunnelStatusCallbacks(FunnelCase, TwilioWebhookCase):
                 for index in range(2 * len(SCENARIOS) + 2)
             ]
         )
-        cls.env["sms.microfunnel.consent.event"]._record(
-            [
-                {
-                    "event_type": "confirmed",
-                    "number": partner.phone,
-                    "partner_id": partner.id,
-                    "source": "web_form",
-                    "wording": "J'accepte de recevoir des SMS.",
-                    "event_date": datetime(2026, 1, 5, 9, 0),
-                }
-                for partner in cls.contacts
-            ]
-        )
+        confirm_consent(cls.env, cls.contacts, event_date=datetime(2026, 1, 5, 9, 0))
         with freeze_time(TUESDAY_10H_PARIS):
             cls.funnel.action_start()
             traces = cls.funnel._enroll(cls.contacts).trace_ids
