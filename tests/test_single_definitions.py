@@ -21,7 +21,6 @@ ADDONS = (
     "sms_microfunnel_event",
 )
 FR_HOME = "sms_microfunnel/tools/send_window/number_zones.py"
-#: ISO codes of the French overseas regions
 #: the lookahead that ends a short link in Odoo's SMS mailing rewriter
 #: (``mass_mailing_sms``, ``sms.sms._update_body_short_links``)
 REWRITER_TAIL = r"(?![\w@:%.+&~#=/-])"
@@ -31,6 +30,7 @@ REWRITER_TAIL = r"(?![\w@:%.+&~#=/-])"
 SHORTENER = "sms_microfunnel/models/sms_microfunnel_message_rules.py"
 #: how the recipient suffix is written by Odoo's rewriter (``f'/s/{sms.id}'``)
 SUFFIX_MARKS = ("/s/{", "'/s/' +", '"/s/" +', "RECIPIENT_SUFFIX +", "RECIPIENT_SUFFIX}")
+#: ISO codes of the French overseas regions
 OVERSEAS = frozenset({"GP", "MQ", "GF", "RE", "YT", "PM", "BL", "MF", "NC", "PF", "WF"})
 
 
