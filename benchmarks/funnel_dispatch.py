@@ -126,12 +126,17 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def shifted_now(hours):
+    """Aware UTC now on the clock shifted by ``hours``."""
+    return datetime.now(timezone.utc) + timedelta(hours=hours)
+
+
 def open_zone(shift_hours=0):
     """A US zone where it is between 09:00 and 20:00 at the clock shifted by
     ``shift_hours``: inside the federal 08:00-21:00 window with an hour's
     margin on each side, for a run of up to an hour.  None when no US zone is
     (from 06:00 to 13:00 UTC on the real clock)."""
-    now = datetime.now(timezone.utc) + timedelta(hours=shift_hours)
+    now = shifted_now(shift_hours)
     for name in US_ZONES:
         local = now.astimezone(ZoneInfo(name))
         if 9 <= local.hour < 20:
@@ -140,8 +145,7 @@ def open_zone(shift_hours=0):
 
 
 def open_zone_time(zone, shift_hours):
-    now = datetime.now(timezone.utc) + timedelta(hours=shift_hours)
-    return now.astimezone(ZoneInfo(zone)).strftime("%H:%M")
+    return shifted_now(shift_hours).astimezone(ZoneInfo(zone)).strftime("%H:%M")
 
 
 def clock_shift(wanted):
@@ -200,7 +204,7 @@ def shift_odoo_clock(hours):
 
 def bench_now():
     """Naive UTC now at the phases' clock."""
-    return (datetime.now(timezone.utc) + timedelta(hours=SHIFT)).replace(tzinfo=None)
+    return shifted_now(SHIFT).replace(tzinfo=None)
 
 
 # ---------------------------------------------------------------------------
