@@ -319,6 +319,13 @@ def remove_committed_funnel(env, funnel_id, partner_ids, numbers):
     trackers, the consent ledger of its numbers and its contacts."""
     env["sms.sms"].search([("number", "in", numbers)]).unlink()
     funnel = env["sms.microfunnel.campaign"].browse(funnel_id)
+    # the traces and enrolments first, each in a statement of its own: in
+    # one delete of the funnel, its cascades may set a trace's funnel to NULL
+    # after deleting its enrolment, and PostgreSQL then checks that enrolment
+    # (the cascades run in the order of their triggers' names, which differs
+    # from one database to the next)
+    env["sms.microfunnel.trace"].search([("campaign_id", "=", funnel_id)]).unlink()
+    env["sms.microfunnel.enrollment"].search([("campaign_id", "=", funnel_id)]).unlink()
     sources = funnel.step_ids.mailing_id.source_id
     env["link.tracker"].search([("source_id", "in", sources.ids)]).unlink()
     funnel.step_ids.mailing_id.unlink()  # with their mailing traces
