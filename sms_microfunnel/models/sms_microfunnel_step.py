@@ -338,7 +338,10 @@ class SmsMicrofunnelStep(models.Model):
             )
             if parent:
                 vals["parent_id"] = parent.id
-        return super().write(vals)
+        result = super().write(vals)
+        if "body" in vals or "variant_ids" in vals:
+            self._prepare_link_trackers()
+        return result
 
     @api.constrains("parent_id", "wait_mode", "date_field_id", "condition")
     def _check_tree(self):
@@ -676,7 +679,33 @@ class SmsMicrofunnelStep(models.Model):
             )
         mailing = self.env["mailing.mailing"].sudo().create(vals)
         self.sudo().mailing_id = mailing
+        self._prepare_link_trackers()
         return mailing
+
+    def _prepare_link_trackers(self):
+        """Create the link trackers of the links written in these SMS steps'
+        texts (the step's and its variants'), with the UTM values of the
+        step's mailing, as the dispatch tracks them.  Done when the step gets
+        its mailing (the funnel starts) and when a running step's text
+        changes: the dispatch jobs, which compose their first chunks at the
+        same moment, then all find them instead of each creating them (one
+        would win and the others start their chunk again).  A link built by
+        a placeholder is only known once rendered: the dispatch creates it."""
+        rules = self.env["sms.microfunnel.message.rules"]
+        for step in self.filtered(lambda s: s.step_type == "sms" and s.mailing_id):
+            texts = [step.body or "", *step.variant_ids.mapped("body")]
+            links = [
+                match.group()
+                for text in texts
+                for match in URL_PATTERN.finditer(text)
+                # a link a placeholder completes: rendered per recipient
+                if "{" not in match.group() and not text.startswith("{", match.end())
+            ]
+            if links:
+                rules._shorten_links_batch(
+                    [" ".join(dict.fromkeys(links))],
+                    step.mailing_id.sudo()._get_link_tracker_values(),
+                )
 
     def _crm_update_summary(self):
         self.ensure_one()
