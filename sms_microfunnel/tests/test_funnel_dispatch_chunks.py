@@ -250,9 +250,60 @@ class TestChunkedDispatch(TransactionCase):
             sms = self.env["sms.sms"].browse(trace.sms_id_int)
             self.assertIn(f"Bonjour {partner.name} ({partner.function})", sms.body)
 
+    def test_written_links_are_tracked_before_the_dispatch(self):
+        """The links written in a step's texts get their trackers (the step
+        mailing's UTM values) when the funnel starts, and when a running
+        step's or variant's text changes: parallel dispatchers find them.  A
+        link that a placeholder completes is tracked once rendered."""
+        offer = "https://shop.example.com/offre"
+        body = BODY + " https://shop.example.com/{{ object.type }}"
+        Tracker = self.env["link.tracker"]
+        with freeze_time(TUESDAY_10H_PARIS):
+            partners = make_audience(self.env, 3, "Tracked")
+            __, step, traces = self.funnel_for(partners, body=body)
+            source = step.mailing_id.source_id
+            started = Tracker.search([("source_id", "=", source.id)])
+            self.assertEqual(started.mapped("url"), [offer])
+            self.assertEqual(started.campaign_id, step.mailing_id.campaign_id)
+            self.assertEqual(started.medium_id, step.mailing_id.medium_id)
+            self.Trace._dispatch(traces, datetime(2026, 3, 10, 9, 0))
+            after = Tracker.search([("source_id", "=", source.id)])
+            self.assertEqual(
+                sorted(after.mapped("url")),
+                sorted([offer, "https://shop.example.com/contact"]),
+            )
+            for trace in traces:
+                sms_body = self.env["sms.sms"].browse(trace.sms_id_int).body
+                self.assertIn(f"/r/{started.code}/s/{trace.sms_id_int}", sms_body)
+            step.body = "Dernier jour : https://shop.example.com/fin"
+            self.env["sms.microfunnel.step.variant"].create(
+                [
+                    {"step_id": step.id, "name": "A", "body": step.body},
+                    {
+                        "step_id": step.id,
+                        "name": "B",
+                        "body": "Fin : https://shop.example.com/b",
+                    },
+                ]
+            )
+            self.assertEqual(
+                sorted(Tracker.search([("source_id", "=", source.id)]).mapped("url")),
+                sorted(
+                    [
+                        offer,
+                        "https://shop.example.com/contact",
+                        "https://shop.example.com/fin",
+                        "https://shop.example.com/b",
+                    ]
+                ),
+            )
+
     def test_dispatch_jobs_run_every_minute_and_wake_together(self):
         crons = self.Trace._dispatch_crons()
-        self.assertGreaterEqual(len(crons), 2, "a main job and a parallel worker")
+        self.assertEqual(
+            len(crons), 4, "a job per cron thread of two servers (two threads each)"
+        )
+        self.assertEqual(len(crons.filtered("active")), 4)
         for cron in crons:
             self.assertEqual((cron.interval_number, cron.interval_type), (1, "minutes"))
         with freeze_time(TUESDAY_10H_PARIS):
