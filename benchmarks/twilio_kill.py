@@ -176,10 +176,12 @@ class Simulator:
 
 
 class Server:
-    def __init__(self, dbname, number, threads, log_dir):
+    def __init__(self, dbname, number, threads, log_dir, cpu_cap=None):
         self.dbname = dbname
         self.number = number
         self.threads = threads
+        # a smf.CpuCap: at most so many cores for this server
+        self.cpu_cap = cpu_cap
         self.log = Path(log_dir) / f"odoo-{number}.log"
         self.proc = None
         self.started = None
@@ -207,6 +209,8 @@ class Server:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        if self.cpu_cap:
+            self.cpu_cap.join(self.proc.pid)
         self.started = time.time()
 
     def kill(self):

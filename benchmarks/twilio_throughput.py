@@ -21,6 +21,13 @@ Throughput is measured at the simulator for both, from the first create to
 the last one; for ours the time from the queue's commit to its first create
 (the cron threads waking up) is printed beside it.
 
+With ``--cpus-per-server N``, every Odoo server (ours, and this process
+while it runs core's path) gets at most N cores (a control group of its own,
+as a container's CPU limit does), so that the servers, not PostgreSQL and the
+simulator, are what runs out of CPU.  That is how "two servers send twice as
+much" can be measured on a machine with fewer cores than two servers,
+PostgreSQL and the simulator need together.
+
 Then a pacing run: ``--pace-messages`` SMS at a cap of ``--pace-mps`` with the
 largest number of servers; the busiest 1-second and 10-second windows at the
 simulator are printed against the cap, and the quietest full ones.
@@ -30,6 +37,7 @@ Usage (Odoo 19's Python; PostgreSQL as for ``setup/test``)::
     python3 benchmarks/twilio_throughput.py
     python3 benchmarks/twilio_throughput.py --servers 1 2 --latencies 0 0.05
     python3 benchmarks/twilio_throughput.py --db smf_bench --messages 3000
+    python3 benchmarks/twilio_throughput.py --cpus-per-server 0.5
 
 Without ``--db``, a database with the addons is built from ``setup/test``'s
 template and dropped at the end. Ports: any free ones, or consecutive ones
@@ -77,7 +85,22 @@ def parse_args(argv=None):
     parser.add_argument("--pace-mps", type=int, default=50)
     parser.add_argument("--pace-messages", type=int, default=1500)
     parser.add_argument("--pace-latency", type=float, default=0.05)
+    parser.add_argument(
+        "--cpus-per-server",
+        type=float,
+        help="at most this many cores per Odoo server (needs a cgroup CPU controller)",
+    )
     return parser.parse_args(argv)
+
+
+def cpu_caps(args, count, name):
+    """``count`` CPU caps of ``args.cpus_per_server`` cores (Nones without)."""
+    if not args.cpus_per_server:
+        return [None] * count
+    return [
+        smf.CpuCap(args.cpus_per_server, f"smf-bench-{os.getpid()}-{name}-{n}")
+        for n in range(count)
+    ]
 
 
 def windows(stamps, width):
@@ -222,6 +245,9 @@ def core_runs(args, dbname, sim):
     requests.Session.send = send
     results = {}
     registry = Registry(dbname)
+    (cap,) = cpu_caps(args, 1, "core")
+    if cap:
+        cap.join()
     try:
         for latency, count in zip(args.latencies, args.core_messages, strict=False):
             set_latency(sim, latency)
@@ -261,11 +287,17 @@ def core_runs(args, dbname, sim):
             }
     finally:
         requests.Session.send = original
+        if cap:
+            cap.leave()
+            cap.close()
     return results
 
 
-def start_servers(dbname, count, threads, log_dir):
-    servers = [kill.Server(dbname, n, threads, log_dir) for n in range(count)]
+def start_servers(dbname, count, threads, log_dir, caps):
+    servers = [
+        kill.Server(dbname, n, threads, log_dir, cpu_cap=cap)
+        for n, cap in enumerate(caps)
+    ]
     for server in servers:
         server.start()
     # up when its log says so (registry loaded, cron threads listening)
@@ -312,6 +344,8 @@ def run(args, dbname):
             },
         )
         print(f"load before: {os.getloadavg()}", flush=True)
+        if args.cpus_per_server:
+            print(f"every Odoo server: at most {args.cpus_per_server} core(s)")
         core = core_runs(args, dbname, sim)
         for latency, result in core.items():
             print(line(f"core sms_twilio, {latency * 1000:.0f} ms", result, "none"))
@@ -319,7 +353,8 @@ def run(args, dbname):
         ours = {}
         prefix = 10
         for count in args.servers:
-            servers = start_servers(dbname, count, args.cron_threads, log_dir)
+            caps = cpu_caps(args, count, f"ours{count}")
+            servers = start_servers(dbname, count, args.cron_threads, log_dir, caps)
             try:
                 for latency in args.latencies:
                     prefix += 1
@@ -357,6 +392,9 @@ def run(args, dbname):
             finally:
                 for server in servers:
                     server.stop()
+                for cap in caps:
+                    if cap:
+                        cap.close()
         db.close()
     finally:
         sim.stop()
@@ -375,6 +413,16 @@ def run(args, dbname):
             cells.append(f"  {rate:16.1f}  ({ratio:>6})")
         core_rate = f"{base['rate']:15.1f}" if base else " " * 15
         print(f"{latency * 1000:5.0f} ms {core_rate} " + "".join(cells))
+    first = min(args.servers)
+    for n in sorted(args.servers):
+        if n == first:
+            continue
+        gains = ", ".join(
+            f"{ours[n, latency]['rate'] / ours[first, latency]['rate']:.2f}× at "
+            f"{latency * 1000:.0f} ms"
+            for latency in args.latencies
+        )
+        print(f"{n} servers against {first}: {gains}")
     print(
         f"pacing at cap {args.pace_mps}: busiest 1 s {pace['one'][0]} "
         f"({(pace['one'][0] / args.pace_mps - 1) * 100:+.0f} %), quietest full 1 s "
@@ -393,6 +441,9 @@ def main(argv=None):
         "reproduce with: "
         + smf.reproduce_command("benchmarks/twilio_throughput.py", argv)
     )
+    if args.cpus_per_server and (reason := smf.CpuCap.unavailable()):
+        smf.say(f"benchmark: --cpus-per-server: {reason}")
+        return smf.EXIT_PREREQUISITE
     with smf.bench_session(args, addons=("sms_microfunnel_twilio",)) as dbname:
         run(args, dbname)
     return 0

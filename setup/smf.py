@@ -42,6 +42,7 @@ import smf_bootstrap as bootstrap  # noqa: F401
 import smf_postgres  # noqa: F401
 import smf_prereq as prereq
 from smf_bench import (  # noqa: F401
+    CpuCap,
     bench_database,
     bench_session,
     load_file,

@@ -8,6 +8,7 @@ import os
 import shlex
 import sys
 import time
+from pathlib import Path
 
 from smf_bootstrap import PrerequisiteError, say
 from smf_db import duplicate_template, install_addons, run_odoo_db
@@ -66,3 +67,77 @@ def bench_session(args, addons=("sms_microfunnel",)):
     with bench_database(args.db, keep=args.keep, addons=addons) as dbname:
         yield dbname
     say(f"load average at the end: {os.getloadavg()}")
+
+
+# Where a CPU quota can be set: the cgroup v1 "cpu" hierarchy, else the
+# unified (v2) one when it offers the cpu controller.
+CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")
+CGROUP_V2 = Path("/sys/fs/cgroup")
+CPU_PERIOD_US = 20_000  # short: a capped server runs in short slices
+
+
+class CpuCap:
+    """At most ``cpus`` cores for a process and every process it starts (a
+    Linux control group of its own): one "server" of a benchmark that has
+    fewer cores than servers, PostgreSQL and the simulator together need.
+
+    ``join`` moves a process in (a child right after it started, with the
+    threads it has; what it starts later is in too), ``leave`` back out."""
+
+    def __init__(self, cpus, name):
+        self.cpus = cpus
+        quota = max(1000, int(cpus * CPU_PERIOD_US))
+        if (CGROUP_V1_CPU / "cpu.cfs_quota_us").exists():
+            self.root = CGROUP_V1_CPU
+            self.path = CGROUP_V1_CPU / name
+            self.path.mkdir(exist_ok=True)
+            (self.path / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+        elif "cpu" in _read(CGROUP_V2 / "cgroup.subtree_control").split():
+            self.root = CGROUP_V2
+            self.path = CGROUP_V2 / name
+            self.path.mkdir(exist_ok=True)
+            (self.path / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
+        else:
+            raise OSError("no cgroup CPU controller to write to")
+
+    @classmethod
+    def unavailable(cls):
+        """Why no quota can be set here (None when it can)."""
+        try:
+            cls(1, f"smf-bench-probe-{os.getpid()}").close()
+        except OSError as error:
+            return f"CPU quotas need a writable cgroup CPU controller ({error})"
+        return None
+
+    def join(self, pid=None):
+        (self.path / "cgroup.procs").write_text(str(pid or os.getpid()))
+
+    def leave(self, pid=None):
+        (self.root / "cgroup.procs").write_text(str(pid or os.getpid()))
+
+    def throttled(self):
+        """Seconds the group waited for its quota so far."""
+        stat = _read(self.path / "cpu.stat")
+        for line in stat.splitlines():
+            key, _sep, value = line.partition(" ")
+            if key == "throttled_time":  # v1, nanoseconds
+                return int(value) / 1e9
+            if key == "throttled_usec":  # v2
+                return int(value) / 1e6
+        return 0.0
+
+    def close(self):
+        """Remove the group (its processes have ended or left)."""
+        with contextlib.suppress(OSError):
+            for pid in _read(self.path / "cgroup.procs").split():
+                with contextlib.suppress(OSError):
+                    self.leave(pid)
+            self.path.rmdir()
+
+
+def _read(path):
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
