@@ -51,8 +51,11 @@ _OBJECT_FIELD_RE = re.compile(r"\bobject\.(\w+)")
 #: (claimed, decided, queued and committed in one transaction) lasts about
 #: CHUNK_SECONDS whatever the load, between MIN_CHUNK and MAX_CHUNK traces
 #: (MAX_CHUNK bounds memory: Odoo's two cron threads of one server each hold
-#: a chunk, and two chunks of 15,000 stay well under 400 MB)
-DEFAULT_CHUNK = 10000
+#: a chunk, and two chunks of 15,000 stay well under 400 MB).  The first
+#: chunk is small: a slow or busy server learns its pace from it instead of
+#: holding a large first chunk for tens of seconds, and the jobs of several
+#: servers share the start of a step instead of each taking a large part.
+DEFAULT_CHUNK = 2000
 MIN_CHUNK = 1000
 MAX_CHUNK = 15000
 CHUNK_SECONDS = 4.0
