@@ -37,6 +37,15 @@ Usage (Odoo 19 importable from ``$PYTHON``, PostgreSQL as for ``setup/test``)::
     python3 benchmarks/funnel_dispatch.py [--db NAME] [--keep]
         [--sizes 10000,100000,1000000] [--odoo-sizes 10000,20000]
         [--workers 1] [--cron-threads 2]
+    python3 benchmarks/funnel_dispatch.py --sizes 100000 --odoo-sizes '' \
+        --workers 1,2 --cpus-per-server 0.5
+
+With ``--workers 1,2`` each size is dispatched by one server, then by two on a
+new audience, and the ratio is printed.  Two servers can only queue twice as
+much as one when CPU is left for them: on a machine where one server and
+PostgreSQL already use every core, ``--cpus-per-server`` gives each dispatch
+process (each server) a CPU quota of its own (a Linux control group, as a
+container's CPU limit), so that the servers are what runs out of CPU.
 """
 
 import argparse
@@ -100,9 +109,15 @@ def parse_args(argv):
     parser.add_argument("--odoo-sizes", default="10000,20000")
     parser.add_argument(
         "--workers",
-        type=int,
-        default=1,
-        help="parallel dispatch processes for our path (2: two Odoo servers)",
+        default="1",
+        help="parallel dispatch processes for our path (2: two Odoo servers); "
+        "several (1,2) measure each size with each, on a new audience",
+    )
+    parser.add_argument(
+        "--cpus-per-server",
+        type=float,
+        help="at most this many cores for each dispatch process (a cgroup of "
+        "its own), so that the servers, not PostgreSQL, run out of CPU",
     )
     parser.add_argument(
         "--cron-threads",
@@ -123,6 +138,8 @@ def parse_args(argv):
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tz", help=argparse.SUPPRESS)
     parser.add_argument("--run", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--first-job", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--wait-go", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -381,13 +398,15 @@ def phase_enrol(env, size, prefix, funnel_name):
     return result
 
 
-def phase_dispatch(env, size, funnel_id, cron_threads=1):
+def phase_dispatch(env, size, funnel_id, cron_threads=1, first_job=1, wait_go=False):
     """The dispatch jobs until nothing is due, as one Odoo server runs them:
     ``cron_threads`` cron threads (Odoo's default ``max_cron_threads`` is 2),
-    the first running the dispatch job, the others its parallel workers
-    (``ir_cron_sms_funnel_dispatch_worker_2``…), each with its own cursor,
-    each calling its job again while traces are due (as Odoo's cron runner
-    does while a job reports work left)."""
+    each running one of the dispatch jobs from ``first_job`` on (1: the
+    main job, 2…: its parallel workers ``ir_cron_sms_funnel_dispatch_worker_N``;
+    a second server runs jobs 3 and 4, as Odoo's cron runner gives a job to
+    one server at a time), each with its own cursor, each calling its job
+    again while traces are due (as Odoo's cron runner does while a job
+    reports work left)."""
     import threading  # noqa: PLC0415
 
     from odoo import api  # noqa: PLC0415
@@ -404,7 +423,8 @@ def phase_dispatch(env, size, funnel_id, cron_threads=1):
             try:
                 while True:
                     commits = counter.commits
-                    Trace._cron_dispatch(worker=index + 1 if index else False)
+                    number = first_job + index
+                    Trace._cron_dispatch(worker=number if number > 1 else False)
                     if counter.commits == commits:
                         # nothing left that another job does not hold: the
                         # cron thread waits for its next trigger
@@ -417,6 +437,10 @@ def phase_dispatch(env, size, funnel_id, cron_threads=1):
                 errors.append(f"{type(error).__name__}: {error}"[:160])
 
     env.cr.commit()
+    if wait_go:
+        # several servers: each starts when all are up (see spawn)
+        print("READY", flush=True)
+        sys.stdin.readline()
     counter = Counter(env.cr)
     profiler = start_profile()
     threads = [
@@ -429,7 +453,7 @@ def phase_dispatch(env, size, funnel_id, cron_threads=1):
     stop_profile(profiler)
     if errors:
         return {"count": size, "error": "; ".join(errors)}
-    result = counter.result(size)
+    result = counter.result(size, ended=time.time())
     result["queries"] += sum(c.cr.sql_log_count - c.queries for c in counters)
     result["commits"] += sum(c.commits for c in counters)
     return result
@@ -487,7 +511,9 @@ def run_phase(args):
         funnel = env["sms.microfunnel.campaign"].search(
             [("name", "=", funnel_name)], limit=1
         )
-        result = phase_dispatch(env, args.size, funnel.id, args.cron_threads)
+        result = phase_dispatch(
+            env, args.size, funnel.id, args.cron_threads, args.first_job, args.wait_go
+        )
     elif args.phase == "check":
         funnel = env["sms.microfunnel.campaign"].search(
             [("name", "=", funnel_name)], limit=1
@@ -504,7 +530,9 @@ RUN = str(int(time.time()))
 SHIFT = 0  # hours the phases' clock is shifted (see clock_shift)
 
 
-def spawn(dbname, phase, size, tz=None, parallel=1, cron_threads=1):
+def spawn(
+    dbname, phase, size, tz=None, parallel=1, cron_threads=1, cpus=None, run=None
+):
     command = [
         sys.executable,
         __file__,
@@ -515,7 +543,7 @@ def spawn(dbname, phase, size, tz=None, parallel=1, cron_threads=1):
         "--size",
         str(size),
         "--run",
-        RUN,
+        run or RUN,
         "--clock-shift",
         str(SHIFT),
     ]
@@ -523,18 +551,42 @@ def spawn(dbname, phase, size, tz=None, parallel=1, cron_threads=1):
         command += ["--tz", tz]
     if phase == "dispatch":
         command += ["--cron-threads", str(cron_threads)]
-    started = time.monotonic()
-    procs = [
-        subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _i in range(parallel)
+    caps = [
+        smf.CpuCap(cpus, f"smf-bench-{os.getpid()}-{phase}-{n}") if cpus else None
+        for n in range(parallel)
     ]
+    together = parallel > 1 and phase == "dispatch"
+    if together:
+        command += ["--wait-go"]
+    procs = []
+    for number, cap in enumerate(caps):
+        # each server runs its own dispatch jobs
+        first_job = ["--first-job", str(1 + number * cron_threads)]
+        procs.append(
+            subprocess.Popen(
+                command + first_job,
+                stdin=subprocess.PIPE if together else None,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        )
+        if cap:
+            cap.join(procs[-1].pid)
+    if together:
+        # the servers start dispatching together once all are up (loading
+        # Odoo is not part of the figure, as for one server)
+        for proc in procs:
+            while (out := proc.stdout.readline()) and out.strip() != "READY":
+                pass
+        go = time.time()
+        for proc in procs:
+            proc.stdin.write("GO\n")
+            proc.stdin.flush()
     results = []
-    for proc in procs:
+    for proc, cap in zip(procs, caps, strict=True):
         out, _err = proc.communicate()
+        if cap:
+            cap.close()
         lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
         if not lines:
             results.append({"error": f"phase {phase} failed (exit {proc.returncode})"})
@@ -542,7 +594,9 @@ def spawn(dbname, phase, size, tz=None, parallel=1, cron_threads=1):
             results.append(json.loads(lines[-1][len("RESULT ") :]))
     if parallel == 1:
         return results[0]
-    wall = time.monotonic() - started
+    if any("error" in r for r in results):
+        return {"error": "; ".join(r["error"] for r in results if "error" in r)}
+    wall = max(r["ended"] for r in results) - go
     merged = {
         "count": size,
         "seconds": round(wall, 2),
@@ -567,11 +621,47 @@ def line(label, result):
     )
 
 
+def run_funnels(args, dbname, sizes, workers, tz, rows, checks):
+    """Our path at each size with each number of servers: a new audience,
+    its enrolment, its dispatch, the check.  {(size, servers): result}"""
+    dispatched = {}
+    for size in sizes:
+        for servers in workers:
+            label = f"funnel {size:,}"
+            if len(workers) > 1:
+                label += f", {servers} server(s)"
+            smf.say(f"Funnel step, {size:,} contacts, {servers} server(s)…")
+            # an audience of its own for each number of servers
+            run = f"{RUN}-{servers}"
+            spawn(dbname, "fill", size, tz, run=run)
+            rows.append((f"{label}: enrolment", spawn(dbname, "enrol", size, run=run)))
+            smf.say(line(*rows[-1]))
+            result = spawn(
+                dbname,
+                "dispatch",
+                size,
+                parallel=servers,
+                cron_threads=args.cron_threads,
+                cpus=args.cpus_per_server,
+                run=run,
+            )
+            dispatched[size, servers] = result
+            rows.append((f"{label}: due -> queued", result))
+            smf.say(line(*rows[-1]))
+            checks.append(f"{label}: {spawn(dbname, 'check', size, run=run)['check']}")
+            smf.say("  " + checks[-1])
+    return dispatched
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.phase:
         run_phase(args)
         return 0
+    if args.cpus_per_server and (reason := smf.CpuCap.unavailable()):
+        smf.say(f"benchmark: --cpus-per-server: {reason}")
+        return smf.EXIT_PREREQUISITE
+    workers = [int(n) for n in args.workers.split(",") if n]
     sizes = [int(s) for s in args.sizes.split(",") if s]
     odoo_sizes = [int(s) for s in args.odoo_sizes.split(",") if s]
     global SHIFT
@@ -594,26 +684,7 @@ def main(argv=None):
             smf.say(line(*rows[-1]))
             if "check" in result:
                 checks.append(f"Odoo {size:,}: {result['check']}")
-        for size in sizes:
-            smf.say(f"Funnel step, {size:,} contacts…")
-            spawn(dbname, "fill", size, tz)
-            rows.append((f"funnel {size:,}: enrolment", spawn(dbname, "enrol", size)))
-            smf.say(line(*rows[-1]))
-            rows.append(
-                (
-                    f"funnel {size:,}: due -> queued",
-                    spawn(
-                        dbname,
-                        "dispatch",
-                        size,
-                        parallel=args.workers,
-                        cron_threads=args.cron_threads,
-                    ),
-                )
-            )
-            smf.say(line(*rows[-1]))
-            checks.append(f"funnel {size:,}: {spawn(dbname, 'check', size)['check']}")
-            smf.say("  " + checks[-1])
+        dispatched = run_funnels(args, dbname, sizes, workers, tz, rows, checks)
         smf.say(f"\nuptime: {subprocess.check_output(['uptime'], text=True).strip()}")
     smf.say(f"Recipients in {tz} (window open), one placeholder and one link each.")
     if SHIFT:
@@ -622,9 +693,12 @@ def main(argv=None):
             f"ours) ran with Odoo's clock {SHIFT:+d} h, "
             f"{tz} at {local_start} local at the start."
         )
+    cap = (
+        f", each at most {args.cpus_per_server} core(s)" if args.cpus_per_server else ""
+    )
     smf.say(
-        f"Dispatch: {args.workers} server(s), {args.cron_threads} cron thread(s) "
-        "each running a dispatch job."
+        f"Dispatch: {args.workers} server(s){cap}, {args.cron_threads} cron "
+        "thread(s) each running a dispatch job."
     )
     smf.say(
         f"\n  {'':<44} {'time':>10} {'rate':>9} {'queries':>13} {'peak RSS':>9} "
@@ -635,9 +709,20 @@ def main(argv=None):
     smf.say("")
     for check in checks:
         smf.say("  " + check)
+    for size in sizes:
+        one = dispatched.get((size, workers[0]), {})
+        for servers in workers[1:]:
+            more = dispatched.get((size, servers), {})
+            if one.get("seconds") and more.get("seconds"):
+                smf.say(
+                    f"  {size:,} due -> queued, {servers} server(s) against "
+                    f"{workers[0]}: {one['seconds'] / more['seconds']:.2f}× the rate"
+                )
     command = ["python3", "benchmarks/funnel_dispatch.py", "--sizes", args.sizes]
-    command += ["--odoo-sizes", args.odoo_sizes, "--workers", str(args.workers)]
+    command += ["--odoo-sizes", args.odoo_sizes, "--workers", args.workers]
     command += ["--cron-threads", str(args.cron_threads)]
+    if args.cpus_per_server:
+        command += ["--cpus-per-server", str(args.cpus_per_server)]
     if args.clock_shift != "auto":
         command += ["--clock-shift", args.clock_shift]
     if args.db:
