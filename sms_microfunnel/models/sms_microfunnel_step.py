@@ -339,7 +339,7 @@ class SmsMicrofunnelStep(models.Model):
             if parent:
                 vals["parent_id"] = parent.id
         result = super().write(vals)
-        if "body" in vals or "variant_ids" in vals:
+        if "body" in vals:  # the variants' texts: their own create and write
             self._prepare_link_trackers()
         return result
 
