@@ -551,10 +551,7 @@ def spawn(
         command += ["--tz", tz]
     if phase == "dispatch":
         command += ["--cron-threads", str(cron_threads)]
-    caps = [
-        smf.CpuCap(cpus, f"smf-bench-{os.getpid()}-{phase}-{n}") if cpus else None
-        for n in range(parallel)
-    ]
+    caps = smf.CpuCap.per_server(cpus, parallel, phase)
     together = parallel > 1 and phase == "dispatch"
     if together:
         command += ["--wait-go"]
@@ -658,9 +655,7 @@ def main(argv=None):
     if args.phase:
         run_phase(args)
         return 0
-    if args.cpus_per_server and (reason := smf.CpuCap.unavailable()):
-        smf.say(f"benchmark: --cpus-per-server: {reason}")
-        return smf.EXIT_PREREQUISITE
+    smf.CpuCap.require(args.cpus_per_server)
     workers = [int(n) for n in args.workers.split(",") if n]
     sizes = [int(s) for s in args.sizes.split(",") if s]
     odoo_sizes = [int(s) for s in args.odoo_sizes.split(",") if s]

@@ -93,16 +93,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def cpu_caps(args, count, name):
-    """``count`` CPU caps of ``args.cpus_per_server`` cores (Nones without)."""
-    if not args.cpus_per_server:
-        return [None] * count
-    return [
-        smf.CpuCap(args.cpus_per_server, f"smf-bench-{os.getpid()}-{name}-{n}")
-        for n in range(count)
-    ]
-
-
 def windows(stamps, width):
     """(busiest, quietest full) count of creates in a window of ``width`` s."""
     stamps = sorted(stamps)
@@ -245,7 +235,7 @@ def core_runs(args, dbname, sim):
     requests.Session.send = send
     results = {}
     registry = Registry(dbname)
-    (cap,) = cpu_caps(args, 1, "core")
+    (cap,) = smf.CpuCap.per_server(args.cpus_per_server, 1, "core")
     if cap:
         cap.join()
     try:
@@ -353,7 +343,7 @@ def run(args, dbname):
         ours = {}
         prefix = 10
         for count in args.servers:
-            caps = cpu_caps(args, count, f"ours{count}")
+            caps = smf.CpuCap.per_server(args.cpus_per_server, count, f"ours{count}")
             servers = start_servers(dbname, count, args.cron_threads, log_dir, caps)
             try:
                 for latency in args.latencies:
@@ -441,9 +431,7 @@ def main(argv=None):
         "reproduce with: "
         + smf.reproduce_command("benchmarks/twilio_throughput.py", argv)
     )
-    if args.cpus_per_server and (reason := smf.CpuCap.unavailable()):
-        smf.say(f"benchmark: --cpus-per-server: {reason}")
-        return smf.EXIT_PREREQUISITE
+    smf.CpuCap.require(args.cpus_per_server)
     with smf.bench_session(args, addons=("sms_microfunnel_twilio",)) as dbname:
         run(args, dbname)
     return 0

@@ -85,7 +85,6 @@ class CpuCap:
     threads it has; what it starts later is in too), ``leave`` back out."""
 
     def __init__(self, cpus, name):
-        self.cpus = cpus
         quota = max(1000, int(cpus * CPU_PERIOD_US))
         if (CGROUP_V1_CPU / "cpu.cfs_quota_us").exists():
             self.root = CGROUP_V1_CPU
@@ -102,30 +101,34 @@ class CpuCap:
             raise OSError("no cgroup CPU controller to write to")
 
     @classmethod
-    def unavailable(cls):
-        """Why no quota can be set here (None when it can)."""
+    def require(cls, cpus):
+        """Exit 2 with the reason when ``cpus`` (a benchmark's
+        ``--cpus-per-server``) is asked for and no quota can be set here."""
+        if not cpus:
+            return
         try:
             cls(1, f"smf-bench-probe-{os.getpid()}").close()
         except OSError as error:
-            return f"CPU quotas need a writable cgroup CPU controller ({error})"
-        return None
+            say(
+                "benchmark: --cpus-per-server needs a writable cgroup CPU "
+                f"controller ({error})"
+            )
+            raise SystemExit(EXIT_PREREQUISITE) from None
+
+    @classmethod
+    def per_server(cls, cpus, count, name):
+        """One cap of ``cpus`` cores for each of ``count`` servers (Nones
+        without ``cpus``)."""
+        return [
+            cls(cpus, f"smf-bench-{os.getpid()}-{name}-{n}") if cpus else None
+            for n in range(count)
+        ]
 
     def join(self, pid=None):
         (self.path / "cgroup.procs").write_text(str(pid or os.getpid()))
 
     def leave(self, pid=None):
         (self.root / "cgroup.procs").write_text(str(pid or os.getpid()))
-
-    def throttled(self):
-        """Seconds the group waited for its quota so far."""
-        stat = _read(self.path / "cpu.stat")
-        for line in stat.splitlines():
-            key, _sep, value = line.partition(" ")
-            if key == "throttled_time":  # v1, nanoseconds
-                return int(value) / 1e9
-            if key == "throttled_usec":  # v2
-                return int(value) / 1e6
-        return 0.0
 
     def close(self):
         """Remove the group (its processes have ended or left)."""
