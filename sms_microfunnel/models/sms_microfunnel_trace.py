@@ -34,6 +34,7 @@ from markupsafe import Markup
 
 from odoo import Command, api, fields, models
 from odoo.tools import SQL
+from odoo.tools.sql import column_exists, create_index, drop_index, index_exists
 from odoo.tools.mail import plaintext2html
 
 from ..tools import send_window, sql_array
@@ -59,6 +60,10 @@ DEFAULT_CHUNK = 2000
 MIN_CHUNK = 1000
 MAX_CHUNK = 15000
 CHUNK_SECONDS = 4.0
+# generated column: the trace waits for the dispatch (scheduled or deferred)
+DUE_COLUMN = "dispatch_due"
+# room left in each page of traces for their status updates in place
+TRACE_FILLFACTOR = 80
 #: the characters of a mailing trace's random code (mailing.trace._get_random_code)
 CODE_CHARS = string.ascii_letters + string.digits
 #: stored trace fields written by the dispatch, in its one UPDATE per chunk
@@ -411,8 +416,47 @@ class SmsMicrofunnelTrace(models.Model):
     _one_per_step = models.UniqueIndex(
         "(enrollment_id, step_id)", "A step runs once per enrollment."
     )
-    # what the dispatchers claim: due traces in due order
-    _due_index = models.Index("(due_at, id) WHERE state IN ('scheduled', 'deferred')")
+
+    def init(self):
+        super().init()
+        self._create_due_index()
+
+    def _create_due_index(self):
+        """What the dispatchers claim: due traces in due order.
+
+        The index is limited by a generated column (``DUE_COLUMN``: scheduled
+        or deferred), not by ``state``: PostgreSQL then updates a sent trace
+        in place when its status callback moves it on (queued, sent,
+        delivered), since no indexed column changes value (a HOT update,
+        without a new entry in each of the table's indexes).  The pages keep
+        some room for those updates (``fillfactor``)."""
+        cr = self.env.cr
+        if not column_exists(cr, self._table, DUE_COLUMN):
+            cr.execute(
+                SQL(
+                    "ALTER TABLE %s ADD COLUMN %s boolean GENERATED ALWAYS AS "
+                    "(state IN ('scheduled', 'deferred')) STORED",
+                    SQL.identifier(self._table),
+                    SQL.identifier(DUE_COLUMN),
+                )
+            )
+        # the index of earlier versions, limited by the state
+        if index_exists(cr, "sms_microfunnel_trace_due_index"):
+            drop_index(cr, "sms_microfunnel_trace_due_index", self._table)
+        create_index(
+            cr,
+            "sms_microfunnel_trace_due_claim_index",
+            self._table,
+            ["due_at", "id"],
+            where=DUE_COLUMN,
+        )
+        cr.execute(
+            SQL(
+                "ALTER TABLE %s SET (fillfactor = %s)",
+                SQL.identifier(self._table),
+                TRACE_FILLFACTOR,
+            )
+        )
 
     @api.depends("queued_at", "enrollment_id.trace_ids.queued_at")
     def _compute_first_attempt(self):
@@ -579,12 +623,13 @@ class SmsMicrofunnelTrace(models.Model):
         return SQL(
             """
             FROM sms_microfunnel_trace t
-           WHERE t.state IN ('scheduled', 'deferred')
+           WHERE t.%s
              AND %s
              AND t.campaign_id = ANY(ARRAY(
                      SELECT id FROM sms_microfunnel_campaign WHERE state = 'running'
                  ))
             """,
+            SQL.identifier(DUE_COLUMN),
             SQL("t.due_at <= %s", now) if now else SQL("TRUE"),
         )
 

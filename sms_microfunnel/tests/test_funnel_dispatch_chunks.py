@@ -183,6 +183,66 @@ class TestChunkedDispatch(TransactionCase):
         plan = "\n".join(row[0] for row in self.env.cr.fetchall())
         self.assertIn("mailing_trace__sms_number_index", plan)
 
+    def test_due_claim_reads_its_index_and_sent_traces_update_in_place(self):
+        """The dispatch claims due traces through the partial index of the
+        generated "due" column; moving a queued trace on (its status
+        callback: sent, delivered) changes no indexed column, so PostgreSQL
+        updates the row in place (HOT) instead of adding an entry to each of
+        the table's indexes."""
+        with freeze_time(TUESDAY_10H_PARIS):
+            partners = make_audience(self.env, 3, "Claim")
+            __, __, traces = self.funnel_for(partners)
+            self.env.flush_all()
+            self.env.cr.execute(
+                SQL(
+                    "SELECT dispatch_due FROM sms_microfunnel_trace "
+                    "WHERE id = ANY(%s)",
+                    traces.ids,
+                )
+            )
+            self.assertEqual({row[0] for row in self.env.cr.fetchall()}, {True})
+            self.env.cr.execute("SET LOCAL enable_seqscan = off")
+            self.env.cr.execute(
+                SQL(
+                    "EXPLAIN SELECT t.id %s ORDER BY t.due_at, t.id LIMIT 10 "
+                    "FOR UPDATE OF t SKIP LOCKED",
+                    self.Trace._due_sql(datetime(2026, 3, 10, 9, 0)),
+                )
+            )
+            plan = "\n".join(row[0] for row in self.env.cr.fetchall())
+            self.assertIn("sms_microfunnel_trace_due_claim_index", plan)
+            self.Trace._dispatch(traces, datetime(2026, 3, 10, 9, 0))
+            self.env.flush_all()
+        self.assertEqual(set(traces.mapped("state")), {"queued"})
+        self.env.cr.execute(
+            SQL(
+                "SELECT count(*) FROM sms_microfunnel_trace "
+                "WHERE id = ANY(%s) AND dispatch_due",
+                traces.ids,
+            )
+        )
+        self.assertEqual(self.env.cr.fetchone()[0], 0)
+
+        def hot_updates():
+            self.env.cr.execute(
+                "SELECT pg_stat_get_xact_tuples_updated(%s::regclass), "
+                "pg_stat_get_xact_tuples_hot_updated(%s::regclass)",
+                ["sms_microfunnel_trace", "sms_microfunnel_trace"],
+            )
+            return self.env.cr.fetchone()
+
+        updated, hot = hot_updates()
+        for status in ("sent", "delivered"):
+            self.env.cr.execute(
+                SQL(
+                    "UPDATE sms_microfunnel_trace SET state = %s, sent_at = now() "
+                    "WHERE id = %s",
+                    status,
+                    traces[0].id,
+                )
+            )
+        self.assertEqual(hot_updates(), (updated + 2, hot + 2))
+
     def test_batch_composition_is_the_single_composition(self):
         """Each SMS of a chunk reads exactly as ``_compose`` writes it for
         that recipient alone (language, placeholders, links, sender, opt-out,
