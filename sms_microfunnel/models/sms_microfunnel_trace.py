@@ -34,8 +34,8 @@ from markupsafe import Markup
 
 from odoo import Command, api, fields, models
 from odoo.tools import SQL
-from odoo.tools.sql import column_exists, create_index, drop_index, index_exists
 from odoo.tools.mail import plaintext2html
+from odoo.tools.sql import column_exists, create_index, drop_index, index_exists
 
 from ..tools import send_window, sql_array
 from ..tools.encrypted_fields import EncryptedText

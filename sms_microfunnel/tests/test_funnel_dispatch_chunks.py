@@ -195,8 +195,7 @@ class TestChunkedDispatch(TransactionCase):
             self.env.flush_all()
             self.env.cr.execute(
                 SQL(
-                    "SELECT dispatch_due FROM sms_microfunnel_trace "
-                    "WHERE id = ANY(%s)",
+                    "SELECT dispatch_due FROM sms_microfunnel_trace WHERE id = ANY(%s)",
                     traces.ids,
                 )
             )
