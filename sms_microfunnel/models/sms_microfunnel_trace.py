@@ -418,8 +418,9 @@ class SmsMicrofunnelTrace(models.Model):
     )
 
     def init(self):
-        super().init()
+        result = super().init()
         self._create_due_index()
+        return result
 
     def _create_due_index(self):
         """What the dispatchers claim: due traces in due order.
