@@ -5,7 +5,7 @@ from odoo import api, fields, models
 from odoo.tools import SQL
 
 from ..tools import send_window
-from .sms_microfunnel_trace import bulk_insert
+from .sms_microfunnel_trace import FORMER_INDEXES, bulk_insert, drop_former_indexes
 
 #: records enrolled per INSERT (bounded memory for 100,000 records and more)
 ENROL_CHUNK = 10000
@@ -77,6 +77,11 @@ class SmsMicrofunnelEnrollment(models.Model):
         "(campaign_id, idempotency_key) WHERE idempotency_key IS NOT NULL",
         "This event was already received.",
     )
+
+    def init(self):
+        result = super().init()
+        drop_former_indexes(self.env.cr, self._table, FORMER_INDEXES[self._table])
+        return result
 
     @api.depends("res_model", "res_id")
     def _compute_display_target(self):

@@ -64,6 +64,25 @@ CHUNK_SECONDS = 4.0
 DUE_COLUMN = "dispatch_due"
 # room left in each page of traces for their status updates in place
 TRACE_FILLFACTOR = 80
+# indexes of earlier versions that Odoo keeps once their field or model
+# index is gone: each costs every insert and update, and one on the state
+# stops the status updates in place
+FORMER_INDEXES = {
+    "sms_microfunnel_trace": (
+        "sms_microfunnel_trace_due_index",  # limited by the state
+        "sms_microfunnel_trace__state_index",
+        "sms_microfunnel_trace__enrollment_id_index",
+    ),
+    "sms_microfunnel_enrollment": ("sms_microfunnel_enrollment__state_index",),
+}
+
+
+def drop_former_indexes(cr, table, names):
+    for name in names:
+        if index_exists(cr, name):
+            drop_index(cr, name, table)
+
+
 #: the characters of a mailing trace's random code (mailing.trace._get_random_code)
 CODE_CHARS = string.ascii_letters + string.digits
 #: stored trace fields written by the dispatch, in its one UPDATE per chunk
@@ -441,9 +460,7 @@ class SmsMicrofunnelTrace(models.Model):
                     SQL.identifier(DUE_COLUMN),
                 )
             )
-        # the index of earlier versions, limited by the state
-        if index_exists(cr, "sms_microfunnel_trace_due_index"):
-            drop_index(cr, "sms_microfunnel_trace_due_index", self._table)
+        drop_former_indexes(cr, self._table, FORMER_INDEXES[self._table])
         create_index(
             cr,
             "sms_microfunnel_trace_due_claim_index",

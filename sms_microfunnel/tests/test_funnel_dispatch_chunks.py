@@ -242,6 +242,51 @@ class TestChunkedDispatch(TransactionCase):
             )
         self.assertEqual(hot_updates(), (updated + 2, hot + 2))
 
+    def test_a_database_of_the_previous_version_gets_the_due_column(self):
+        """Upgrading a database whose traces have no "due" column yet and
+        still carry the indexes of earlier versions (the state-limited claim
+        index, the state and enrolment indexes that Odoo keeps once their
+        field loses ``index``): the column is added and filled, the claim
+        index created, the former indexes dropped."""
+        with freeze_time(TUESDAY_10H_PARIS):
+            partners = make_audience(self.env, 2, "Upgrade")
+            __, __, traces = self.funnel_for(partners)
+            self.Trace._dispatch(traces[0], datetime(2026, 3, 10, 9, 0))
+            self.env.flush_all()
+        cr = self.env.cr
+        cr.execute("ALTER TABLE sms_microfunnel_trace DROP COLUMN dispatch_due")
+        former = {
+            "sms_microfunnel_trace_due_index": "sms_microfunnel_trace "
+            "(due_at, id) WHERE state IN ('scheduled', 'deferred')",
+            "sms_microfunnel_trace__state_index": "sms_microfunnel_trace (state)",
+            "sms_microfunnel_trace__enrollment_id_index": "sms_microfunnel_trace "
+            "(enrollment_id)",
+            "sms_microfunnel_enrollment__state_index": "sms_microfunnel_enrollment "
+            "(state)",
+        }
+        for name, definition in former.items():
+            cr.execute(f"CREATE INDEX {name} ON {definition}")
+        self.env["sms.microfunnel.trace"].init()
+        self.env["sms.microfunnel.enrollment"].init()
+        cr.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename IN "
+            "('sms_microfunnel_trace', 'sms_microfunnel_enrollment')"
+        )
+        names = {row[0] for row in cr.fetchall()}
+        self.assertFalse(names & set(former))
+        self.assertIn("sms_microfunnel_trace_due_claim_index", names)
+        cr.execute(
+            SQL(
+                "SELECT id, dispatch_due FROM sms_microfunnel_trace WHERE id = ANY(%s)",
+                traces.ids,
+            )
+        )
+        self.assertEqual(dict(cr.fetchall()), {traces[0].id: False, traces[1].id: True})
+        cr.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = 'sms_microfunnel_trace'"
+        )
+        self.assertIn("fillfactor=80", cr.fetchone()[0])
+
     def test_batch_composition_is_the_single_composition(self):
         """Each SMS of a chunk reads exactly as ``_compose`` writes it for
         that recipient alone (language, placeholders, links, sender, opt-out,
