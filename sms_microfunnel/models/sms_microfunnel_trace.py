@@ -741,6 +741,7 @@ class SmsMicrofunnelTrace(models.Model):
     @api.model
     def _count_due(self, now, cap=1000000):
         """Due traces left (counted up to ``cap``), for the job's progress."""
+        self.env["sms.microfunnel.campaign"].flush_model(["state"])
         self.flush_model(["state", "due_at", "campaign_id"])
         return self.env.execute_query(
             SQL(
