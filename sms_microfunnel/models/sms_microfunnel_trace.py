@@ -667,6 +667,8 @@ class SmsMicrofunnelTrace(models.Model):
             Funnel._cron_scheduled_enrolments()
             Funnel._cron_decide_ab_winners()
         size = batch_size or DEFAULT_CHUNK
+        # the jobs that may share this run's traces (each server runs some)
+        jobs = None if batch_size else len(self._dispatch_crons().filtered("active"))
         stale_snapshots = 0
         counted = False
         woken = self
@@ -714,6 +716,7 @@ class SmsMicrofunnelTrace(models.Model):
                 size = int(
                     min(MAX_CHUNK, max(MIN_CHUNK, size * CHUNK_SECONDS / elapsed))
                 )
+                size = self._share_of_the_rest(now, size, jobs)
             self.env.invalidate_all()  # bounded memory: one chunk at a time
         self._wake_later()
 
@@ -737,6 +740,18 @@ class SmsMicrofunnelTrace(models.Model):
         )
         if upcoming:
             self._wake_dispatch([upcoming[0][0]])
+
+    @api.model
+    def _share_of_the_rest(self, now, size, jobs):
+        """The next chunk's size: ``size``, or near the end of the due traces
+        this job's share of what is left (``jobs`` share it), so that the
+        jobs finish together instead of one running a full last chunk while
+        the others have stopped.  One count, of ``jobs`` chunks at most."""
+        if jobs and jobs > 1:
+            left = self._count_due(now, cap=jobs * size)
+            if left < jobs * size:
+                size = max(MIN_CHUNK, -(-left // jobs))
+        return size
 
     @api.model
     def _count_due(self, now, cap=1000000):

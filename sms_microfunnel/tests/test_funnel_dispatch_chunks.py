@@ -19,7 +19,7 @@ from odoo.addons.sms_microfunnel.tests.common import (
     run_dispatch_jobs,
 )
 
-from ..models import sms_microfunnel_enrollment
+from ..models import sms_microfunnel_enrollment, sms_microfunnel_trace
 
 BODY = "Bonjour {{ object.name }}, -20 % cette semaine : https://shop.example.com/offre"
 
@@ -286,6 +286,29 @@ class TestChunkedDispatch(TransactionCase):
             "SELECT reloptions FROM pg_class WHERE relname = 'sms_microfunnel_trace'"
         )
         self.assertIn("fillfactor=80", cr.fetchone()[0])
+
+    def test_the_last_chunks_are_shared_among_the_jobs(self):
+        """Near the end of the due traces, a job's next chunk is its share of
+        what is left, so that the jobs finish together; before that, and
+        for a job alone, the chunk keeps its size."""
+        now = datetime(2026, 3, 10, 9, 0)
+        with freeze_time(TUESDAY_10H_PARIS):
+            partners = make_audience(self.env, 10, "Share")
+            __, __, traces = self.funnel_for(partners)
+        share = self.Trace._share_of_the_rest
+        left = self.Trace._count_due(now)
+        self.assertGreaterEqual(left, 10)
+        with patch.object(sms_microfunnel_trace, "MIN_CHUNK", 1):
+            big = left  # four chunks of it would take more than is left
+            self.assertEqual(share(now, big, 4), -(-left // 4))
+            small = left // 5  # four chunks of it leave some for later
+            self.assertEqual(share(now, small, 4), small)
+            self.assertEqual(share(now, big, 1), big)
+            with freeze_time(TUESDAY_10H_PARIS):
+                self.Trace._dispatch(traces[:6], now)
+            self.assertEqual(share(now, big, 4), -(-(left - 6) // 4))
+        # never below the smallest chunk
+        self.assertEqual(share(now, big, 4), sms_microfunnel_trace.MIN_CHUNK)
 
     def test_batch_composition_is_the_single_composition(self):
         """Each SMS of a chunk reads exactly as ``_compose`` writes it for
