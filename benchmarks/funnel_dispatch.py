@@ -414,8 +414,24 @@ def phase_dispatch(env, size, funnel_id, cron_threads=1, first_job=1, wait_go=Fa
     registry = env.registry
     counters, errors = [], []
 
+    # the dispatch jobs' rows: job 1 is the main one, then its workers
+    job_ids = {
+        number: env.ref(
+            "sms_microfunnel.ir_cron_sms_funnel_dispatch"
+            + (f"_worker_{number}" if number > 1 else "")
+        ).id
+        for number in range(first_job, first_job + cron_threads)
+    }
+
     def job(index):
-        with registry.cursor() as cr:
+        number = first_job + index
+        with registry.cursor() as runner_cr, registry.cursor() as cr:
+            # Odoo's cron runner holds the row of the job it runs locked on a
+            # cursor of its own while the job runs on another
+            runner_cr.execute(
+                "SELECT id FROM ir_cron WHERE id = %s FOR NO KEY UPDATE",
+                [job_ids[number]],
+            )
             thread_env = api.Environment(cr, env.uid, {})
             Trace = thread_env["sms.microfunnel.trace"]
             counter = Counter(cr)
@@ -423,7 +439,6 @@ def phase_dispatch(env, size, funnel_id, cron_threads=1, first_job=1, wait_go=Fa
             try:
                 while True:
                     commits = counter.commits
-                    number = first_job + index
                     Trace._cron_dispatch(worker=number if number > 1 else False)
                     if counter.commits == commits:
                         # nothing left that another job does not hold: the

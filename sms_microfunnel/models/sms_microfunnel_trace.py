@@ -26,6 +26,7 @@ import random
 import re
 import string
 import time
+from contextlib import closing
 from datetime import timedelta
 from uuid import UUID
 
@@ -668,7 +669,7 @@ class SmsMicrofunnelTrace(models.Model):
             Funnel._cron_decide_ab_winners()
         size = batch_size or DEFAULT_CHUNK
         # the jobs that may share this run's traces (each server runs some)
-        jobs = None if batch_size else len(self._dispatch_crons().filtered("active"))
+        crons = None if batch_size else self._dispatch_crons().filtered("active")
         stale_snapshots = 0
         counted = False
         woken = self
@@ -716,7 +717,7 @@ class SmsMicrofunnelTrace(models.Model):
                 size = int(
                     min(MAX_CHUNK, max(MIN_CHUNK, size * CHUNK_SECONDS / elapsed))
                 )
-                size = self._share_of_the_rest(now, size, jobs)
+                size = self._share_of_the_rest(now, size, crons)
             self.env.invalidate_all()  # bounded memory: one chunk at a time
         self._wake_later()
 
@@ -742,16 +743,42 @@ class SmsMicrofunnelTrace(models.Model):
             self._wake_dispatch([upcoming[0][0]])
 
     @api.model
-    def _share_of_the_rest(self, now, size, jobs):
+    def _share_of_the_rest(self, now, size, crons):
         """The next chunk's size: ``size``, or near the end of the due traces
-        this job's share of what is left (``jobs`` share it), so that the
-        jobs finish together instead of one running a full last chunk while
-        the others have stopped.  One count, of ``jobs`` chunks at most."""
-        if jobs and jobs > 1:
-            left = self._count_due(now, cap=jobs * size)
-            if left < jobs * size:
+        this job's share of what is left among the dispatch jobs ``crons``
+        running now, so that they finish together instead of one running a
+        full last chunk while the others have stopped.  One count (of a few
+        chunks at most), and near the end one look at the running jobs."""
+        if not crons or len(crons) < 2:
+            return size
+        left = self._count_due(now, cap=len(crons) * size)
+        if left < len(crons) * size:
+            jobs = self._running_jobs(crons)
+            if jobs > 1 and left < jobs * size:
                 size = max(MIN_CHUNK, -(-left // jobs))
         return size
+
+    @api.model
+    def _running_jobs(self, crons):
+        """How many of the jobs ``crons`` run now.  Odoo's cron runner locks
+        the row of each job it runs for as long as it runs: the free rows are
+        locked in a savepoint rolled back at once (nothing stays locked) to
+        count them; under a conflict, every job counts as running."""
+        cr = self.env.cr
+        try:
+            with closing(cr.savepoint(flush=False)):
+                cr.execute(
+                    SQL(
+                        "SELECT count(*) FROM (SELECT id FROM ir_cron "
+                        "WHERE id = ANY(%s) FOR NO KEY UPDATE SKIP LOCKED) AS free",
+                        crons.ids,
+                    ),
+                    log_exceptions=False,
+                )
+                free = cr.fetchone()[0]
+        except psycopg2.extensions.TransactionRollbackError:
+            return len(crons)
+        return len(crons) - free
 
     @api.model
     def _count_due(self, now, cap=1000000):

@@ -287,28 +287,52 @@ class TestChunkedDispatch(TransactionCase):
         )
         self.assertIn("fillfactor=80", cr.fetchone()[0])
 
-    def test_the_last_chunks_are_shared_among_the_jobs(self):
+    def test_the_last_chunks_are_shared_among_the_running_jobs(self):
         """Near the end of the due traces, a job's next chunk is its share of
-        what is left, so that the jobs finish together; before that, and
-        for a job alone, the chunk keeps its size."""
+        what is left among the dispatch jobs running now (those whose row
+        Odoo's cron runner holds locked), so that they finish together;
+        before that, and for a job alone, the chunk keeps its size."""
         now = datetime(2026, 3, 10, 9, 0)
         with freeze_time(TUESDAY_10H_PARIS):
             partners = make_audience(self.env, 10, "Share")
             __, __, traces = self.funnel_for(partners)
+        crons = self.Trace._dispatch_crons().filtered("active")
+        self.assertEqual(len(crons), 4)
         share = self.Trace._share_of_the_rest
         left = self.Trace._count_due(now)
         self.assertGreaterEqual(left, 10)
+        big = left  # two chunks of it would take more than is left
+        small = left // 3  # two chunks of it leave some for later
         with patch.object(sms_microfunnel_trace, "MIN_CHUNK", 1):
-            big = left  # four chunks of it would take more than is left
-            self.assertEqual(share(now, big, 4), -(-left // 4))
-            small = left // 5  # four chunks of it leave some for later
-            self.assertEqual(share(now, small, 4), small)
-            self.assertEqual(share(now, big, 1), big)
-            with freeze_time(TUESDAY_10H_PARIS):
-                self.Trace._dispatch(traces[:6], now)
-            self.assertEqual(share(now, big, 4), -(-(left - 6) // 4))
-        # never below the smallest chunk
-        self.assertEqual(share(now, big, 4), sms_microfunnel_trace.MIN_CHUNK)
+            # no job runs (called directly): nothing to share with
+            self.assertEqual(self.Trace._running_jobs(crons), 0)
+            self.assertEqual(share(now, big, crons), big)
+            # two jobs run: the cron runner of each holds its job's row
+            with Registry(get_db_name()).cursor() as runner:
+                runner.execute(
+                    "SELECT id FROM ir_cron WHERE id = ANY(%s) FOR NO KEY UPDATE",
+                    [crons.ids[:2]],
+                )
+                self.assertEqual(self.Trace._running_jobs(crons), 2)
+                self.assertEqual(share(now, big, crons), -(-left // 2))
+                self.assertEqual(share(now, small, crons), small)
+                self.assertEqual(share(now, big, crons[:1]), big)
+                with freeze_time(TUESDAY_10H_PARIS):
+                    self.Trace._dispatch(traces[:6], now)
+                self.assertEqual(share(now, big, crons), -(-(left - 6) // 2))
+                # never below the smallest chunk
+                with patch.object(sms_microfunnel_trace, "MIN_CHUNK", 1000):
+                    self.assertEqual(share(now, big, crons), 1000)
+                runner.rollback()
+            # the count locked nothing: another server takes any free job
+            with Registry(get_db_name()).cursor() as other:
+                other.execute(
+                    "SELECT count(*) FROM (SELECT id FROM ir_cron WHERE id = ANY(%s) "
+                    "FOR NO KEY UPDATE NOWAIT) AS taken",
+                    [crons.ids],
+                )
+                self.assertEqual(other.fetchone()[0], 4)
+                other.rollback()
 
     def test_batch_composition_is_the_single_composition(self):
         """Each SMS of a chunk reads exactly as ``_compose`` writes it for
