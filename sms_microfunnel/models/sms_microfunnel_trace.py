@@ -638,7 +638,8 @@ class SmsMicrofunnelTrace(models.Model):
         traces on (due_at, id), which gives them in due order without reading
         the others: the running funnels are an array, not a join (joined,
         PostgreSQL sorts every due trace for each chunk: seconds per chunk at
-        a million)."""
+        a million).  The query names the fields it reads, which Odoo flushes
+        before running it (``execute_query``, ``flush_query``)."""
         return SQL(
             """
             FROM sms_microfunnel_trace t
@@ -650,6 +651,8 @@ class SmsMicrofunnelTrace(models.Model):
             """,
             SQL.identifier(DUE_COLUMN),
             SQL("t.due_at <= %s", now) if now else SQL("TRUE"),
+            to_flush=[self._fields[name] for name in ("state", "due_at", "campaign_id")]
+            + [self.env["sms.microfunnel.campaign"]._fields["state"]],
         )
 
     @api.model
@@ -783,8 +786,6 @@ class SmsMicrofunnelTrace(models.Model):
     @api.model
     def _count_due(self, now, cap=1000000):
         """Due traces left (counted up to ``cap``), for the job's progress."""
-        self.env["sms.microfunnel.campaign"].flush_model(["state"])
-        self.flush_model(["state", "due_at", "campaign_id"])
         return self.env.execute_query(
             SQL(
                 "SELECT count(*) FROM (SELECT 1 %s LIMIT %s) AS due",
@@ -800,20 +801,17 @@ class SmsMicrofunnelTrace(models.Model):
         transaction committed after ours began (PostgreSQL refuses the lock
         under Odoo's repeatable-read isolation): the caller starts again
         from a fresh snapshot, as Odoo's cron runner does."""
-        self.env["sms.microfunnel.campaign"].flush_model(["state"])
-        self.flush_model(["state", "due_at", "campaign_id"])
+        query = SQL(
+            "SELECT t.id %s ORDER BY t.due_at, t.id LIMIT %s "
+            "FOR UPDATE OF t SKIP LOCKED",
+            self._due_sql(now),
+            limit,
+        )
+        self.env.flush_query(query)
         cr = self.env.cr
         try:
             with cr.savepoint(flush=False):
-                cr.execute(
-                    SQL(
-                        "SELECT t.id %s ORDER BY t.due_at, t.id LIMIT %s "
-                        "FOR UPDATE OF t SKIP LOCKED",
-                        self._due_sql(now),
-                        limit,
-                    ),
-                    log_exceptions=False,
-                )
+                cr.execute(query, log_exceptions=False)
                 ids = [row[0] for row in cr.fetchall()]
         except psycopg2.extensions.TransactionRollbackError:
             return None
