@@ -3,12 +3,16 @@ from datetime import datetime, time, timedelta
 
 from odoo import api, fields, models
 from odoo.tools import SQL
+from odoo.tools.sql import drop_index
 
 from ..tools import send_window
-from .sms_microfunnel_trace import FORMER_INDEXES, bulk_insert, drop_former_indexes
+from .sms_microfunnel_trace import bulk_insert
 
 #: records enrolled per INSERT (bounded memory for 100,000 records and more)
 ENROL_CHUNK = 10000
+#: the index of earlier versions on the state, which Odoo keeps once the field
+#: loses ``index`` (it cost every insert and update)
+FORMER_INDEXES = ("sms_microfunnel_enrollment__state_index",)
 #: audiences from this size refresh the statistics of the tables they fill
 ANALYZE_FROM = 10000
 
@@ -80,7 +84,8 @@ class SmsMicrofunnelEnrollment(models.Model):
 
     def init(self):
         result = super().init()
-        drop_former_indexes(self.env.cr, self._table, FORMER_INDEXES[self._table])
+        for name in FORMER_INDEXES:
+            drop_index(self.env.cr, name, self._table)
         return result
 
     @api.depends("res_model", "res_id")

@@ -36,7 +36,7 @@ from markupsafe import Markup
 from odoo import Command, api, fields, models
 from odoo.tools import SQL
 from odoo.tools.mail import plaintext2html
-from odoo.tools.sql import column_exists, create_index, drop_index, index_exists
+from odoo.tools.sql import column_exists, create_index, drop_index
 
 from ..tools import send_window, sql_array
 from ..tools.encrypted_fields import EncryptedText
@@ -68,21 +68,11 @@ TRACE_FILLFACTOR = 80
 # indexes of earlier versions that Odoo keeps once their field or model
 # index is gone: each costs every insert and update, and one on the state
 # stops the status updates in place
-FORMER_INDEXES = {
-    "sms_microfunnel_trace": (
-        "sms_microfunnel_trace_due_index",  # limited by the state
-        "sms_microfunnel_trace__state_index",
-        "sms_microfunnel_trace__enrollment_id_index",
-    ),
-    "sms_microfunnel_enrollment": ("sms_microfunnel_enrollment__state_index",),
-}
-
-
-def drop_former_indexes(cr, table, names):
-    for name in names:
-        if index_exists(cr, name):
-            drop_index(cr, name, table)
-
+FORMER_INDEXES = (
+    "sms_microfunnel_trace_due_index",  # limited by the state
+    "sms_microfunnel_trace__state_index",
+    "sms_microfunnel_trace__enrollment_id_index",
+)
 
 #: the characters of a mailing trace's random code (mailing.trace._get_random_code)
 CODE_CHARS = string.ascii_letters + string.digits
@@ -461,7 +451,8 @@ class SmsMicrofunnelTrace(models.Model):
                     SQL.identifier(DUE_COLUMN),
                 )
             )
-        drop_former_indexes(cr, self._table, FORMER_INDEXES[self._table])
+        for name in FORMER_INDEXES:
+            drop_index(cr, name, self._table)
         create_index(
             cr,
             "sms_microfunnel_trace_due_claim_index",
