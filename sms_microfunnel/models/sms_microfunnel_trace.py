@@ -666,6 +666,7 @@ class SmsMicrofunnelTrace(models.Model):
         crons = None if batch_size else self._dispatch_crons().filtered("active")
         stale_snapshots = 0
         counted = False
+        left_at_most = None
         woken = self
         while True:
             started = time.monotonic()
@@ -701,6 +702,10 @@ class SmsMicrofunnelTrace(models.Model):
             if not counted:
                 remaining = self._count_due(now) if full else 0
                 counted = True
+                # at most what is left: this count less this job's chunks
+                left_at_most = remaining
+            else:
+                left_at_most -= len(traces)
             if cron_model._commit_progress(len(traces), remaining=remaining) <= 0:
                 break
             self = woken  # noqa: PLW0642
@@ -711,7 +716,7 @@ class SmsMicrofunnelTrace(models.Model):
                 size = int(
                     min(MAX_CHUNK, max(MIN_CHUNK, size * CHUNK_SECONDS / elapsed))
                 )
-                size = self._share_of_the_rest(now, size, crons)
+                size = self._share_of_the_rest(now, size, crons, left_at_most)
             self.env.invalidate_all()  # bounded memory: one chunk at a time
         self._wake_later()
 
@@ -737,13 +742,16 @@ class SmsMicrofunnelTrace(models.Model):
             self._wake_dispatch([upcoming[0][0]])
 
     @api.model
-    def _share_of_the_rest(self, now, size, crons):
+    def _share_of_the_rest(self, now, size, crons, left_at_most=None):
         """The next chunk's size: ``size``, or near the end of the due traces
         this job's share of what is left among the dispatch jobs ``crons``
         running now, so that they finish together instead of one running a
-        full last chunk while the others have stopped.  One count (of a few
-        chunks at most), and near the end one look at the running jobs."""
+        full last chunk while the others have stopped.  Near the end only
+        (``left_at_most``, when known, says it is not yet): one count of a
+        few chunks at most and one look at the running jobs."""
         if not crons or len(crons) < 2:
+            return size
+        if left_at_most is not None and left_at_most >= len(crons) * size:
             return size
         left = self._count_due(now, cap=len(crons) * size)
         if left < len(crons) * size:
