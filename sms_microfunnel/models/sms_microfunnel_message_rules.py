@@ -30,7 +30,7 @@ from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 from odoo.tools.mail import TEXT_URL_REGEX
 
-from ..tools import sms_encoding, sms_keywords
+from ..tools import run_cache, sms_encoding, sms_keywords
 from .res_company import REGION_LANGUAGES
 from .sms_microfunnel_gate import number_region
 from .sms_microfunnel_price import plain_region
@@ -302,9 +302,12 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
     @api.model
     def _link_tracker_vals(self, link_tracker_vals=None):
         vals = {}
-        medium = self.env.ref("mass_mailing_sms.utm_medium_sms", False)
-        if medium:
-            vals["medium_id"] = medium.id
+        # Odoo's SMS medium (its id alone: no query to check it exists)
+        medium_id = self.env["ir.model.data"]._xmlid_to_res_id(
+            "mass_mailing_sms.utm_medium_sms", raise_if_not_found=False
+        )
+        if medium_id:
+            vals["medium_id"] = medium_id
         vals.update(link_tracker_vals or {})
         return vals
 
@@ -484,16 +487,27 @@ class SmsMicrofunnelMessageRules(models.AbstractModel):
         if not distinct:
             return list(texts), [[] for _text in texts]
         vals = self._link_tracker_vals(link_tracker_vals)
-        trackers = (
-            self.env["link.tracker"]
-            .sudo()
-            .search_or_create([dict(vals, url=unescape(url)) for url in distinct])
+
+        def shorten():
+            trackers = (
+                self.env["link.tracker"]
+                .sudo()
+                .search_or_create([dict(vals, url=unescape(url)) for url in distinct])
+            )
+            self._claim_new_trackers(trackers, vals)
+            return {
+                url: (tracker.short_url, tracker.id)
+                for url, tracker in zip(distinct, trackers, strict=True)
+            }
+
+        # the same links for every chunk of a step: one lookup per run
+        short = run_cache.memo(
+            self.env,
+            ("links", tuple(sorted(vals.items())), tuple(distinct)),
+            shorten,
+            model="link.tracker",
+            ids=lambda short: [tracker_id for _url, tracker_id in short.values()],
         )
-        self._claim_new_trackers(trackers, vals)
-        short = {
-            url: (tracker.short_url, tracker.id)
-            for url, tracker in zip(distinct, trackers, strict=True)
-        }
         results, tracker_ids = [], []
         for text, urls in zip(texts, found, strict=True):
             ids = []

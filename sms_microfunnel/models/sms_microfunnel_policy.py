@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
-from ..tools import send_window
+from ..tools import run_cache, send_window
 from ..tools.policy_format import hhmm, split_codes
 
 MESSAGE_CLASSES = [
@@ -397,15 +397,20 @@ class SmsMicrofunnelPolicy(models.Model):
         Returns ``{(country_code, state_code or False): policies}``; for each
         key, the company's own policies replace the shared ones.
         """
-        policies = self.sudo().search(
-            [
-                ("message_class", "=", message_class),
-                ("company_id", "in", [company.id, False]),
-                ("valid_from", "<=", day),
-                "|",
-                ("valid_to", "=", False),
-                ("valid_to", ">=", day),
-            ]
+        domain = [
+            ("message_class", "=", message_class),
+            ("company_id", "in", [company.id, False]),
+            ("valid_from", "<=", day),
+            "|",
+            ("valid_to", "=", False),
+            ("valid_to", ">=", day),
+        ]
+        policies = self.sudo().browse(
+            run_cache.memo(
+                self.env,
+                ("policies", message_class, company.id, day),
+                lambda: tuple(self.sudo().search(domain).ids),
+            )
         )
         # one prefetch set: lines and closed days of every policy in 2 queries
         policies.line_ids.fetch(["active", "weekday", "hour_from", "hour_to"])

@@ -9,6 +9,8 @@ from odoo.fields import Domain
 
 from odoo.addons.phone_validation.tools import phone_validation
 
+from ..tools import run_cache
+
 try:
     import phonenumbers
     from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
@@ -147,7 +149,17 @@ class SmsMicrofunnelPrice(models.Model):
         """A function ``country code -> price row`` for ``company``: the
         prices are read once (one query), the countries when first asked,
         so a batch of messages costs the same as one."""
-        candidates = self.sudo().search(Domain("company_id", "in", [company.id, False]))
+        candidates = self.sudo().browse(
+            run_cache.memo(
+                self.env,
+                ("prices", company.id),
+                lambda: tuple(
+                    self.sudo()
+                    .search(Domain("company_id", "in", [company.id, False]))
+                    .ids
+                ),
+            )
+        )
         candidates.fetch(["country_id", "company_id", "price", "currency_id"])
         ranked = candidates.sorted(lambda p: (not p.country_id, not p.company_id, p.id))
         by_code = {}

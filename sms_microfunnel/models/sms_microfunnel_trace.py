@@ -38,7 +38,7 @@ from odoo.tools import SQL
 from odoo.tools.mail import plaintext2html
 from odoo.tools.sql import column_exists, create_index, drop_index
 
-from ..tools import send_window, sql_array
+from ..tools import run_cache, send_window, sql_array
 from ..tools.encrypted_fields import EncryptedText
 from .sms_microfunnel_gate import _aware, _valid_zone
 from .sms_microfunnel_message_rules import RECORD_FIELDS_READ
@@ -667,6 +667,9 @@ class SmsMicrofunnelTrace(models.Model):
         stale_snapshots = 0
         counted = False
         left_at_most = None
+        # the configuration its chunks read, kept across their commits
+        kept = run_cache.RunCache()
+        self = self.with_context(smf_run_cache=kept)  # noqa: PLW0642
         woken = self
         while True:
             started = time.monotonic()
@@ -681,6 +684,7 @@ class SmsMicrofunnelTrace(models.Model):
                 continue
             if not traces:
                 break
+            kept.refresh(self.env)
             try:
                 dispatched = traces._dispatch(traces, now)
             except psycopg2.extensions.TransactionRollbackError:
@@ -688,6 +692,7 @@ class SmsMicrofunnelTrace(models.Model):
                 # had to create (a step's link tracker): start again from a
                 # fresh snapshot, where it is found
                 self.env.cr.rollback()
+                kept.forget()
                 stale_snapshots += 1
                 if stale_snapshots > 5:
                     break
@@ -706,6 +711,8 @@ class SmsMicrofunnelTrace(models.Model):
                 left_at_most = remaining
             else:
                 left_at_most -= len(traces)
+            self.env.flush_all()
+            kept.keep(self.env)
             if cron_model._commit_progress(len(traces), remaining=remaining) <= 0:
                 break
             self = woken  # noqa: PLW0642

@@ -558,6 +558,96 @@ class TestChunkedDispatchWorkers(BaseCase):
         self.assertEqual(trackers, self.N)
         self.assertTrue(linked)
 
+    def dispatch_by_chunks(self, batch_size, between_chunks=None):
+        """One dispatch job in chunks of ``batch_size``, as Odoo's cron
+        thread runs it; ``between_chunks(n)`` runs on a cursor of its own
+        (committed) before the chunk ``n`` (2, 3…) is claimed.  Returns the
+        queries of each chunk (counted from one commit to the next)."""
+        Trace = self.registry["sms.microfunnel.trace"]
+        original = Trace._claim_due
+        claims = []
+
+        def claim_due(self_, now, limit):
+            claims.append(limit)
+            if between_chunks and len(claims) > 1:
+                with self.registry.cursor() as other:
+                    between_chunks(
+                        api.Environment(other, SUPERUSER_ID, {}), len(claims)
+                    )
+            return original(self_, now, limit)
+
+        counts = []
+        with (
+            freeze_time(TUESDAY_10H_PARIS),
+            self.registry.cursor() as cr,
+            patch.object(Trace, "_claim_due", claim_due),
+        ):
+            commit = cr.commit
+            start = [cr.sql_log_count]
+
+            def counting_commit():
+                counts.append(cr.sql_log_count - start[0])
+                commit()
+                start[0] = cr.sql_log_count
+
+            cr.commit = counting_commit
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env["sms.microfunnel.trace"]._cron_dispatch(batch_size=batch_size)
+        return counts
+
+    def test_a_run_reads_its_configuration_once(self):
+        """The steps, policies, prices, company, SMS mailing and link trackers
+        a chunk reads are read by the first chunk of a run only: Odoo's
+        commit empties the ORM cache, the run puts them back when one query
+        shows none of their rows changed."""
+        # chunks of 7, 7, 7, 7, 2, then the cursor's own last commit
+        counts = self.dispatch_by_chunks(7)[:-1]
+        self.assertEqual(len(counts), 5, counts)
+        first, later = counts[0], counts[1:]
+        self.assertEqual(len(set(later)), 1, counts)
+        self.assertLessEqual(later[0], 16, counts)
+        self.assertGreater(first, later[0] + 20, counts)
+        count, numbers, states, trackers, linked = self.outcome()
+        self.assertEqual((count, numbers, trackers), (self.N, self.N, self.N))
+        self.assertEqual(set(states), {"queued"})
+        self.assertTrue(linked)
+
+    def test_a_policy_changed_during_a_run_applies_to_its_next_chunk(self):
+        """A compliance officer closes today in the French policy while a
+        run is under way (another connection, committed after the first
+        chunk): the run's next chunks defer instead of sending."""
+        holidays = []
+
+        def close_today(env, chunk):
+            if chunk == 2:
+                policy = env["sms.microfunnel.policy"].search(
+                    [
+                        ("country_id.code", "=", "FR"),
+                        ("state_id", "=", False),
+                        ("message_class", "=", "marketing"),
+                    ]
+                )
+                self.assertTrue(policy)
+                holiday = env["sms.microfunnel.policy.holiday"].create(
+                    [
+                        {"policy_id": p.id, "kind": "date", "date": "2026-03-10"}
+                        for p in policy
+                    ]
+                )
+                holidays.extend(holiday.ids)
+
+        try:
+            self.dispatch_by_chunks(7, between_chunks=close_today)
+        finally:
+            with self.registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                env["sms.microfunnel.policy.holiday"].browse(holidays).unlink()
+        self.assertTrue(holidays)
+        count, __, states, __, __ = self.outcome()
+        self.assertEqual(count, 7)
+        self.assertEqual(states.count("queued"), 7)
+        self.assertEqual(states.count("deferred"), self.N - 7)
+
     def test_a_crashed_chunk_is_picked_up_again(self):
         """A worker dies in its third chunk: the two chunks it committed stay
         queued, the third is rolled back whole (no SMS, no tracker) and the
