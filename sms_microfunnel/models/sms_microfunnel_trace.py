@@ -72,6 +72,9 @@ FORMER_INDEXES = (
     "sms_microfunnel_trace_due_index",  # limited by the state
     "sms_microfunnel_trace__state_index",
     "sms_microfunnel_trace__enrollment_id_index",
+    # the trace's SMS is never looked up by its id (by its UUID, or through
+    # its SMS mailing trace)
+    "sms_microfunnel_trace__sms_id_int_index",
 )
 
 #: the characters of a mailing trace's random code (mailing.trace._get_random_code)
@@ -398,7 +401,7 @@ class SmsMicrofunnelTrace(models.Model):
     cost = fields.Float(
         readonly=True, groups="sms_microfunnel.group_sms_funnel_manager"
     )
-    sms_id_int = fields.Integer("SMS ID", index="btree_not_null", readonly=True)
+    sms_id_int = fields.Integer("SMS ID", readonly=True)
     sms_uuid = fields.Char("SMS UUID", index="btree_not_null", readonly=True)
     queued_at = fields.Datetime(readonly=True)
     first_attempt = fields.Boolean(

@@ -263,6 +263,8 @@ class TestChunkedDispatch(TransactionCase):
             "(enrollment_id)",
             "sms_microfunnel_enrollment__state_index": "sms_microfunnel_enrollment "
             "(state)",
+            "sms_microfunnel_trace__sms_id_int_index": "sms_microfunnel_trace "
+            "(sms_id_int) WHERE sms_id_int IS NOT NULL",
         }
         for name, definition in former.items():
             cr.execute(f"CREATE INDEX {name} ON {definition}")
