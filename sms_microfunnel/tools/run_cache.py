@@ -151,11 +151,12 @@ class RunCache:
         for model_name in MODELS:
             for field in self._kept_fields(env, model_name):
                 cached = field._get_cache(env)
+                # the partners kept only: a chunk's recipients are thousands
+                ids = partners if model_name == "res.partner" else list(cached)
                 values[field] = {
                     i: v
-                    for i in list(cached)
+                    for i in ids
                     if isinstance(i, int)
-                    and (model_name != "res.partner" or i in partners)
                     # a translated value may be cached in other languages only
                     and (v := cached.get(i, MISSING)) is not MISSING
                 }
