@@ -230,17 +230,35 @@ class TestChunkedDispatch(TransactionCase):
             )
             return self.env.cr.fetchone()
 
+        # what a status callback writes is in no index of the traces (key,
+        # expression or predicate); the "due" column is, but stays false
+        self.env.cr.execute(
+            r"""
+            SELECT DISTINCT a.attname
+              FROM pg_index i
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0
+             WHERE i.indrelid = 'sms_microfunnel_trace'::regclass
+               AND (a.attnum = ANY(i.indkey)
+                    OR pg_get_expr(i.indpred, i.indrelid) ~ ('\m' || a.attname || '\M')
+                    OR pg_get_expr(i.indexprs, i.indrelid) ~ ('\m' || a.attname || '\M'))
+            """
+        )
+        indexed = {row[0] for row in self.env.cr.fetchall()}
+        self.assertIn("dispatch_due", indexed)
+        written = {"state", "sent_at", "delivered_at", "failure_type", "write_date"}
+        self.assertFalse(indexed & written, "a status update would touch an index")
+        # and PostgreSQL does update it in place: one update (the page keeps
+        # a fifth free for them; several updates in one transaction, with no
+        # old version that can be pruned yet, may fill it)
         updated, hot = hot_updates()
-        for status in ("sent", "delivered"):
-            self.env.cr.execute(
-                SQL(
-                    "UPDATE sms_microfunnel_trace SET state = %s, sent_at = now() "
-                    "WHERE id = %s",
-                    status,
-                    traces[0].id,
-                )
+        self.env.cr.execute(
+            SQL(
+                "UPDATE sms_microfunnel_trace SET state = 'sent', sent_at = now() "
+                "WHERE id = %s",
+                traces[0].id,
             )
-        self.assertEqual(hot_updates(), (updated + 2, hot + 2))
+        )
+        self.assertEqual(hot_updates(), (updated + 1, hot + 1))
 
     def test_a_database_of_the_previous_version_gets_the_due_column(self):
         """Upgrading a database whose traces have no "due" column yet and
