@@ -239,8 +239,10 @@ class TestChunkedDispatch(TransactionCase):
               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0
              WHERE i.indrelid = 'sms_microfunnel_trace'::regclass
                AND (a.attnum = ANY(i.indkey)
-                    OR pg_get_expr(i.indpred, i.indrelid) ~ ('\m' || a.attname || '\M')
-                    OR pg_get_expr(i.indexprs, i.indrelid) ~ ('\m' || a.attname || '\M'))
+                    OR pg_get_expr(i.indpred, i.indrelid)
+                       ~ ('\m' || a.attname || '\M')
+                    OR pg_get_expr(i.indexprs, i.indrelid)
+                       ~ ('\m' || a.attname || '\M'))
             """
         )
         indexed = {row[0] for row in self.env.cr.fetchall()}
