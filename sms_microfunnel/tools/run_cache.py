@@ -134,12 +134,8 @@ class RunCache:
         ids = {model: set(found) for model, found in self.memo_ids.items()}
         for field, cached in self.values.items():
             ids.setdefault(field.model_name, set()).update(cached)
-        return {
-            owner: tuple(sorted(ids.get(owner, ())))
-            for spec in MODELS.values()
-            if spec is not None
-            for owner in [spec[1]]
-        }
+        owners = {spec[1] for spec in MODELS.values() if spec is not None}
+        return {owner: tuple(sorted(ids.get(owner, ()))) for owner in owners}
 
     def keep(self, env):
         """At the end of a chunk, its changes flushed, before the commit:
@@ -197,11 +193,10 @@ class RunCache:
     def refresh(self, env):
         """At the start of a chunk (one query when something is kept): what
         is kept goes back into the ORM cache if none of its rows changed
-        since it was read, else it is all dropped.  True when restored."""
+        since it was read, else it is all dropped."""
         if self.fingerprint is None:
-            return False
+            return
         if self._fingerprint(env, self.fingerprint_ids) == self.fingerprint:
             self.restore(env)
-            return True
-        self.forget()
-        return False
+        else:
+            self.forget()
