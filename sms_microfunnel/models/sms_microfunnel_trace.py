@@ -53,13 +53,15 @@ _OBJECT_FIELD_RE = re.compile(r"\bobject\.(\w+)")
 #: (claimed, decided, queued and committed in one transaction) lasts about
 #: CHUNK_SECONDS whatever the load, between MIN_CHUNK and MAX_CHUNK traces
 #: (MAX_CHUNK bounds memory: Odoo's two cron threads of one server each hold
-#: a chunk, and two chunks of 15,000 stay well under 400 MB).  The first
+#: a chunk; a fast server reaches the cap, and two chunks of 15,000 took its
+#: dispatch process to 360 MB, two of 10,000 to 320 MB in the same time, as
+#: 10,000 traces still take about 3 s there).  The first
 #: chunk is small: a slow or busy server learns its pace from it instead of
 #: holding a large first chunk for tens of seconds, and the jobs of several
 #: servers share the start of a step instead of each taking a large part.
 DEFAULT_CHUNK = 2000
 MIN_CHUNK = 1000
-MAX_CHUNK = 15000
+MAX_CHUNK = 10000
 CHUNK_SECONDS = 4.0
 # generated column: the trace waits for the dispatch (scheduled or deferred)
 DUE_COLUMN = "dispatch_due"
