@@ -38,7 +38,7 @@ Usage (Odoo 19 importable from ``$PYTHON``, PostgreSQL as for ``setup/test``)::
         [--sizes 10000,100000,1000000] [--odoo-sizes 10000,20000]
         [--workers 1] [--cron-threads 2]
     python3 benchmarks/funnel_dispatch.py --sizes 100000 --odoo-sizes '' \
-        --workers 1,2 --cpus-per-server 0.5
+        --workers 1,2,2,1 --cpus-per-server 0.25
 
 With ``--workers 1,2`` each size is dispatched by one server, then by two on a
 new audience, and the ratio is printed.  Two servers can only queue twice as
@@ -46,6 +46,9 @@ much as one when CPU is left for them: on a machine where one server and
 PostgreSQL already use every core, ``--cpus-per-server`` gives each dispatch
 process (each server) a CPU quota of its own (a Linux control group, as a
 container's CPU limit), so that the servers are what runs out of CPU.
+Each run adds its audience to the same database, so a later run inserts into
+larger tables: ``--workers 1,2,2,1`` runs each count early and late once and
+compares their means.
 """
 
 import argparse
@@ -111,7 +114,10 @@ def parse_args(argv):
         "--workers",
         default="1",
         help="parallel dispatch processes for our path (2: two Odoo servers); "
-        "several (1,2) measure each size with each, on a new audience",
+        "several (1,2) measure each size with each, on a new audience; a "
+        "count may come back (1,2,2,1): each database grows with each run, "
+        "so an ABBA order gives both counts the same share of late runs, and "
+        "the ratio compares their means",
     )
     parser.add_argument(
         "--cpus-per-server",
@@ -621,6 +627,14 @@ def spawn(
     return merged
 
 
+def mean_seconds(results):
+    """Mean time of ``results`` (None when one of them failed)."""
+    seconds = [r.get("seconds") for r in results]
+    if not seconds or not all(seconds):
+        return None
+    return sum(seconds) / len(seconds)
+
+
 def line(label, result):
     if "error" in result:
         return f"  {label:<44} FAILED: {result['error']}"
@@ -638,13 +652,13 @@ def run_funnels(args, dbname, sizes, workers, tz, rows, checks):
     its enrolment, its dispatch, the check.  {(size, servers): result}"""
     dispatched = {}
     for size in sizes:
-        for servers in workers:
+        for position, servers in enumerate(workers):
             label = f"funnel {size:,}"
             if len(workers) > 1:
                 label += f", {servers} server(s)"
             smf.say(f"Funnel step, {size:,} contacts, {servers} server(s)…")
-            # an audience of its own for each number of servers
-            run = f"{RUN}-{servers}"
+            # an audience of its own for each run
+            run = f"{RUN}-{position}-{servers}"
             spawn(dbname, "fill", size, tz, run=run)
             rows.append((f"{label}: enrolment", spawn(dbname, "enrol", size, run=run)))
             smf.say(line(*rows[-1]))
@@ -657,7 +671,7 @@ def run_funnels(args, dbname, sizes, workers, tz, rows, checks):
                 cpus=args.cpus_per_server,
                 run=run,
             )
-            dispatched[size, servers] = result
+            dispatched.setdefault((size, servers), []).append(result)
             rows.append((f"{label}: due -> queued", result))
             smf.say(line(*rows[-1]))
             checks.append(f"{label}: {spawn(dbname, 'check', size, run=run)['check']}")
@@ -719,14 +733,17 @@ def main(argv=None):
     smf.say("")
     for check in checks:
         smf.say("  " + check)
+    counts = list(dict.fromkeys(workers))
     for size in sizes:
-        one = dispatched.get((size, workers[0]), {})
-        for servers in workers[1:]:
-            more = dispatched.get((size, servers), {})
-            if one.get("seconds") and more.get("seconds"):
+        one = mean_seconds(dispatched.get((size, counts[0]), []))
+        for servers in counts[1:]:
+            more = mean_seconds(dispatched.get((size, servers), []))
+            if one and more:
+                runs = len(dispatched[size, servers])
+                of = f" (mean of {runs} runs each)" if runs > 1 else ""
                 smf.say(
                     f"  {size:,} due -> queued, {servers} server(s) against "
-                    f"{workers[0]}: {one['seconds'] / more['seconds']:.2f}× the rate"
+                    f"{counts[0]}: {one / more:.2f}× the rate{of}"
                 )
     command = ["python3", "benchmarks/funnel_dispatch.py", "--sizes", args.sizes]
     command += ["--odoo-sizes", args.odoo_sizes, "--workers", args.workers]
