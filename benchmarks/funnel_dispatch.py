@@ -114,10 +114,8 @@ def parse_args(argv):
         "--workers",
         default="1",
         help="parallel dispatch processes for our path (2: two Odoo servers); "
-        "several (1,2) measure each size with each, on a new audience; a "
-        "count may come back (1,2,2,1): each database grows with each run, "
-        "so an ABBA order gives both counts the same share of late runs, and "
-        "the ratio compares their means",
+        "several (1,2 or 1,2,2,1) measure each size with each, on a new "
+        "audience, and compare the mean times",
     )
     parser.add_argument(
         "--cpus-per-server",
@@ -649,7 +647,8 @@ def line(label, result):
 
 def run_funnels(args, dbname, sizes, workers, tz, rows, checks):
     """Our path at each size with each number of servers: a new audience,
-    its enrolment, its dispatch, the check.  {(size, servers): result}"""
+    its enrolment, its dispatch, the check.  {(size, servers): [result of
+    each run]}"""
     dispatched = {}
     for size in sizes:
         for position, servers in enumerate(workers):
@@ -739,8 +738,10 @@ def main(argv=None):
         for servers in counts[1:]:
             more = mean_seconds(dispatched.get((size, servers), []))
             if one and more:
-                runs = len(dispatched[size, servers])
-                of = f" (mean of {runs} runs each)" if runs > 1 else ""
+                runs = [len(dispatched[size, n]) for n in (counts[0], servers)]
+                of = (
+                    "" if runs == [1, 1] else " (means of {} and {} runs)".format(*runs)
+                )
                 smf.say(
                     f"  {size:,} due -> queued, {servers} server(s) against "
                     f"{counts[0]}: {one / more:.2f}× the rate{of}"
