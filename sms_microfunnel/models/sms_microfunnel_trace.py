@@ -53,9 +53,8 @@ _OBJECT_FIELD_RE = re.compile(r"\bobject\.(\w+)")
 #: (claimed, decided, queued and committed in one transaction) lasts about
 #: CHUNK_SECONDS whatever the load, between MIN_CHUNK and MAX_CHUNK traces
 #: (MAX_CHUNK bounds memory: Odoo's two cron threads of one server each hold
-#: a chunk; a fast server reaches the cap, and two chunks of 15,000 took its
-#: dispatch process to 360 MB, two of 10,000 to 320 MB in the same time, as
-#: 10,000 traces still take about 3 s there).  The first
+#: a chunk, and a fast server reaches the cap; the README's benchmarks give
+#: the peak it leaves).  The first
 #: chunk is small: a slow or busy server learns its pace from it instead of
 #: holding a large first chunk for tens of seconds, and the jobs of several
 #: servers share the start of a step instead of each taking a large part.
