@@ -2,13 +2,16 @@
 """Twilio status callbacks.
 
 Our SMS ask Twilio to call ``/sms_microfunnel_twilio/status/<uuid>``
-(``tools/sms_api.py``): one indexed lookup that also locks the tracker, the
-signature, then one statement that moves the tracker, the SMS and, for SMS of
-a mailing (funnel SMS included), the ``mailing.trace`` and the funnel trace
-forward together, with the values and the guards of the ORM methods core's
-route calls (``sms.tracker`` of ``sms``, ``mass_mailing_sms`` and this
-module, monotonic: see ``models/sms_tracker.py``).  A callback that changes
-nothing (replayed, late or out of order) costs the lookup alone.
+(``tools/sms_api.py``).  The signature is checked first, against the tokens
+every worker keeps: a forged callback reads and locks nothing.  Then one
+statement, on unique indexes, locks the tracker, decides (sent by the company
+that signed, a status that may move forward) and moves the tracker, the SMS
+and, for SMS of a mailing (funnel SMS included), the ``mailing.trace`` and the
+funnel trace forward together, with the values and the guards of the ORM
+methods core's route calls (``sms.tracker`` of ``sms``, ``mass_mailing_sms``
+and this module, monotonic: see ``models/sms_tracker.py``).  A callback that
+may not move the status (replayed, late or out of order) stores at most the
+message SID.
 
 The rarer cases take the ORM path of core's route, which knows their models:
 trackers linked to a chatter notification (its message is notified on the
@@ -46,6 +49,7 @@ from odoo.addons.sms_twilio.models.sms_tracker import TWILIO_CODE_TO_FAILURE_TYP
 from ..models.sms_tracker import (
     CALLBACK_CONTEXT_KEY,
     SMS_STATE_RANK,
+    STATUS_RANK,
     STATUS_TO_SMS_STATE,
     status_allowed,
 )
@@ -114,14 +118,8 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
             return Response("Forbidden", status=403)
         if not UUID_PATTERN.fullmatch(uuid) or status not in TWILIO_TO_SMS_STATE:
             return Response("Not Found", status=404)
-        row = self._status_lookup(uuid)
-        if not row or not row["token"]:
-            return Response("Not Found", status=404)
-        company = request.env["res.company"].sudo().browse(row["company_id"])
-        url = status_callback_url(
-            company.get_base_url().rstrip("/") + CORE_STATUS_PATH + uuid
-        )
-        if not self._signed(row["token"], url, signature):
+        companies = self._signing_companies(uuid, signature)
+        if not companies:
             _logger.warning(
                 "Twilio status callback refused (bad signature, uuid=%s)", uuid
             )
@@ -133,55 +131,99 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
         if sid and not SID_PATTERN.fullmatch(sid):
             sid = False
         callback = {"status": status, "error_code": error_code, "sid": sid}
-        if not status_allowed(row["twilio_status"], status):
-            # replayed, late or out of order: nothing moves back
-            if sid and not row["sid"]:
-                _execute(
-                    request.env.cr,
-                    SQL(
-                        "UPDATE sms_tracker SET sms_twilio_sid = %s WHERE id = %s",
-                        sid,
-                        row["tracker_id"],
-                    ),
-                )
-            return "OK"
         error_message = (form.get("ErrorMessage") or "").replace("\x00", "") or None
-        if self._needs_orm(row, status):
+        row = self._status_update(uuid, companies, callback, error_message)
+        if not row:
+            return Response("Not Found", status=404)
+        if not row["signed"]:
+            # signed with the token of a company that did not send this SMS
+            _logger.warning(
+                "Twilio status callback refused (bad signature, uuid=%s)", uuid
+            )
+            return Response("Forbidden", status=403)
+        if row["allowed"] and row["needs_orm"]:
             self._apply_with_orm(row, callback, error_message)
-        else:
-            self._apply(row, callback, error_message)
         return "OK"
 
-    def _signed(self, token, url, signature):
+    def _signing_companies(self, uuid, signature):
+        """Ids of the companies whose Twilio token signed this callback for
+        the URL each of them gives Twilio for SMS ``uuid``.  The tokens come
+        from what every worker keeps (no query): a forged callback is
+        refused before anything is read or locked."""
+        Company = request.env["res.company"].sudo()
         params = list(request.httprequest.form.items(multi=True))
-        return twilio_signature.is_valid_signature(token, url, params, signature)
+        signing = []
+        for company_id, token in Company._sms_twilio_status_tokens().items():
+            base_url = Company.browse(company_id).get_base_url().rstrip("/")
+            url = status_callback_url(base_url + CORE_STATUS_PATH + uuid)
+            if twilio_signature.is_valid_signature(token, url, params, signature):
+                signing.append(company_id)
+        return signing
 
-    def _status_lookup(self, uuid):
-        """The tracker of SMS ``uuid`` (locked), its company's token, its SMS
-        and the transaction's time: one query on unique indexes."""
+    def _status_update(self, uuid, companies, callback, error_message):
+        """Lock the tracker of SMS ``uuid``, decide and apply the callback in
+        one statement; returns the tracker's row as it was, with the
+        decision (``signed``: sent by one of ``companies``; ``allowed``: its
+        Twilio status may move to this one; ``needs_orm``: the ORM path
+        applies it, see the module's docstring), or None without tracker.
+
+        What the statement writes: nothing unless signed; the SID alone
+        when the status may not move (replayed, late or out of order);
+        tracker, SMS, mailing trace and funnel trace forward when it may
+        and no ORM path is needed.  Each UPDATE is its own CTE so they all
+        run; they read the locked row ``t`` and the decision ``d``."""
         env = request.env
-        query = SQL(
-            """
-            SELECT t.id AS tracker_id, t.sms_twilio_status AS twilio_status,
-                   t.sms_twilio_sid AS sid, t.mail_notification_id AS notification_id,
-                   t.mailing_trace_id,
-                   -- a subquery rather than two joins: less to plan
-                   (SELECT mm.state FROM mailing_trace m
-                      JOIN mailing_mailing mm ON mm.id = m.mass_mailing_id
-                     WHERE m.id = t.mailing_trace_id) AS mailing_state,
-                   c.id AS company_id, c.sms_twilio_auth_token AS token,
-                   s.id AS sms_id, s.state AS sms_state,
-                   -- the time of the update, without a query of its own
-                   (now() AT TIME ZONE 'UTC') AS now
-              FROM sms_tracker t
-              JOIN res_company c ON c.id = t.sms_twilio_company_id
-         LEFT JOIN sms_sms s ON s.uuid = t.sms_uuid
-             WHERE t.sms_uuid = %(uuid)s
-               FOR NO KEY UPDATE OF t NOWAIT
-            """,
-            uuid=uuid,
+        status = callback["status"]
+        failure_type = self._failure_type(status, callback["error_code"])
+        registry = env.registry
+        set_based = not any("write" in vars(registry[m]) for m in WRITTEN_MODELS)
+        if status in STATUS_RANK:
+            blocked = [cur for cur in STATUS_RANK if not status_allowed(cur, status)]
+            allowed = SQL("NOT (COALESCE(t.twilio_status, '') = ANY(%s))", blocked)
+        else:
+            allowed = SQL("FALSE")
+        decided = [
+            ("t", self._locked_tracker(uuid)),
+            (
+                "d",
+                SQL(
+                    """
+                    SELECT t.*, t.company_id = ANY(%(companies)s) AS signed,
+                           %(allowed)s AS allowed,
+                           (t.notification_id IS NOT NULL OR NOT %(set_based)s
+                            OR (t.mailing_trace_id IS NOT NULL
+                                AND (%(process)s
+                                     OR COALESCE(t.mailing_state, 'done') <> 'done')))
+                               AS needs_orm
+                      FROM t
+                    """,
+                    companies=companies,
+                    allowed=allowed,
+                    set_based=set_based,
+                    # "sending": core sets the mailing's state to "sending"
+                    process=TWILIO_TO_SMS_STATE.get(status) == "process",
+                ),
+            ),
+            ("ok", SQL("SELECT * FROM d WHERE signed AND allowed AND NOT needs_orm")),
+        ]
+        writes = self._forward_updates(callback, failure_type, error_message)
+        if callback["sid"]:
+            writes.append(
+                (
+                    "sid",
+                    SQL(
+                        "UPDATE sms_tracker SET sms_twilio_sid = %s WHERE id IN "
+                        "(SELECT tracker_id FROM d WHERE signed AND NOT allowed "
+                        "AND COALESCE(sid, '') = '') RETURNING 1",
+                        callback["sid"],
+                    ),
+                )
+            )
+        ctes = SQL(", ").join(
+            SQL("%s AS (%s)", SQL.identifier(name), query)
+            for name, query in decided + writes
         )
-        self._lock(env.cr, query)
+        self._lock(env.cr, SQL("WITH %s SELECT * FROM d", ctes))
         rows = env.cr.dictfetchall()
         if rows:
             return rows[0]
@@ -195,8 +237,30 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
         return None
 
     @staticmethod
+    def _locked_tracker(uuid):
+        """The tracker of SMS ``uuid``, locked, with what the decision reads:
+        its SMS and its mailing's state (unique indexes only)."""
+        return SQL(
+            """
+            SELECT t.id AS tracker_id, t.sms_twilio_status AS twilio_status,
+                   t.sms_twilio_sid AS sid, t.mail_notification_id AS notification_id,
+                   t.mailing_trace_id, t.sms_twilio_company_id AS company_id,
+                   -- a subquery rather than two joins: less to plan
+                   (SELECT mm.state FROM mailing_trace m
+                      JOIN mailing_mailing mm ON mm.id = m.mass_mailing_id
+                     WHERE m.id = t.mailing_trace_id) AS mailing_state,
+                   s.id AS sms_id, s.state AS sms_state
+              FROM sms_tracker t
+         LEFT JOIN sms_sms s ON s.uuid = t.sms_uuid
+             WHERE t.sms_uuid = %s
+               FOR NO KEY UPDATE OF t NOWAIT
+            """,
+            uuid,
+        )
+
+    @staticmethod
     def _lock(cr, query):
-        """Run the locking lookup ``query`` as first write-intent of the request.
+        """Run the locking ``query`` as first write-intent of the request.
 
         Callbacks of one SMS arrive together (sent, delivered…): the one
         holding the tracker makes the others start again at once in a fresh
@@ -235,27 +299,12 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
             return "bounce"
         return "error"
 
-    def _needs_orm(self, row, status):
-        """Must this callback take the ORM path (see the module's docstring)?"""
-        if row["notification_id"]:
-            return True
-        registry = request.env.registry
-        if any("write" in vars(registry[model]) for model in WRITTEN_MODELS):
-            return True  # base_automation's write patch: rules to run
-        if not row["mailing_trace_id"]:
-            return False
-        return (
-            # "sending": core sets the mailing's state to "sending"
-            TWILIO_TO_SMS_STATE.get(status) == "process"
-            or (row["mailing_state"] or "done") != "done"
-        )
-
-    def _apply(self, row, callback, error_message=None):
-        """Tracker, SMS, mailing trace and funnel trace forward in one
-        statement."""
+    def _forward_updates(self, callback, failure_type, error_message):
+        """The named UPDATEs that move the tracker, its SMS and, for SMS of a
+        mailing (funnel SMS included), the mailing trace and the funnel
+        trace forward, for the rows of ``ok`` (see ``_status_update``)."""
         status = callback["status"]
-        failure_type = self._failure_type(status, callback["error_code"])
-        now = row.get("now") or request.env.cr.now()
+        now = SQL("(now() AT TIME ZONE 'UTC')")
         uid = request.env.uid
         tracker_set = [
             SQL("sms_twilio_status = %s", status),
@@ -268,25 +317,36 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
             )
         elif status == "delivered":
             tracker_set.append(SQL("sms_twilio_error_code = NULL"))
-        if callback["sid"] and not row["sid"]:
-            tracker_set.append(SQL("sms_twilio_sid = %s", callback["sid"]))
-        parts = [
-            SQL(
-                "UPDATE sms_tracker SET %s WHERE id = %s",
-                SQL(", ").join(tracker_set),
-                row["tracker_id"],
+        if callback["sid"]:
+            tracker_set.append(
+                SQL(
+                    "sms_twilio_sid = CASE WHEN COALESCE(sms_twilio_sid, '') = '' "
+                    "THEN %s ELSE sms_twilio_sid END",
+                    callback["sid"],
+                )
+            )
+        updates = [
+            (
+                "tracker",
+                SQL(
+                    "UPDATE sms_tracker SET %s WHERE id IN "
+                    "(SELECT tracker_id FROM ok) RETURNING 1",
+                    SQL(", ").join(tracker_set),
+                ),
             )
         ]
         sms_state = STATUS_TO_SMS_STATE.get(status)
-        current = row["sms_state"]
-        if (
-            row["sms_id"]
-            and sms_state
-            and (
-                SMS_STATE_RANK[sms_state] > SMS_STATE_RANK.get(current, 0)
-                or (sms_state == "sent" and current != "sent")
-            )
-        ):
+        forward = SQL("FALSE")
+        if sms_state:
+            # the SMS moves on from a lower state, and to "sent" from any
+            # other (an unknown state ranks lowest)
+            kept = [
+                current
+                for current, rank in SMS_STATE_RANK.items()
+                if SMS_STATE_RANK[sms_state] <= rank
+                and (sms_state != "sent" or current == "sent")
+            ]
+            forward = SQL("NOT (COALESCE(sms_state, '') = ANY(%s))", kept)
             sms_set = [
                 SQL("state = %s", sms_state),
                 SQL("sms_twilio_hold = NULL"),
@@ -302,46 +362,43 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
                 sms_set.append(
                     SQL("sms_twilio_error_code = %s", callback["error_code"])
                 )
-            parts.append(
-                SQL(
-                    "UPDATE sms_sms SET %s WHERE id = %s",
-                    SQL(", ").join(sms_set),
-                    row["sms_id"],
+            updates.append(
+                (
+                    "sms",
+                    SQL(
+                        "UPDATE sms_sms SET %s WHERE id IN "
+                        "(SELECT sms_id FROM ok WHERE %s) RETURNING 1",
+                        SQL(", ").join(sms_set),
+                        forward,
+                    ),
                 )
             )
-        elif row["sms_id"]:
-            # as core: a reported SMS is left to the queue's garbage collector
-            parts.append(
+        # otherwise, as core: a reported SMS is left to the queue's garbage
+        # collector
+        updates.append(
+            (
+                "sms_done",
                 SQL(
                     "UPDATE sms_sms SET to_delete = TRUE, write_date = %s, "
-                    "write_uid = %s WHERE id = %s AND NOT to_delete",
+                    "write_uid = %s WHERE id IN (SELECT sms_id FROM ok "
+                    "WHERE NOT %s) AND NOT to_delete RETURNING 1",
                     now,
                     uid,
-                    row["sms_id"],
-                )
+                    forward,
+                ),
             )
-        if row["mailing_trace_id"]:
-            parts += self._trace_updates(
-                row, status, failure_type, error_message, now, uid
-            )
-        # one round trip; each UPDATE is its own CTE so they all run (the
-        # funnel traces' one reads the mailing traces' "mt")
-        named = [
-            part if isinstance(part, tuple) else (f"u{i}", SQL("%s RETURNING 1", part))
-            for i, part in enumerate(parts)
-        ]
-        ctes = SQL(", ").join(
-            SQL("%s AS (%s)", SQL.identifier(name), query) for name, query in named
         )
-        _execute(request.env.cr, SQL("WITH %s SELECT 1", ctes))
+        return updates + self._trace_updates(status, failure_type, error_message)
 
-    def _trace_updates(self, row, status, failure_type, error_message, now, uid):
+    def _trace_updates(self, status, failure_type, error_message):
         """The mailing trace's UPDATE (``sms.tracker._update_sms_traces`` of
         ``mass_mailing_sms``) and the funnel traces' that follows it
-        (``sms.microfunnel.trace._update_from_sms_mailing_trace``): named
-        statements for ``_apply``.  A tracker's mailing trace is an SMS one,
-        whose funnel traces are those of SMS steps (email steps have email
-        mailing traces, without tracker)."""
+        (``sms.microfunnel.trace._update_from_sms_mailing_trace``), for the
+        mailing trace of the rows of ``ok``.  A tracker's mailing trace is
+        an SMS one, whose funnel traces are those of SMS steps (email steps
+        have email mailing traces, without tracker)."""
+        now = SQL("(now() AT TIME ZONE 'UTC')")
+        uid = request.env.uid
         trace_status = self._trace_status(status, failure_type)
         if status not in TWILIO_TO_SMS_STATE_ERRORS:
             failure_type = False  # core passes none outside errors
@@ -361,10 +418,10 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
             (
                 "mt",
                 SQL(
-                    "UPDATE mailing_trace SET %s WHERE id = %s AND "
+                    "UPDATE mailing_trace SET %s WHERE id IN "
+                    "(SELECT mailing_trace_id FROM ok) AND "
                     "(trace_status IS NULL OR trace_status <> ALL(%s)) RETURNING id",
                     SQL(", ").join(trace_set),
-                    row["mailing_trace_id"],
                     TRACE_STATUSES_KEPT[trace_status],
                 ),
             )
@@ -374,7 +431,7 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
         if not new_state:
             return updates
         # Datetime.now() of the ORM method: whole seconds
-        at = now.replace(microsecond=0)
+        at = SQL("date_trunc('second', %s)", now)
         funnel_set = [
             SQL("state = %s", new_state),
             SQL("failure_type = %s", failure_type or None),

@@ -113,19 +113,36 @@ class ResCompany(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         companies = super().create(vals_list)
-        self.env.registry.clear_cache()  # _sms_twilio_inbound_routes
+        self.env.registry.clear_cache()  # the Twilio routes and tokens
         return companies
 
     def write(self, vals):
         result = super().write(vals)
         if INBOUND_ROUTING_FIELDS.intersection(vals):
-            self.env.registry.clear_cache()  # _sms_twilio_inbound_routes
+            self.env.registry.clear_cache()  # the Twilio routes and tokens
         return result
 
     def unlink(self):
         result = super().unlink()
-        self.env.registry.clear_cache()  # _sms_twilio_inbound_routes
+        self.env.registry.clear_cache()  # the Twilio routes and tokens
         return result
+
+    @api.model
+    @ormcache()
+    def _sms_twilio_status_tokens(self):
+        """{company id: Twilio auth token} of every company that has a
+        token, whatever its provider now (the callbacks of the SMS it sent
+        through Twilio still come).  Cached in every worker and cleared as
+        ``_sms_twilio_inbound_routes`` is: a status callback checks its
+        signature before reading anything.  Never modify the result."""
+        return dict(
+            self.env.execute_query(
+                SQL(
+                    "SELECT id, sms_twilio_auth_token FROM res_company "
+                    "WHERE COALESCE(sms_twilio_auth_token, '') <> '' ORDER BY id"
+                )
+            )
+        )
 
     @api.model
     @ormcache()

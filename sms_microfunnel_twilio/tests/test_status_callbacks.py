@@ -5,8 +5,9 @@ from odoo.tests import tagged
 from odoo.tools import mute_logger
 
 from odoo.addons.sms_microfunnel_twilio.models.sms_tracker import status_allowed
+from odoo.addons.sms_microfunnel_twilio.tools import twilio_signature
 
-from .common import ALICE, OUR_NUMBER, TwilioMockCase
+from .common import ALICE, OUR_NUMBER, TOKEN, TwilioMockCase
 
 
 @tagged("post_install", "-at_install")
@@ -101,15 +102,15 @@ class TestTwilioStatusCallbacks(TwilioMockCase):
         self.assertFalse(notification.failure_type)
 
     def test_status_callback_queries(self):
-        """Our route: an indexed lookup that locks the tracker, then one
-        statement for tracker + SMS (+ funnel trace); a callback that changes
-        nothing costs the lookup alone."""
+        """Our route: one statement that locks the tracker, decides and
+        moves tracker and SMS forward; a late callback costs the same
+        statement, which then changes nothing."""
         sms, tracker, sid = self.sent()
         self.callbacks(sid, ["sending"])  # warm the caches
         self.env.flush_all()
-        with self.assertQueryCount(3), self.allow_requests(all_requests=True):
+        with self.assertQueryCount(1), self.allow_requests(all_requests=True):
             self.sim.send_status(sid, "delivered")
-        with self.assertQueryCount(2), self.allow_requests(all_requests=True):
+        with self.assertQueryCount(1), self.allow_requests(all_requests=True):
             self.sim.send_status(sid, "sent")  # late: changes nothing
         self.env.invalidate_all()
         self.assertEqual(
@@ -127,12 +128,6 @@ class TestTwilioStatusCallbacks(TwilioMockCase):
             (path, {"SmsStatus": "delivered"}, {}, 403),
             (path, {"SmsStatus": "delivered"}, {"X-Twilio-Signature": "x" * 40}, 403),
             (path, {"SmsStatus": "nope"}, {"X-Twilio-Signature": "A" * 27 + "="}, 404),
-            (
-                "/sms_microfunnel_twilio/status/" + "0" * 32,
-                {"SmsStatus": "delivered"},
-                {"X-Twilio-Signature": "A" * 27 + "="},
-                404,
-            ),
             ("/sms_microfunnel_twilio/status/%00", {}, {}, None),
         ]
         for url, data, headers, expected in cases:
@@ -141,18 +136,64 @@ class TestTwilioStatusCallbacks(TwilioMockCase):
                 self.assertEqual(response.status_code, expected, url)
             else:
                 self.assertTrue(400 <= response.status_code < 500, url)
+        # forged: refused before anything is read, whether the SMS exists or
+        # not (no answer tells which SMS exist)
+        for uuid in (sms.uuid, "0" * 32):
+            with self.assertLogs(
+                "odoo.addons.sms_microfunnel_twilio.controllers.status", "WARNING"
+            ):
+                response = self.url_open(
+                    f"/sms_microfunnel_twilio/status/{uuid}",
+                    data={"SmsStatus": "delivered", "MessageSid": sid},
+                    headers={"X-Twilio-Signature": "A" * 27 + "="},
+                )
+            self.assertEqual(response.status_code, 403)
+        self.env.invalidate_all()
+        self.assertEqual(tracker.sms_twilio_status, "queued")
+        self.assertEqual(sms.state, "pending")
+
+    def signed_status(self, uuid, data, token=TOKEN):
+        """POST ``data`` to our status route of SMS ``uuid``, signed with
+        ``token`` for the URL Twilio was given."""
+        path = f"/sms_microfunnel_twilio/status/{uuid}"
+        url = self.env.company.get_base_url().rstrip("/") + path
+        signature = twilio_signature.compute_signature(token, url, list(data.items()))
+        return self.url_open(path, data=data, headers={"X-Twilio-Signature": signature})
+
+    def test_signed_callback_of_no_sms(self):
+        response = self.signed_status("0" * 32, {"SmsStatus": "delivered"})
+        self.assertEqual(response.status_code, 404)
+
+    def test_callback_signed_by_another_company_is_refused(self):
+        """A company's token signs the callbacks of its own SMS only."""
+        sms, tracker, sid = self.sent()
+        other = self.env["res.company"].sudo().create({"name": "Filiale"})
+        other.sms_twilio_auth_token = "another-company-token"
+        self.env.flush_all()
+        data = {"SmsStatus": "delivered", "MessageSid": sid}
         with self.assertLogs(
             "odoo.addons.sms_microfunnel_twilio.controllers.status", "WARNING"
         ):
-            response = self.url_open(
-                path,
-                data={"SmsStatus": "delivered", "MessageSid": sid},
-                headers={"X-Twilio-Signature": "A" * 27 + "="},
-            )
+            response = self.signed_status(sms.uuid, data, "another-company-token")
         self.assertEqual(response.status_code, 403)
         self.env.invalidate_all()
         self.assertEqual(tracker.sms_twilio_status, "queued")
         self.assertEqual(sms.state, "pending")
+        # the token's change reaches the route at once (cached per worker)
+        other.sms_twilio_auth_token = TOKEN
+        self.company.sudo().sms_twilio_auth_token = "main-company-token"
+        self.env.flush_all()
+        with self.assertLogs(
+            "odoo.addons.sms_microfunnel_twilio.controllers.status", "WARNING"
+        ):
+            response = self.signed_status(sms.uuid, data)
+        self.assertEqual(response.status_code, 403)
+        self.company.sudo().sms_twilio_auth_token = TOKEN
+        self.env.flush_all()
+        self.assertEqual(self.signed_status(sms.uuid, data).status_code, 200)
+        self.env.invalidate_all()
+        self.assertEqual(tracker.sms_twilio_status, "delivered")
+        self.assertEqual(sms.state, "sent")
 
     @mute_logger("odoo.addons.sms_twilio.controllers.controllers")
     def test_core_signature_check_kept(self):
