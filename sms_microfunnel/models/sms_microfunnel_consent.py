@@ -40,6 +40,10 @@ FREQUENCIES = [
 FREQUENCY_CAPS = {"weekly": (1, 7 * 24), "monthly": (1, 30 * 24)}
 
 
+#: longest list of numbers whose consents are read by number (``_states_sql``)
+LISTED_LOOKUP_MAX = 20000
+
+
 class SmsMicrofunnelConsent(models.Model):
     _name = "sms.microfunnel.consent"
     _description = "SMS Consent Status"
@@ -281,6 +285,17 @@ class SmsMicrofunnelConsent(models.Model):
         self.flush_model(["number", "company_id", "purpose", "scope", "state"])
         self.env["phone.blacklist"].flush_model(["number", "active"])
         suppressed = sorted(self._suppressed_among(numbers, number_list))
+        # Given as a list (a dispatch chunk, a page of records), only the
+        # rows of these numbers are read (through the unique indexes, or in
+        # one pass that skips the others): otherwise PostgreSQL hashes every
+        # consent to join a few thousand, a cost that grows with the table,
+        # not the chunk.  A list as long as a pre-flight's joins most of the
+        # table anyway and would only cost planning time.
+        in_consents = in_blacklist = SQL("TRUE")
+        if number_list is not None and len(number_list) <= LISTED_LOOKUP_MAX:
+            array = sql_array.literal(number_list)
+            in_consents = SQL("c.number = ANY(%s)", array)
+            in_blacklist = SQL("bl.number = ANY(%s)", array)
         return SQL(
             """
             SELECT n.number,
@@ -291,10 +306,12 @@ class SmsMicrofunnelConsent(models.Model):
               FROM (%(numbers)s) AS n(number)
          LEFT JOIN sms_microfunnel_consent c
                 ON c.number = n.number
+               AND %(in_consents)s
                AND c.company_id = %(company)s
                AND c.purpose = %(purpose)s
                AND COALESCE(c.scope, '') = %(scope)s
-         LEFT JOIN phone_blacklist bl ON bl.number = n.number AND bl.active
+         LEFT JOIN phone_blacklist bl
+                ON bl.number = n.number AND %(in_blacklist)s AND bl.active
              WHERE n.number IS NOT NULL
             """,
             numbers=numbers,
@@ -302,6 +319,8 @@ class SmsMicrofunnelConsent(models.Model):
             company=company.id,
             purpose=purpose,
             scope=scope or "",
+            in_consents=in_consents,
+            in_blacklist=in_blacklist,
         )
 
     @api.model

@@ -6,6 +6,7 @@ from freezegun import freeze_time
 
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import TransactionCase, new_test_user, tagged
+from odoo.tools import SQL
 
 NUMBER = "+33612345678"
 
@@ -341,4 +342,68 @@ class TestConsentCore(TransactionCase):
         self.assertEqual(self.Consent._decode_unsubscribe_token("x.y.z"), (None, None))
         self.assertTrue(
             self.Consent._unsubscribe_url(NUMBER, self.company).endswith(token)
+        )
+
+
+@tagged("post_install", "-at_install")
+class TestConsentStatesLookup(TransactionCase):
+    """The states of a list of numbers read the rows of those numbers only,
+    however many consents the company has (a dispatch chunk's cost must not
+    grow with the table)."""
+
+    def scanned_consents(self, query):
+        """Rows the plan of ``query`` read out of the consent table."""
+        cr = self.env.cr
+        cr.execute(SQL("EXPLAIN (ANALYZE, FORMAT JSON) %s", query))
+        plan = cr.fetchone()[0][0]["Plan"]
+        rows, nodes = 0, [plan]
+        while nodes:
+            node = nodes.pop()
+            if node.get("Relation Name") == "sms_microfunnel_consent":
+                rows += node["Actual Rows"] * node["Actual Loops"]
+            nodes += node.get("Plans", [])
+        return rows
+
+    def test_listed_numbers_read_their_rows_only(self):
+        company = self.env.company
+        cr = self.env.cr
+        cr.execute(
+            SQL(
+                """
+                INSERT INTO sms_microfunnel_consent
+                       (company_id, number, purpose, state, frequency)
+                SELECT %s, '+3361' || lpad(i::text, 7, '0'), 'marketing',
+                       CASE WHEN i %% 3 = 0 THEN 'confirmed' ELSE 'withdrawn' END,
+                       'all'
+                  FROM generate_series(1, 3000) AS i
+                """,
+                company.id,
+            )
+        )
+        cr.execute("ANALYZE sms_microfunnel_consent")
+        Consent = self.env["sms.microfunnel.consent"]
+        numbers = [f"+3361{i:07d}" for i in range(1, 601)] + ["+33619999999"]
+        listed = Consent._states_sql(
+            SQL("SELECT unnest(%s::varchar[])", numbers),
+            company,
+            number_list=numbers,
+        )
+        self.assertLessEqual(self.scanned_consents(listed), 600)
+        # the same states as a lookup over the whole table
+        unlisted = Consent._states_sql(
+            SQL("SELECT unnest(%s::varchar[])", numbers), company
+        )
+        states = dict(self.env.execute_query(listed))
+        self.assertEqual(states, dict(self.env.execute_query(unlisted)))
+        self.assertEqual(states["+33610000003"], "confirmed")
+        self.assertEqual(states["+33610000001"], "withdrawn")
+        self.assertEqual(states["+33619999999"], "none")
+        self.assertEqual(
+            Consent._get_states(numbers[:4], company),
+            {
+                "+33610000001": "withdrawn",
+                "+33610000002": "withdrawn",
+                "+33610000003": "confirmed",
+                "+33610000004": "withdrawn",
+            },
         )
