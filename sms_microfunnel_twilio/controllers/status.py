@@ -171,7 +171,9 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
         when the status may not move (replayed, late or out of order);
         tracker, SMS, mailing trace and funnel trace forward when it may
         and no ORM path is needed.  Each UPDATE is its own CTE so they all
-        run; they read the locked row ``t`` and the decision ``d``."""
+        run; each reads the one row of the decision (``d``, or ``ok`` when
+        it goes forward) through a scalar subquery (the SMS uuid is unique),
+        less for PostgreSQL to plan than a join."""
         env = request.env
         status = callback["status"]
         failure_type = self._failure_type(status, callback["error_code"])
@@ -212,7 +214,7 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
                 (
                     "sid",
                     SQL(
-                        "UPDATE sms_tracker SET sms_twilio_sid = %s WHERE id IN "
+                        "UPDATE sms_tracker SET sms_twilio_sid = %s WHERE id = "
                         "(SELECT tracker_id FROM d WHERE signed AND NOT allowed "
                         "AND COALESCE(sid, '') = '') RETURNING 1",
                         callback["sid"],
@@ -329,7 +331,7 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
             (
                 "tracker",
                 SQL(
-                    "UPDATE sms_tracker SET %s WHERE id IN "
+                    "UPDATE sms_tracker SET %s WHERE id = "
                     "(SELECT tracker_id FROM ok) RETURNING 1",
                     SQL(", ").join(tracker_set),
                 ),
@@ -366,7 +368,7 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
                 (
                     "sms",
                     SQL(
-                        "UPDATE sms_sms SET %s WHERE id IN "
+                        "UPDATE sms_sms SET %s WHERE id = "
                         "(SELECT sms_id FROM ok WHERE %s) RETURNING 1",
                         SQL(", ").join(sms_set),
                         forward,
@@ -380,7 +382,7 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
                 "sms_done",
                 SQL(
                     "UPDATE sms_sms SET to_delete = TRUE, write_date = %s, "
-                    "write_uid = %s WHERE id IN (SELECT sms_id FROM ok "
+                    "write_uid = %s WHERE id = (SELECT sms_id FROM ok "
                     "WHERE NOT %s) AND NOT to_delete RETURNING 1",
                     now,
                     uid,
@@ -418,7 +420,7 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
             (
                 "mt",
                 SQL(
-                    "UPDATE mailing_trace SET %s WHERE id IN "
+                    "UPDATE mailing_trace SET %s WHERE id = "
                     "(SELECT mailing_trace_id FROM ok) AND "
                     "(trace_status IS NULL OR trace_status <> ALL(%s)) RETURNING id",
                     SQL(", ").join(trace_set),
@@ -457,7 +459,7 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
                 "ft",
                 SQL(
                     "UPDATE sms_microfunnel_trace SET %s "
-                    "WHERE mailing_trace_id IN (SELECT id FROM mt) "
+                    "WHERE mailing_trace_id = (SELECT id FROM mt) "
                     "AND step_type = 'sms' "
                     "AND (state IS NULL OR state <> ALL(%s)) RETURNING 1",
                     SQL(", ").join(funnel_set),
