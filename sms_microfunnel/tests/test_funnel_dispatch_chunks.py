@@ -69,8 +69,9 @@ def configure(env):
         env["res.lang"]._activate_lang("fr_FR")
 
 
-@tagged("post_install", "-at_install")
-class TestChunkedDispatch(TransactionCase):
+class ChunkCase(TransactionCase):
+    """A configured company and a one-step funnel for an audience."""
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -88,6 +89,9 @@ class TestChunkedDispatch(TransactionCase):
         enrollments = funnel._enroll(partners)
         return funnel, step, enrollments.trace_ids
 
+
+@tagged("post_install", "-at_install")
+class TestChunkedDispatch(ChunkCase):
     def dispatch_counting(self, traces):
         self.env.flush_all()
         self.env.invalidate_all()
@@ -698,3 +702,54 @@ class TestChunkedDispatchWorkers(BaseCase):
         self.assertEqual((count, numbers, trackers), (self.N, self.N, self.N))
         self.assertEqual(set(states), {"queued"})
         self.assertTrue(linked)
+
+
+@tagged("post_install", "-at_install")
+class TestChunkRowsLookup(ChunkCase):
+    """Last in this file: the rows it adds, though rolled back, grow the
+    tables' files, and PostgreSQL plans by their size (the claim's plan
+    asserted above would change)."""
+
+    def test_a_chunk_reads_its_own_enrolments_and_traces(self):
+        """A chunk's rows come with their enrolment and the "already queued"
+        check read per trace through their indexes, not by hashing every
+        enrolment and queued trace of the database (a cost that would grow
+        with each audience ever sent)."""
+        with freeze_time(TUESDAY_10H_PARIS):
+            partners = make_audience(self.env, 400, "Rows")
+            __, __, traces = self.funnel_for(partners)
+        self.env.flush_all()
+        cr = self.env.cr
+        sent, chunk = traces[:200], traces[200:]
+        cr.execute(
+            SQL(
+                "UPDATE sms_microfunnel_trace SET queued_at = now() WHERE id = ANY(%s)",
+                sent.ids,
+            )
+        )
+        Env = type(self.env)
+        queries = []
+        original = Env.execute_query
+
+        def recording(env, query):
+            queries.append(query)
+            return original(env, query)
+
+        with patch.object(Env, "execute_query", recording):
+            rows = chunk._chunk_rows()
+        self.assertEqual(set(rows), set(chunk.ids))
+        self.assertFalse(any(row["enrollment_queued"] for row in rows.values()))
+        (query,) = queries
+        cr.execute(SQL("EXPLAIN (ANALYZE, FORMAT JSON) %s", query))
+        read, nodes = {}, [cr.fetchone()[0][0]["Plan"]]
+        while nodes:
+            node = nodes.pop()
+            if "Relation Name" in node:
+                scanned = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+                read.setdefault(node["Alias"], 0)
+                read[node["Alias"]] += scanned * node["Actual Loops"]
+            nodes += node.get("Plans", [])
+        # each trace's enrolment, and the traces of that enrolment (one step
+        # here: the trace itself), not the 400 of the database
+        self.assertLessEqual(read["e"], len(chunk))
+        self.assertLessEqual(read["o"], len(chunk))
