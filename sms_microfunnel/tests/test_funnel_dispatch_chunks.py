@@ -2,6 +2,7 @@
 """The chunked dispatch: work per chunk, not per recipient."""
 
 import re
+from contextlib import contextmanager
 from datetime import datetime
 from unittest.mock import patch
 
@@ -89,6 +90,19 @@ class ChunkCase(TransactionCase):
         enrollments = funnel._enroll(partners)
         return funnel, step, enrollments.trace_ids
 
+    @contextmanager
+    def recorded_queries(self):
+        """The queries run through ``env.execute_query`` meanwhile."""
+        queries = []
+        original = type(self.env).execute_query
+
+        def recording(env, query):
+            queries.append(query)
+            return original(env, query)
+
+        with patch.object(type(self.env), "execute_query", recording):
+            yield queries
+
 
 @tagged("post_install", "-at_install")
 class TestChunkedDispatch(ChunkCase):
@@ -171,15 +185,7 @@ class TestChunkedDispatch(ChunkCase):
         """The frequency caps' lookup of a chunk's numbers in Odoo's SMS
         mailing traces goes through an index, not through every SMS trace."""
         gate = self.env["sms.microfunnel.gate"]
-        Env = type(self.env)
-        queries = []
-        original = Env.execute_query
-
-        def recording(env, query):
-            queries.append(query)
-            return original(env, query)
-
-        with patch.object(Env, "execute_query", recording):
+        with self.recorded_queries() as queries:
             gate._recent_mailing_subjects(["+33677000001"], datetime(2026, 3, 1))
         (query,) = [q for q in queries if "mailing_trace" in q.code]
         self.env.cr.execute("SET LOCAL enable_seqscan = off")
@@ -727,15 +733,7 @@ class TestChunkRowsLookup(ChunkCase):
                 sent.ids,
             )
         )
-        Env = type(self.env)
-        queries = []
-        original = Env.execute_query
-
-        def recording(env, query):
-            queries.append(query)
-            return original(env, query)
-
-        with patch.object(Env, "execute_query", recording):
+        with self.recorded_queries() as queries:
             rows = chunk._chunk_rows()
         self.assertEqual(set(rows), set(chunk.ids))
         self.assertFalse(any(row["enrollment_queued"] for row in rows.values()))
