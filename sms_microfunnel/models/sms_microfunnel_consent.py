@@ -285,17 +285,42 @@ class SmsMicrofunnelConsent(models.Model):
         self.flush_model(["number", "company_id", "purpose", "scope", "state"])
         self.env["phone.blacklist"].flush_model(["number", "active"])
         suppressed = sorted(self._suppressed_among(numbers, number_list))
-        # Given as a list (a dispatch chunk, a page of records), only the
-        # rows of these numbers are read (through the unique indexes, or in
-        # one pass that skips the others): otherwise PostgreSQL hashes every
-        # consent to join a few thousand, a cost that grows with the table,
-        # not the chunk.  A list as long as a pre-flight's joins most of the
-        # table anyway and would only cost planning time.
-        in_consents = in_blacklist = SQL("TRUE")
-        if number_list is not None and len(number_list) <= LISTED_LOOKUP_MAX:
-            array = sql_array.literal(number_list)
-            in_consents = SQL("c.number = ANY(%s)", array)
-            in_blacklist = SQL("bl.number = ANY(%s)", array)
+        consent = SQL(
+            """
+            SELECT c.state FROM sms_microfunnel_consent c
+             WHERE c.number = n.number AND c.company_id = %s
+               AND c.purpose = %s AND COALESCE(c.scope, '') = %s
+            """,
+            company.id,
+            purpose,
+            scope or "",
+        )
+        blacklisted = SQL(
+            "SELECT bl.id FROM phone_blacklist bl "
+            "WHERE bl.number = n.number AND bl.active"
+        )
+        # A list (a dispatch chunk, a page of records): each number is looked
+        # up in the unique indexes of both tables (LIMIT 1: PostgreSQL keeps
+        # the lookup per number).  Otherwise it may hash every consent and
+        # blacklisted number to join a few thousand, a cost that grows with
+        # the tables, not the chunk.  For the numbers of a query, or a list
+        # as long as a pre-flight's, which joins most of the table, hashing
+        # is the cheaper way: the lookups then join as PostgreSQL plans.
+        per_number = SQL(
+            "LIMIT 1"
+            if number_list is not None and len(number_list) <= LISTED_LOOKUP_MAX
+            else ""
+        )
+        joins = SQL(
+            """
+            LEFT JOIN LATERAL (%s %s) c ON TRUE
+            LEFT JOIN LATERAL (%s %s) bl ON TRUE
+            """,
+            consent,
+            per_number,
+            blacklisted,
+            per_number,
+        )
         return SQL(
             """
             SELECT n.number,
@@ -304,23 +329,12 @@ class SmsMicrofunnelConsent(models.Model):
                         THEN 'withdrawn'
                         ELSE COALESCE(c.state, 'none') END
               FROM (%(numbers)s) AS n(number)
-         LEFT JOIN sms_microfunnel_consent c
-                ON c.number = n.number
-               AND %(in_consents)s
-               AND c.company_id = %(company)s
-               AND c.purpose = %(purpose)s
-               AND COALESCE(c.scope, '') = %(scope)s
-         LEFT JOIN phone_blacklist bl
-                ON bl.number = n.number AND %(in_blacklist)s AND bl.active
+              %(joins)s
              WHERE n.number IS NOT NULL
             """,
             numbers=numbers,
             suppressed=suppressed,
-            company=company.id,
-            purpose=purpose,
-            scope=scope or "",
-            in_consents=in_consents,
-            in_blacklist=in_blacklist,
+            joins=joins,
         )
 
     @api.model

@@ -360,7 +360,8 @@ class TestConsentStatesLookup(TransactionCase):
         while nodes:
             node = nodes.pop()
             if node.get("Relation Name") == "sms_microfunnel_consent":
-                rows += node["Actual Rows"] * node["Actual Loops"]
+                scanned = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+                rows += scanned * node["Actual Loops"]
             nodes += node.get("Plans", [])
         return rows
 
@@ -388,7 +389,8 @@ class TestConsentStatesLookup(TransactionCase):
             company,
             number_list=numbers,
         )
-        self.assertLessEqual(self.scanned_consents(listed), 600)
+        # at most one row per number (EXPLAIN rounds the rows per loop)
+        self.assertLessEqual(self.scanned_consents(listed), len(numbers))
         # the same states as a lookup over the whole table
         unlisted = Consent._states_sql(
             SQL("SELECT unnest(%s::varchar[])", numbers), company
