@@ -5,12 +5,15 @@
 jobs run at once on their own connections (``run_dispatch_jobs``)."""
 
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from unittest.mock import patch
 
 from freezegun import freeze_time
 
 from odoo import SUPERUSER_ID, api
 from odoo.tests import TransactionCase, new_test_user, tagged
+from odoo.tools import SQL
 
 # Tuesday 2026-03-10 10:00 in Paris (CET, UTC+1)
 TUESDAY_10H_PARIS = "2026-03-10 09:00:00"
@@ -381,3 +384,33 @@ def confirm_consent(env, partners, wording="J'accepte de recevoir des SMS.", **v
             for partner in partners
         ]
     )
+
+
+@contextmanager
+def recorded_queries(env):
+    """The queries run through ``env.execute_query`` meanwhile (a list)."""
+    queries = []
+    Env = type(env)
+    original = Env.execute_query
+
+    def recording(env, query):
+        queries.append(query)
+        return original(env, query)
+
+    with patch.object(Env, "execute_query", recording):
+        yield queries
+
+
+def rows_read(env, query):
+    """{table alias: rows} the plan of ``query`` read from each table (the
+    rows it kept and those its filters removed, in every loop)."""
+    env.cr.execute(SQL("EXPLAIN (ANALYZE, FORMAT JSON) %s", query))
+    read, nodes = {}, [env.cr.fetchone()[0][0]["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        if "Relation Name" in node:
+            scanned = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+            read.setdefault(node["Alias"], 0)
+            read[node["Alias"]] += scanned * node["Actual Loops"]
+        nodes += node.get("Plans", [])
+    return read

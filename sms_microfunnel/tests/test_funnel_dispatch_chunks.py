@@ -2,7 +2,6 @@
 """The chunked dispatch: work per chunk, not per recipient."""
 
 import re
-from contextlib import contextmanager
 from datetime import datetime
 from unittest.mock import patch
 
@@ -16,7 +15,9 @@ from odoo.tools import SQL
 
 from odoo.addons.sms_microfunnel.tests.common import (
     TUESDAY_10H_PARIS,
+    recorded_queries,
     remove_committed_funnel,
+    rows_read,
     run_dispatch_jobs,
 )
 
@@ -89,19 +90,6 @@ class ChunkCase(TransactionCase):
         funnel.action_start()
         enrollments = funnel._enroll(partners)
         return funnel, step, enrollments.trace_ids
-
-    @contextmanager
-    def recorded_queries(self):
-        """The queries run through ``env.execute_query`` meanwhile."""
-        queries = []
-        original = type(self.env).execute_query
-
-        def recording(env, query):
-            queries.append(query)
-            return original(env, query)
-
-        with patch.object(type(self.env), "execute_query", recording):
-            yield queries
 
 
 @tagged("post_install", "-at_install")
@@ -185,7 +173,7 @@ class TestChunkedDispatch(ChunkCase):
         """The frequency caps' lookup of a chunk's numbers in Odoo's SMS
         mailing traces goes through an index, not through every SMS trace."""
         gate = self.env["sms.microfunnel.gate"]
-        with self.recorded_queries() as queries:
+        with recorded_queries(self.env) as queries:
             gate._recent_mailing_subjects(["+33677000001"], datetime(2026, 3, 1))
         (query,) = [q for q in queries if "mailing_trace" in q.code]
         self.env.cr.execute("SET LOCAL enable_seqscan = off")
@@ -733,20 +721,12 @@ class TestChunkRowsLookup(ChunkCase):
                 sent.ids,
             )
         )
-        with self.recorded_queries() as queries:
+        with recorded_queries(self.env) as queries:
             rows = chunk._chunk_rows()
         self.assertEqual(set(rows), set(chunk.ids))
         self.assertFalse(any(row["enrollment_queued"] for row in rows.values()))
         (query,) = queries
-        cr.execute(SQL("EXPLAIN (ANALYZE, FORMAT JSON) %s", query))
-        read, nodes = {}, [cr.fetchone()[0][0]["Plan"]]
-        while nodes:
-            node = nodes.pop()
-            if "Relation Name" in node:
-                scanned = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
-                read.setdefault(node["Alias"], 0)
-                read[node["Alias"]] += scanned * node["Actual Loops"]
-            nodes += node.get("Plans", [])
+        read = rows_read(self.env, query)
         # each trace's enrolment, and the traces of that enrolment (one step
         # here: the trace itself), not the 400 of the database
         self.assertLessEqual(read["e"], len(chunk))
