@@ -87,6 +87,11 @@ class SmsMicrofunnelConsent(models.Model):
         "(number, company_id, purpose, COALESCE(scope, ''))",
         "A number has one consent status per company, purpose and scope.",
     )
+    # the few numbers that asked for fewer messages, which every dispatch
+    # chunk looks up (``_frequency_caps``): an index of those alone
+    _frequency_capped_index = models.Index(
+        "(number, company_id) WHERE frequency != 'all'"
+    )
 
     def _compute_blacklisted(self):
         listed = set(

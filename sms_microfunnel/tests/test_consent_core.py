@@ -8,6 +8,8 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import TransactionCase, new_test_user, tagged
 from odoo.tools import SQL
 
+from odoo.addons.sms_microfunnel.tests.common import recorded_queries, rows_read
+
 NUMBER = "+33612345678"
 
 
@@ -351,20 +353,6 @@ class TestConsentStatesLookup(TransactionCase):
     however many consents the company has (a dispatch chunk's cost must not
     grow with the table)."""
 
-    def scanned_consents(self, query):
-        """Rows the plan of ``query`` read out of the consent table."""
-        cr = self.env.cr
-        cr.execute(SQL("EXPLAIN (ANALYZE, FORMAT JSON) %s", query))
-        plan = cr.fetchone()[0][0]["Plan"]
-        rows, nodes = 0, [plan]
-        while nodes:
-            node = nodes.pop()
-            if node.get("Relation Name") == "sms_microfunnel_consent":
-                scanned = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
-                rows += scanned * node["Actual Loops"]
-            nodes += node.get("Plans", [])
-        return rows
-
     def test_listed_numbers_read_their_rows_only(self):
         company = self.env.company
         cr = self.env.cr
@@ -390,7 +378,7 @@ class TestConsentStatesLookup(TransactionCase):
             number_list=numbers,
         )
         # at most one row per number (EXPLAIN rounds the rows per loop)
-        self.assertLessEqual(self.scanned_consents(listed), len(numbers))
+        self.assertLessEqual(rows_read(self.env, listed)["c"], len(numbers))
         # the same states as a lookup over the whole table
         unlisted = Consent._states_sql(
             SQL("SELECT unnest(%s::varchar[])", numbers), company
@@ -400,6 +388,17 @@ class TestConsentStatesLookup(TransactionCase):
         self.assertEqual(states["+33610000003"], "confirmed")
         self.assertEqual(states["+33610000001"], "withdrawn")
         self.assertEqual(states["+33619999999"], "none")
+        # the caps of the few numbers that asked for fewer messages are read
+        # from their own index, not from every consent
+        cr.execute(
+            "UPDATE sms_microfunnel_consent SET frequency = 'weekly' "
+            "WHERE number IN ('+33610000002', '+33610000003')"
+        )
+        with recorded_queries(self.env) as queries:
+            caps = Consent._frequency_caps(numbers, company)
+        self.assertEqual(set(caps), {"+33610000002", "+33610000003"})
+        read = rows_read(self.env, queries[-1])
+        self.assertLessEqual(read["sms_microfunnel_consent"], 2)
         self.assertEqual(
             Consent._get_states(numbers[:4], company),
             {
