@@ -88,6 +88,8 @@ TRACE_STATUSES_KEPT = {
 TRACE_STATUSES_UNSENT = {"outgoing", "process", "error", "cancel"}
 # the models the set-based statement writes
 WRITTEN_MODELS = ("sms.tracker", "sms.sms", "mailing.trace", "sms.microfunnel.trace")
+# the time every write of a callback records: its transaction's, in UTC
+NOW = SQL("(now() AT TIME ZONE 'UTC')")
 
 
 def _execute(cr, query):
@@ -306,11 +308,10 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
         mailing (funnel SMS included), the mailing trace and the funnel
         trace forward, for the rows of ``ok`` (see ``_status_update``)."""
         status = callback["status"]
-        now = SQL("(now() AT TIME ZONE 'UTC')")
         uid = request.env.uid
         tracker_set = [
             SQL("sms_twilio_status = %s", status),
-            SQL("write_date = %s", now),
+            SQL("write_date = %s", NOW),
             SQL("write_uid = %s", uid),
         ]
         if callback["error_code"]:
@@ -357,7 +358,7 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
                     "failure_type = %s", failure_type if sms_state == "error" else None
                 ),
                 SQL("to_delete = TRUE"),
-                SQL("write_date = %s", now),
+                SQL("write_date = %s", NOW),
                 SQL("write_uid = %s", uid),
             ]
             if callback["error_code"]:
@@ -384,7 +385,7 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
                     "UPDATE sms_sms SET to_delete = TRUE, write_date = %s, "
                     "write_uid = %s WHERE id = (SELECT sms_id FROM ok "
                     "WHERE NOT %s) AND NOT to_delete RETURNING 1",
-                    now,
+                    NOW,
                     uid,
                     forward,
                 ),
@@ -399,7 +400,6 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
         mailing trace of the rows of ``ok``.  A tracker's mailing trace is
         an SMS one, whose funnel traces are those of SMS steps (email steps
         have email mailing traces, without tracker)."""
-        now = SQL("(now() AT TIME ZONE 'UTC')")
         uid = request.env.uid
         trace_status = self._trace_status(status, failure_type)
         if status not in TWILIO_TO_SMS_STATE_ERRORS:
@@ -411,11 +411,11 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
                 "failure_reason = %s",
                 error_message if status in TWILIO_TO_SMS_STATE_ERRORS else None,
             ),
-            SQL("write_date = %s", now),
+            SQL("write_date = %s", NOW),
             SQL("write_uid = %s", uid),
         ]
         if trace_status not in TRACE_STATUSES_UNSENT:
-            trace_set.append(SQL("sent_datetime = COALESCE(sent_datetime, %s)", now))
+            trace_set.append(SQL("sent_datetime = COALESCE(sent_datetime, %s)", NOW))
         updates = [
             (
                 "mt",
@@ -433,11 +433,11 @@ class SmsMicrofunnelTwilioStatus(SmsTwilioController):
         if not new_state:
             return updates
         # Datetime.now() of the ORM method: whole seconds
-        at = SQL("date_trunc('second', %s)", now)
+        at = SQL("date_trunc('second', %s)", NOW)
         funnel_set = [
             SQL("state = %s", new_state),
             SQL("failure_type = %s", failure_type or None),
-            SQL("write_date = %s", now),
+            SQL("write_date = %s", NOW),
             SQL("write_uid = %s", uid),
         ]
         if new_state in ("sent", "delivered"):
