@@ -22,7 +22,14 @@ Routes measured:
   and its funnel trace, which the callback moves forward too;
 * ours ``/sms_microfunnel_twilio/inbound``, a STOP or a reply per request
   from as many numbers; the inbound job then processes them (timed apart:
-  it runs in the background in production).
+  it runs in the background in production);
+* the floor: our status route again, with well-formed signatures made with
+  another token, refused (403) before anything is read or written.  What is
+  left is what Odoo does for every request, whatever the route (the
+  registry check, the pooled connection's reset, the form parsing, the
+  access log line…): no route can answer more requests per second than this
+  on the same machine, so ``floor / core`` is the highest ratio any status
+  route could reach against core's in that run.
 
 Every SMS has its ``sms.tracker`` as Twilio SMS have; the funnel SMS are
 those of one SMS step (its SMS mailing, enrolments of the first contacts),
@@ -58,6 +65,9 @@ sys.path.insert(0, str(REPO / "setup"))
 import smf  # noqa: E402  (the machinery of setup/run and setup/test)
 
 TOKEN = "benchmark-webhooks-token-0123456789"
+# signs the requests of the floor: well-formed signatures, not the company's
+FORGED_TOKEN = "benchmark-webhooks-forged-987654321"
+FLOOR_LABEL = "floor: any route, forged (403, nothing read)"
 OUR_NUMBER = "+33700000042"
 CORE_PATH = "/sms_twilio/status/"
 STATUS_PATH = "/sms_microfunnel_twilio/status/"
@@ -283,16 +293,17 @@ def insert_contacts(env, start, stop):
 # -- load ----------------------------------------------------------------------
 
 
-def sign(url, params):
+def sign(url, params, token=TOKEN):
     twilio_signature = smf.load_file(
         "smf_twilio_signature",
         REPO / "sms_microfunnel_twilio" / "tools" / "twilio_signature.py",
     )
-    return twilio_signature.compute_signature(TOKEN, url, params)
+    return twilio_signature.compute_signature(token, url, params)
 
 
-def encode_requests(base_url, items):
-    """The signed HTTP/1.1 requests of (path, params) ``items``, as bytes."""
+def encode_requests(base_url, items, token=TOKEN):
+    """The HTTP/1.1 requests of (path, params) ``items`` signed with
+    ``token``, as bytes."""
     url = urlsplit(base_url)
     raw = []
     for path, params in items:
@@ -300,7 +311,7 @@ def encode_requests(base_url, items):
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\n"
             "Content-Type: application/x-www-form-urlencoded\r\n"
-            f"X-Twilio-Signature: {sign(base_url + path, params)}\r\n"
+            f"X-Twilio-Signature: {sign(base_url + path, params, token)}\r\n"
             f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
         )
         raw.append(head.encode() + body)
@@ -359,7 +370,7 @@ async def send_on_one_connection(host, port, queue, codes):
             writer.close()
 
 
-def fire(base_url, items, connections):
+def fire(base_url, items, connections, token=TOKEN):
     """POST every (path, params) from ``connections`` keep-alive connections;
     (seconds, {status: count}).
 
@@ -370,7 +381,7 @@ def fire(base_url, items, connections):
     ``requests`` took about a millisecond per request, a quarter of a core
     at these rates, which narrowed the gap between the routes)."""
     url = urlsplit(base_url)
-    queue = list(reversed(encode_requests(base_url, items)))
+    queue = list(reversed(encode_requests(base_url, items, token)))
     codes = []
 
     async def send_all():
@@ -549,12 +560,21 @@ def run(args, dbname, smf):
                 INBOUND_PATH,
                 lambda r: inbound_items(args.requests, 100 + r * args.requests),
             ),
+            # Odoo's own cost of a request, whatever the route: our status
+            # route refuses a forged signature before reading anything
+            FLOOR_LABEL: (
+                STATUS_PATH,
+                lambda r: status_items(
+                    STATUS_PATH, our_uuids[r * args.requests : (r + 1) * args.requests]
+                ),
+                FORGED_TOKEN,
+            ),
         }
         load_before = uptime()
         for round_ in range(args.rounds):
-            for label, (prefix, items) in routes.items():
+            for label, (prefix, items, *token) in routes.items():
                 start = log_path.stat().st_size
-                elapsed, codes = fire(base_url, items(round_), args.connections)
+                elapsed, codes = fire(base_url, items(round_), args.connections, *token)
                 time.sleep(0.3)  # the last log lines
                 queries, sql = log_figures(log_path, start, prefix)
                 entry = results.setdefault(
@@ -625,6 +645,11 @@ def run(args, dbname, smf):
             f"{label:44} {rps:8.0f} ({rounds:>11}) {queries:12.1f} {sql:11.2f}  "
             f"{entry['codes']}  {rps / core_rps:.1f}× core"
         )
+    floor_rps = statistics.mean(results[FLOOR_LABEL]["rps"])
+    print(
+        f"No route can beat the floor: {floor_rps / core_rps:.1f}× core is the most "
+        "any status route could reach in this run."
+    )
     print()
     print(
         f"Inbound job: {pending} stored messages processed in {job_seconds:.1f} s "
