@@ -12,6 +12,7 @@ from odoo.tools.safe_eval import safe_eval
 
 from ..tools import send_window, sql_array
 from .sms_microfunnel_gate import _aware
+from .sms_microfunnel_trace import DISPATCH_CRON
 
 TARGET_MODELS = [("res.partner", "Contacts"), ("crm.lead", "CRM Leads")]
 # key rates of a funnel (report and alerts)
@@ -349,7 +350,7 @@ class SmsMicrofunnelCampaign(models.Model):
         # the SMS mailing of each SMS step, before parallel dispatchers need it
         for step in self.step_ids.filtered(lambda s: s.step_type == "sms"):
             step._channel_mailing()
-        self.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch")._trigger()
+        self.env.ref(DISPATCH_CRON)._trigger()
         return True
 
     def action_open_launch(self):

@@ -48,6 +48,8 @@ _logger = logging.getLogger(__name__)
 
 #: a field of the enrolled record a body names (``object.<field>``)
 _OBJECT_FIELD_RE = re.compile(r"\bobject\.(\w+)")
+#: the main dispatch job (it also enrolls the audiences due)
+DISPATCH_CRON = "sms_microfunnel.ir_cron_sms_funnel_dispatch"
 
 #: dispatch chunk: starts at DEFAULT_CHUNK traces and adapts so that a chunk
 #: (claimed, decided, queued and committed in one transaction) lasts about
@@ -595,7 +597,7 @@ class SmsMicrofunnelTrace(models.Model):
     @api.model
     def _dispatch_crons(self):
         """The dispatch jobs: the main one and its parallel workers."""
-        main = self.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch")
+        main = self.env.ref(DISPATCH_CRON)
         workers = (
             self.env["ir.cron"]
             .sudo()
@@ -743,9 +745,7 @@ class SmsMicrofunnelTrace(models.Model):
             limit=1,
         )
         if scheduled:
-            self.env.ref("sms_microfunnel.ir_cron_sms_funnel_dispatch")._trigger(
-                at=scheduled.enroll_at
-            )
+            self.env.ref(DISPATCH_CRON)._trigger(at=scheduled.enroll_at)
         upcoming = self.env.execute_query(
             SQL("SELECT t.due_at %s ORDER BY t.due_at, t.id LIMIT 1", self._due_sql())
         )
