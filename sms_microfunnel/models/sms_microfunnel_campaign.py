@@ -15,6 +15,9 @@ from .sms_microfunnel_gate import _aware
 from .sms_microfunnel_trace import DISPATCH_CRON
 
 TARGET_MODELS = [("res.partner", "Contacts"), ("crm.lead", "CRM Leads")]
+#: audiences up to this size are enrolled while the user waits (a few
+#: seconds); larger ones by the dispatch job, committed chunk by chunk
+ENROL_NOW_MAX = 50000
 # key rates of a funnel (report and alerts)
 RATE_MEASURES = [
     "recipient_count:sum",
@@ -116,6 +119,13 @@ class SmsMicrofunnelCampaign(models.Model):
         "the funnel is running.",
     )
     audience_enrolled_at = fields.Datetime(readonly=True, copy=False)
+    enroll_skip_blocked = fields.Boolean(
+        "Enroll Without the Blocked Records",
+        readonly=True,
+        copy=False,
+        help="The audience enrolled in the background leaves out the records "
+        "the pre-flight check blocks, as asked when it was launched.",
+    )
     event_token = fields.Char(
         "Event API Token",
         copy=False,
@@ -400,18 +410,24 @@ class SmsMicrofunnelCampaign(models.Model):
                 self.env._("Start the funnel before enrolling its audience.")
             )
         records = self._audience()
-        enrollments = self._enroll(records)
+        if len(records) > ENROL_NOW_MAX:
+            self._enroll_in_background()
+            message = self.env._(
+                "%(count)s records are being enrolled in the background; each "
+                "receives the first step as soon as it is enrolled.",
+                count=len(records),
+            )
+        else:
+            enrollments = self._enroll(records)
+            message = self.env._(
+                "%(count)s records enrolled (%(skipped)s already in this funnel).",
+                count=len(enrollments),
+                skipped=len(records) - len(enrollments),
+            )
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
-            "params": {
-                "type": "success",
-                "message": self.env._(
-                    "%(count)s records enrolled (%(skipped)s already in this funnel).",
-                    count=len(enrollments),
-                    skipped=len(records) - len(enrollments),
-                ),
-            },
+            "params": {"type": "success", "message": message},
         }
 
     def _consent_scope(self):
@@ -443,6 +459,10 @@ class SmsMicrofunnelCampaign(models.Model):
 
     @api.model
     def _cron_scheduled_enrolments(self):
+        """Enroll the audiences due (scheduled, or too large to enroll while
+        the user waits), committing chunk by chunk; an audience whose
+        enrolment the job's time cut short is finished by the next run
+        (triggered at once), skipping those already in."""
         now = fields.Datetime.now()
         due = self.search(
             [
@@ -451,10 +471,50 @@ class SmsMicrofunnelCampaign(models.Model):
                 ("audience_enrolled_at", "=", False),
             ]
         )
+        Enrollment = self.env["sms.microfunnel.enrollment"]
         for funnel in due:
-            funnel._enroll(funnel._audience())
-            funnel.audience_enrolled_at = now
+            # the gate decides chunk by chunk (bounded memory)
+            keep = funnel._not_blocked if funnel.enroll_skip_blocked else None
+            if not Enrollment._create_in_job(funnel, funnel._audience(), keep=keep):
+                self.env.ref(DISPATCH_CRON)._trigger()
+                return due
+            funnel.write({"audience_enrolled_at": now, "enroll_skip_blocked": False})
         return due
+
+    def _not_blocked(self, records):
+        """``records`` less those the gate blocks now (no consent, opted out,
+        invalid number…), as the pre-flight check of the launch shows them."""
+        self.ensure_one()
+        decisions = self.env["sms.microfunnel.gate"]._evaluate(
+            records,
+            self._audience_message_class(),
+            self.company_id,
+            fields.Datetime.now(),
+            scope=self._consent_scope(),
+        )
+        blocked = {d["res_id"] for d in decisions if d["action"] == "block"}
+        return records.browse([rid for rid in records.ids if rid not in blocked])
+
+    def _audience_message_class(self):
+        """The rules the audience is checked with before enrolment: those
+        of marketing messages when any step (or none yet) is marketing."""
+        self.ensure_one()
+        steps = self.step_ids
+        if not steps or "marketing" in steps.mapped("message_class"):
+            return "marketing"
+        return "transactional"
+
+    def _enroll_in_background(self, skip_blocked=False):
+        """Leave the enrolment of the audience to the dispatch job (chunks
+        committed one by one): for audiences larger than ENROL_NOW_MAX."""
+        self.write(
+            {
+                "enroll_at": fields.Datetime.now(),
+                "audience_enrolled_at": False,
+                "enroll_skip_blocked": skip_blocked,
+            }
+        )
+        self.env.ref(DISPATCH_CRON)._trigger()
 
     @api.model
     def _cron_decide_ab_winners(self):

@@ -107,13 +107,8 @@ class SmsMicrofunnelEnrollment(models.Model):
 
         Chunks of ENROL_CHUNK records: per chunk, one INSERT of enrolments and
         one of their first traces, so 100,000 records cost a few dozen
-        queries and bounded memory."""
-        existing_domain = [
-            ("campaign_id", "=", campaign.id),
-            ("res_model", "=", records._name),
-        ]
-        if campaign.reenroll == "after_exit":
-            existing_domain.append(("state", "=", "active"))
+        queries and bounded memory.  One transaction: the caller's (see
+        ``_create_in_job`` for audiences too large for one)."""
         if idempotency_key and self.sudo().search_count(
             [
                 ("campaign_id", "=", campaign.id),
@@ -121,10 +116,52 @@ class SmsMicrofunnelEnrollment(models.Model):
             ]
         ):
             return self.browse()
+        created = []
+        for ids, _more in self._enrol_chunks(
+            campaign, records, values, idempotency_key
+        ):
+            created += ids
+        if not created:
+            return self.browse()
+        self._analyze_after(len(created))
+        return self.browse(created).with_env(self.env)
+
+    def _create_in_job(self, campaign, records, keep=None):
+        """Enroll ``records`` in ``campaign`` from a cron job, committing
+        every chunk (``ir.cron._commit_progress``): a million records take
+        minutes, more than one transaction may last.  Stops once the job's
+        time is up; True when every record is in.  Run again, it skips
+        those already in, so a stopped (or killed) enrolment resumes.
+        ``keep(records)``: the records of a chunk to enroll (all without)."""
+        Cron = self.env["ir.cron"]
+        created = 0
+        complete = True
+        for ids, more in self._enrol_chunks(campaign, records, keep=keep):
+            if not ids:  # everyone of this chunk was in already
+                continue
+            created += len(ids)
+            if Cron._commit_progress() <= 0 and more:
+                complete = False
+                break
+        self._analyze_after(created)
+        Cron._commit_progress()
+        return complete
+
+    def _enrol_chunks(
+        self, campaign, records, values=None, idempotency_key=None, keep=None
+    ):
+        """Enroll ``records`` chunk by chunk, yielding the ids of each
+        chunk's new enrolments (their first traces scheduled) and whether
+        chunks follow; ``keep``: see ``_create_in_job``."""
+        existing_domain = [
+            ("campaign_id", "=", campaign.id),
+            ("res_model", "=", records._name),
+        ]
+        if campaign.reenroll == "after_exit":
+            existing_domain.append(("state", "=", "active"))
         now = fields.Datetime.now()
         segment = campaign.segment_id
         root_steps = campaign.step_ids.filtered(lambda s: not s.parent_id)
-        created = []
         asked = list(dict.fromkeys(records.ids))
         # a funnel's first audience has nobody in yet: nothing to look up
         anyone_in = bool(self.sudo().search_count(existing_domain, limit=1))
@@ -139,9 +176,13 @@ class SmsMicrofunnelEnrollment(models.Model):
                     for row in self.sudo().search_read(in_chunk, ["res_id"], load=None)
                 }
             todo_ids = [rid for rid in chunk_ids if rid not in taken]
-            if not todo_ids:
-                continue
+            more = start + ENROL_CHUNK < len(asked)
             todo = records.browse(todo_ids)
+            if keep is not None and todo:
+                todo = keep(todo)
+            if not todo:
+                yield [], more
+                continue
             numbers = self._target_numbers(todo)
             partners = self._target_partners(todo)
             members = set(segment._filter_members(todo).ids) if segment else set()
@@ -167,20 +208,19 @@ class SmsMicrofunnelEnrollment(models.Model):
             )
             enrollments = self.sudo().browse(ids)
             self.env["sms.microfunnel.trace"]._schedule(root_steps, enrollments)
-            created += ids
             if len(asked) > ENROL_CHUNK:
                 self.env.invalidate_all()  # bounded memory
-        if not created:
-            return self.browse()
-        if len(created) >= ANALYZE_FROM:
-            # PostgreSQL plans the dispatch's claim from the tables'
-            # statistics: refreshed now, its first chunk reads the index of
-            # due traces instead of sorting them all (autovacuum would
-            # refresh them later, or never where it is off)
+            yield ids, more
+
+    def _analyze_after(self, created):
+        """PostgreSQL plans the dispatch's claim from the tables' statistics:
+        refreshed after a large enrolment, its first chunk reads the index of
+        due traces instead of sorting them all (autovacuum would refresh them
+        later, or never where it is off)."""
+        if created >= ANALYZE_FROM:
             self.env.cr.execute(
                 SQL("ANALYZE sms_microfunnel_enrollment, sms_microfunnel_trace")
             )
-        return self.browse(created).with_env(self.env)
 
     @api.model
     def _target_numbers(self, records):

@@ -6,6 +6,11 @@ from freezegun import freeze_time
 
 from odoo.tests import tagged
 
+from odoo.addons.base.models import ir_cron
+from odoo.addons.sms_microfunnel.models import (
+    sms_microfunnel_campaign,
+    sms_microfunnel_enrollment,
+)
 from odoo.addons.sms_microfunnel.tests.common import (
     SUNDAY_11H_PARIS,
     TUESDAY_10H_PARIS,
@@ -446,6 +451,61 @@ class TestFunnelDispatch(FunnelCase):
         self.assertEqual(len(self.funnel.enrollment_ids), 2)
         self.assertTrue(self.funnel.audience_enrolled_at)
         self.assertEqual(len(self.outgoing(self.anna)), 1, "sent in the same run")
+
+    def test_scheduled_enrolment_commits_chunks_and_resumes(self):
+        """The dispatch job enrolls an audience chunk by chunk, committed:
+        a run whose time is up stops between two chunks, and the next run
+        goes on with the records not in yet, none enrolled twice."""
+        audience = self.anna | self.bruno | self.no_consent | self.opted_out
+        self.funnel.write(
+            {
+                "domain": f"[('id', 'in', {audience.ids})]",
+                "enroll_at": "2026-03-10 08:00:00",
+            }
+        )
+        enrolled, finished = [], []
+        with (
+            freeze_time(TUESDAY_10H_PARIS),
+            patch.object(sms_microfunnel_enrollment, "ENROL_CHUNK", 1),
+            # every run of a job has no time left after its first commit
+            patch.object(ir_cron, "MIN_TIME_PER_JOB", 0),
+            patch.object(ir_cron, "MIN_RUNS_PER_JOB", 1),
+        ):
+            self.funnel.action_start()
+            for _run in range(4):
+                self.dispatch()
+                enrolled.append(len(self.funnel.enrollment_ids))
+                finished.append(bool(self.funnel.audience_enrolled_at))
+        self.assertEqual(enrolled, [1, 2, 3, 4])
+        self.assertEqual(finished, [False, False, False, True])
+        self.assertEqual(
+            sorted(self.funnel.enrollment_ids.mapped("res_id")), sorted(audience.ids)
+        )
+        for partner in audience:
+            self.assertEqual(len(self.trace(partner, self.offer)), 1)
+        self.assertEqual(len(self.outgoing(self.anna)), 1)
+
+    def test_enrolling_a_large_audience_is_left_to_the_dispatch_job(self):
+        self.funnel.domain = f"[('id', 'in', {(self.anna | self.bruno).ids})]"
+        with (
+            freeze_time(TUESDAY_10H_PARIS),
+            patch.object(sms_microfunnel_campaign, "ENROL_NOW_MAX", 1),
+        ):
+            self.funnel.action_start()
+            action = self.funnel.action_enroll_audience()
+            self.assertIn("in the background", action["params"]["message"])
+            self.assertFalse(self.funnel.enrollment_ids, "not while the user waits")
+            self.assertEqual(self.funnel.enroll_at, datetime(2026, 3, 10, 9, 0))
+            self.dispatch()
+        self.assertEqual(len(self.funnel.enrollment_ids), 2)
+        self.assertTrue(self.funnel.audience_enrolled_at)
+        self.assertEqual(len(self.outgoing(self.anna)), 1)
+        # an audience of at most ENROL_NOW_MAX records is enrolled at once
+        self.funnel.domain = f"[('id', 'in', {(self.anna | self.no_consent).ids})]"
+        with freeze_time(TUESDAY_10H_PARIS):
+            action = self.funnel.action_enroll_audience()
+        self.assertIn("1 records enrolled", action["params"]["message"])
+        self.assertEqual(len(self.funnel.enrollment_ids), 3)
 
     def test_send_test_and_timeline(self):
         wizard = self.env["sms.microfunnel.send.test"].create(

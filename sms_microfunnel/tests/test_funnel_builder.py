@@ -3,6 +3,8 @@
 confirmation with pre-flight figures, step tree on unsaved funnels, waits in
 minutes/hours/days, live step figures, phone preview, dry-run labels."""
 
+from unittest.mock import patch
+
 from freezegun import freeze_time
 
 from odoo import Command
@@ -15,6 +17,7 @@ from odoo.addons.sms_microfunnel.tests.common import (
     confirm_consent,
     load_french,
 )
+from odoo.addons.sms_microfunnel.wizard import sms_microfunnel_launch
 
 
 @tagged("post_install", "-at_install")
@@ -125,6 +128,45 @@ class TestFunnelLaunch(FunnelCase):
         self.assertIn(stats["top_reason"], ("No consent", "Opted out"))
         reminder = self.funnel.step_stats[str(self.reminder.id)]
         self.assertEqual(reminder["scheduled"], 2)
+
+    def test_large_audience_enrolled_in_the_background_without_the_blocked(self):
+        """Above ENROL_NOW_MAX records the confirmation leaves the enrolment
+        to the dispatch job; the blocked records stay out unless asked."""
+        with (
+            freeze_time(TUESDAY_10H_PARIS),
+            patch.object(sms_microfunnel_launch, "ENROL_NOW_MAX", 1),
+        ):
+            action = self.funnel.with_context(launch_mode="start").action_open_launch()
+            wizard = self.env[action["res_model"]].browse(action["res_id"])
+            result = wizard.action_confirm()
+            message = result["params"]["message"]
+            self.assertIn("2 records are being enrolled in the background", message)
+            self.assertIn("2 blocked left out", message)
+            self.assertEqual(self.funnel.state, "running")
+            self.assertFalse(self.funnel.enrollment_ids, "not while the user waits")
+            self.assertTrue(self.funnel.enroll_skip_blocked)
+            self.dispatch()
+            self.funnel.invalidate_recordset()
+            self.assertEqual(
+                set(self.funnel.enrollment_ids.mapped("res_id")),
+                set((self.anna | self.bruno).ids),
+            )
+            self.assertTrue(self.funnel.audience_enrolled_at)
+            self.assertFalse(self.funnel.enroll_skip_blocked)
+            self.assertEqual(len(self.outgoing(self.anna)), 1)
+            # asked to: the blocked records too (their messages cancelled
+            # with the reason)
+            action = self.funnel.with_context(launch_mode="enroll").action_open_launch()
+            wizard = self.env[action["res_model"]].browse(action["res_id"])
+            wizard.keep_blocked = True
+            wizard.action_confirm()
+            self.assertFalse(self.funnel.enroll_skip_blocked)
+            self.dispatch()
+        self.funnel.invalidate_recordset()
+        self.assertEqual(len(self.funnel.enrollment_ids), 4)
+        self.assertEqual(
+            self.trace(self.no_consent, self.offer).cancel_reason, "no_consent"
+        )
 
     def test_enroll_on_empty_audience_is_refused(self):
         self.funnel.action_start()

@@ -7,6 +7,8 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools.misc import format_datetime
 
+from ..models.sms_microfunnel_campaign import ENROL_NOW_MAX
+
 
 class SmsFunnelLaunch(models.TransientModel):
     _name = "sms.microfunnel.launch"
@@ -53,9 +55,6 @@ class SmsFunnelLaunch(models.TransientModel):
     def _run_preflight(self):
         self.ensure_one()
         funnel = self.campaign_id
-        marketing = "marketing" in funnel.step_ids.mapped("message_class") or (
-            not funnel.step_ids
-        )
         preflight = self.env["sms.microfunnel.preflight"].create(
             {
                 "res_model": funnel.model_name,
@@ -63,7 +62,7 @@ class SmsFunnelLaunch(models.TransientModel):
                 "segment_id": funnel.segment_id.id,
                 "company_id": funnel.company_id.id,
                 "scope": funnel._consent_scope(),
-                "message_class": "marketing" if marketing else "transactional",
+                "message_class": funnel._audience_message_class(),
             }
         )
         preflight.action_check()
@@ -155,7 +154,18 @@ class SmsFunnelLaunch(models.TransientModel):
                 self.env._("Start the funnel before enrolling its audience.")
             )
         enrollments = self.env["sms.microfunnel.enrollment"]
-        if self.mode == "enroll" or self.enroll_now:
+        to_enroll = self.total_count - (0 if self.keep_blocked else self.block_count)
+        if (self.mode == "enroll" or self.enroll_now) and to_enroll > ENROL_NOW_MAX:
+            # minutes of work: the dispatch job enrolls them, chunk by chunk
+            funnel._enroll_in_background(skip_blocked=not self.keep_blocked)
+            message = self.env._(
+                "%(count)s records are being enrolled in the background "
+                "(%(blocked)s blocked left out); each receives the first step as "
+                "soon as it is enrolled.",
+                count=to_enroll,
+                blocked=0 if self.keep_blocked else self.block_count,
+            )
+        elif self.mode == "enroll" or self.enroll_now:
             records = self._records_to_enroll()
             enrollments = funnel._enroll(records)
             funnel.audience_enrolled_at = fields.Datetime.now()
