@@ -19,7 +19,9 @@ Not a test (never collected by ``setup/test``): it measures.  It
    link, sent with ``action_send_sms`` (Odoo's composer: ``sms.sms`` +
    ``mailing.trace`` + ``sms.tracker`` queued);
 4. **our path** (``--sizes``): a funnel with one SMS step of the same text;
-   enrolment of the whole audience (``_enroll``), then the dispatch jobs
+   enrolment of the whole audience as the launch does it (``_enroll`` in one
+   transaction up to ``ENROL_NOW_MAX`` records; beyond, the dispatch job's
+   enrolment of due audiences, one commit per chunk), then the dispatch jobs
    (``_cron_dispatch``) until nothing is due, as one server runs them: one
    per cron thread (``--cron-threads``, Odoo's default ``max_cron_threads``
    of 2: the dispatch job and its worker 2, claiming disjoint chunks), each
@@ -381,20 +383,38 @@ def phase_odoo_send(env, size, prefix):
 
 
 def phase_enrol(env, size, prefix, funnel_name):
-    """A funnel with one SMS step; enrol the audience (one transaction)."""
+    """A funnel with one SMS step; enrol the audience as the launch does: at
+    once (one transaction) up to ``ENROL_NOW_MAX`` records, beyond by the
+    dispatch job's enrolment of due audiences, one commit per chunk (run
+    here outside Odoo's cron runner, so with no time limit)."""
+    from odoo.addons.sms_microfunnel.models.sms_microfunnel_campaign import (  # noqa: PLC0415
+        ENROL_NOW_MAX,
+    )
+
     funnel = env["sms.microfunnel.campaign"].create(
-        {"name": funnel_name, "model_name": "res.partner"}
+        {
+            "name": funnel_name,
+            "model_name": "res.partner",
+            "domain": repr([("name", "=like", f"{prefix}%")]),
+        }
     )
     env["sms.microfunnel.step"].create(
         {"campaign_id": funnel.id, "name": "Offer", "body": BODY}
     )
     funnel.action_start()
     partners = env["res.partner"].search([("name", "=like", f"{prefix}%")])
+    in_job = len(partners) > ENROL_NOW_MAX
+    if in_job:
+        funnel._enroll_in_background()
     env.cr.commit()
     env.invalidate_all()
     counter = Counter(env.cr)
     profiler = start_profile()
-    funnel._enroll(partners)
+    if in_job:
+        del partners
+        funnel._cron_scheduled_enrolments()
+    else:
+        funnel._enroll(partners)
     env.cr.commit()
     stop_profile(profiler)
     result = counter.result(size)
