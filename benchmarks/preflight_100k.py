@@ -62,7 +62,10 @@ FILL = [
              WHEN i %% 100 BETWEEN 83 AND 84
                THEN '+336' || lpad((i - i %% 100 + 1)::text, 8, '0')
              WHEN i %% 100 BETWEEN 85 AND 94 THEN '+1305' || lpad(i::text, 7, '0')
-             WHEN i %% 100 >= 95 THEN '+6877' || lpad((i %% 100000)::text, 5, '0')
+             -- one New Caledonia number each (5 per 100 contacts: 2,000,000
+             -- contacts fit in the 100,000 numbers +6877xxxxx)
+             WHEN i %% 100 >= 95
+               THEN '+6877' || lpad((i / 100 * 5 + i %% 100 - 95)::text, 5, '0')
              ELSE '+336' || lpad(i::text, 8, '0')
            END AS phone,
            CASE
