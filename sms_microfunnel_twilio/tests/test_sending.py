@@ -255,6 +255,30 @@ class TestTwilioSendingEndToEnd(TwilioSimulatorCase):
         self.assertGreater(stamps[-1] - stamps[0], 2.5)
         self.assertLess(elapsed, 5.0)
 
+    def test_late_departures_never_bunch_above_the_cap(self):
+        """Departures closer together than the cap allows (one left late,
+        within the tolerance, the next ones on time) still leave at most N in
+        any second, measured at the simulator."""
+        now = time.monotonic()
+        # six departures of a 5-per-second schedule squeezed into half a second
+        slots = [now + 0.05 + 0.1 * index for index in range(6)]
+        with sms_api.TwilioTransport(
+            api_base_url=self.api_base_url, rate=5, max_workers=8, slots=slots
+        ) as transport:
+            futures = [
+                transport.post(
+                    self.messages_url,
+                    data={"To": f"+3360000001{i}", "From": OUR_NUMBER, "Body": "Hi"},
+                    auth=(ACCOUNT, TOKEN),
+                )
+                for i in range(6)
+            ]
+            kinds = {future.result().kind for future in futures}
+        self.assertEqual(kinds, {"response"})
+        stamps = sorted(c["time"] for c in self.sim.creates())
+        self.assertEqual(len(stamps), 6)
+        self.assertGreaterEqual(stamps[5] - stamps[0], 1.0, "6 in one second")
+
     def test_concurrency_beats_latency(self):
         self.company.sudo().sms_twilio_max_mps = 200
         self.sim.set_latency(0.3)

@@ -414,15 +414,6 @@ class Pacer:
                     return now
                 time.sleep(self.window - (now - self._slots[-rate]))
 
-    def record(self):
-        """Note a departure paced elsewhere (the shared schedule), so that the
-        retries paced here count it."""
-        with self._lock:
-            now = time.monotonic()
-            while self._slots and now - self._slots[0] >= self.window:
-                self._slots.popleft()
-            self._slots.append(now)
-
 
 _executor = None
 _executor_lock = threading.Lock()
@@ -638,7 +629,10 @@ class TwilioTransport:
                 delay = slot - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                self.pacer.record()
+                # a departure left late (within LATE_TOLERANCE) shortens the
+                # gap to the next ones: this process's window keeps them to
+                # the cap in any second all the same (retries count too)
+                self.pacer.acquire(self.rate)
 
             outcome.posts += 1
             try:
