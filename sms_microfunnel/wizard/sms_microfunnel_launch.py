@@ -153,9 +153,10 @@ class SmsFunnelLaunch(models.TransientModel):
             raise UserError(
                 self.env._("Start the funnel before enrolling its audience.")
             )
-        enrollments = self.env["sms.microfunnel.enrollment"]
-        to_enroll = self.total_count - (0 if self.keep_blocked else self.block_count)
-        if (self.mode == "enroll" or self.enroll_now) and to_enroll > ENROL_NOW_MAX:
+        enroll = self.mode == "enroll" or self.enroll_now
+        blocked = 0 if self.keep_blocked else self.block_count
+        to_enroll = self.total_count - blocked
+        if enroll and to_enroll > ENROL_NOW_MAX:
             # minutes of work: the dispatch job enrolls them, chunk by chunk
             funnel._enroll_in_background(skip_blocked=not self.keep_blocked)
             message = self.env._(
@@ -163,9 +164,9 @@ class SmsFunnelLaunch(models.TransientModel):
                 "(%(blocked)s blocked left out); each receives the first step as "
                 "soon as it is enrolled.",
                 count=to_enroll,
-                blocked=0 if self.keep_blocked else self.block_count,
+                blocked=blocked,
             )
-        elif self.mode == "enroll" or self.enroll_now:
+        elif enroll:
             records = self._records_to_enroll()
             enrollments = funnel._enroll(records)
             funnel.audience_enrolled_at = fields.Datetime.now()
@@ -174,7 +175,7 @@ class SmsFunnelLaunch(models.TransientModel):
                 "%(blocked)s blocked left out).",
                 count=len(enrollments),
                 skipped=len(records) - len(enrollments),
-                blocked=0 if self.keep_blocked else self.block_count,
+                blocked=blocked,
             )
         else:
             message = self.env._(
